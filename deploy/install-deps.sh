@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages detr-serve needs to build, test and serve.
+# Idempotent: only packages that are missing are installed, so a set-up machine
+# pays one dpkg query and nothing else. Run as root (CI and `make` do).
+set -euo pipefail
+
+# Build and runtime of the C++ code.
+BUILD_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev
+  libopenblas0-openmp          # LibTorch's BLAS: ~15x the reference BLAS here
+  libopencv-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  prometheus-cpp-dev
+  libspdlog-dev libfmt-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+# Reference scripts (checkpoint conversion, the PyTorch eager benchmark) and
+# the observability tests (a real Prometheus, promtool).
+TOOL_PACKAGES=(
+  python3 python3-torch python3-torchvision python3-numpy
+  prometheus
+)
+
+missing=()
+for pkg in "${BUILD_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or: sudo $0)" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
