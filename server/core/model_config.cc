@@ -1,0 +1,234 @@
+#include "server/core/model_config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace detr {
+namespace {
+
+using nlohmann::json;
+
+constexpr AttentionSite kSites[] = {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf,
+                                    AttentionSite::kDecoderCross};
+
+[[noreturn]] void Invalid(const std::string& source, const std::string& field, const std::string& what) {
+  throw std::invalid_argument(source + ": '" + field + "' " + what);
+}
+
+template <typename T>
+T Get(const json& j, const std::string& source, const std::string& field) {
+  try {
+    return j.get<T>();
+  } catch (const json::exception&) {
+    Invalid(source, field, "has the wrong type (" + std::string(j.type_name()) + ")");
+  }
+}
+
+AttentionType ParseType(const std::string& name, const std::string& source, const std::string& field) {
+  for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization}) {
+    if (name == ToString(type)) return type;
+  }
+  Invalid(source, field, "is '" + name + "'; expected softmax, softmax_identity_qk or optimization");
+}
+
+Normalizer ParseNormalizer(const std::string& name, const std::string& source, const std::string& field) {
+  for (auto n : {Normalizer::kReluPower, Normalizer::kAbsPower, Normalizer::kSoftmax}) {
+    if (name == ToString(n)) return n;
+  }
+  Invalid(source, field, "is '" + name + "'; expected relu_power, abs_power or softmax");
+}
+
+AttentionOptions ParseAttention(const json& j, const std::string& source, const std::string& site) {
+  AttentionOptions options;
+  if (j.is_string()) {  // shorthand: "decoder.cross": "optimization"
+    options.type = ParseType(j.get<std::string>(), source, site);
+    return options;
+  }
+  if (!j.is_object()) Invalid(source, site, "must be a type name or an object");
+  for (const auto& [key, value] : j.items()) {
+    const std::string field = site + "." + key;
+    if (key == "type") options.type = ParseType(Get<std::string>(value, source, field), source, field);
+    else if (key == "iterations") options.iterations = Get<int>(value, source, field);
+    else if (key == "lambda") options.lambda = Get<double>(value, source, field);
+    else if (key == "rho") options.rho = Get<double>(value, source, field);
+    else if (key == "power") options.power = Get<double>(value, source, field);
+    else if (key == "normalizer") options.normalizer = ParseNormalizer(Get<std::string>(value, source, field), source, field);
+    else if (key == "normalize_inputs") options.normalize_inputs = Get<bool>(value, source, field);
+    else if (key == "exclude_self") options.exclude_self = Get<bool>(value, source, field);
+    else if (key == "top_k") options.top_k = Get<int>(value, source, field);
+    else if (key == "random_tokens") options.random_tokens = Get<int>(value, source, field);
+    else if (key == "random_seed") options.random_seed = Get<std::uint64_t>(value, source, field);
+    else Invalid(source, field, "is not an attention option");
+  }
+  return options;
+}
+
+json AttentionToJson(const AttentionOptions& o) {
+  json j = {{"type", ToString(o.type)}};
+  if (o.type != AttentionType::kOptimization) return j;
+  j["iterations"] = o.iterations;
+  j["lambda"] = o.lambda;
+  j["rho"] = o.rho;
+  j["power"] = o.power;
+  j["normalizer"] = ToString(o.normalizer);
+  j["normalize_inputs"] = o.normalize_inputs;
+  if (o.exclude_self) j["exclude_self"] = *o.exclude_self;
+  j["top_k"] = o.top_k;
+  j["random_tokens"] = o.random_tokens;
+  j["random_seed"] = o.random_seed;
+  return j;
+}
+
+void Require(bool ok, const std::string& field, const std::string& what) {
+  if (!ok) throw std::invalid_argument("model config: '" + field + "' " + what);
+}
+
+}  // namespace
+
+const char* ToString(AttentionType type) {
+  switch (type) {
+    case AttentionType::kSoftmax: return "softmax";
+    case AttentionType::kSoftmaxIdentityQk: return "softmax_identity_qk";
+    case AttentionType::kOptimization: return "optimization";
+  }
+  return "?";
+}
+
+const char* ToString(Normalizer normalizer) {
+  switch (normalizer) {
+    case Normalizer::kReluPower: return "relu_power";
+    case Normalizer::kAbsPower: return "abs_power";
+    case Normalizer::kSoftmax: return "softmax";
+  }
+  return "?";
+}
+
+const char* ToString(AttentionSite site) {
+  switch (site) {
+    case AttentionSite::kEncoderSelf: return "encoder.self";
+    case AttentionSite::kDecoderSelf: return "decoder.self";
+    case AttentionSite::kDecoderCross: return "decoder.cross";
+  }
+  return "?";
+}
+
+bool AttentionOptions::ExcludesSelf(AttentionSite site) const {
+  return exclude_self.value_or(site != AttentionSite::kDecoderCross);
+}
+
+const AttentionOptions& ModelConfig::attention(AttentionSite site) const {
+  switch (site) {
+    case AttentionSite::kEncoderSelf: return encoder_self;
+    case AttentionSite::kDecoderSelf: return decoder_self;
+    case AttentionSite::kDecoderCross: return decoder_cross;
+  }
+  throw std::logic_error("unknown attention site");
+}
+
+AttentionOptions& ModelConfig::attention(AttentionSite site) {
+  return const_cast<AttentionOptions&>(static_cast<const ModelConfig&>(*this).attention(site));
+}
+
+ModelConfig ModelConfig::FromJsonText(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw std::invalid_argument(source + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw std::invalid_argument(source + ": must be a JSON object");
+  ModelConfig c;
+  for (const auto& [key, value] : j.items()) {
+    if (key == "backbone") c.backbone = Get<std::string>(value, source, key);
+    else if (key == "dilation") c.dilation = Get<bool>(value, source, key);
+    else if (key == "hidden_dim") c.hidden_dim = Get<int>(value, source, key);
+    else if (key == "nheads") c.nheads = Get<int>(value, source, key);
+    else if (key == "enc_layers") c.enc_layers = Get<int>(value, source, key);
+    else if (key == "dec_layers") c.dec_layers = Get<int>(value, source, key);
+    else if (key == "dim_feedforward") c.dim_feedforward = Get<int>(value, source, key);
+    else if (key == "num_queries") c.num_queries = Get<int>(value, source, key);
+    else if (key == "num_classes") c.num_classes = Get<int>(value, source, key);
+    else if (key == "position_embedding") c.position_embedding = Get<std::string>(value, source, key);
+    else if (key == "normalize_before") c.normalize_before = Get<bool>(value, source, key);
+    else if (key == "seed") continue;  // the fixture records its weight seed; no effect on the architecture
+    else if (key == "attention") {
+      if (!value.is_object()) Invalid(source, key, "must be an object keyed by site");
+      for (const auto& [site_name, site_value] : value.items()) {
+        bool known = false;
+        for (auto site : kSites) {
+          if (site_name == ToString(site)) {
+            c.attention(site) = ParseAttention(site_value, source, "attention." + site_name);
+            known = true;
+          }
+        }
+        if (!known) Invalid(source, "attention." + site_name, "is not a site (encoder.self, decoder.self, decoder.cross)");
+      }
+    } else {
+      Invalid(source, key, "is not a model config key");
+    }
+  }
+  try {
+    c.Validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(source + ": " + e.what());
+  }
+  return c;
+}
+
+ModelConfig ModelConfig::FromJsonFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(path + ": cannot open model config");
+  std::stringstream text;
+  text << in.rdbuf();
+  return FromJsonText(text.str(), path);
+}
+
+std::string ModelConfig::ToJsonText() const {
+  json j = {{"backbone", backbone},
+            {"dilation", dilation},
+            {"hidden_dim", hidden_dim},
+            {"nheads", nheads},
+            {"enc_layers", enc_layers},
+            {"dec_layers", dec_layers},
+            {"dim_feedforward", dim_feedforward},
+            {"num_queries", num_queries},
+            {"num_classes", num_classes},
+            {"position_embedding", position_embedding},
+            {"normalize_before", normalize_before}};
+  for (auto site : kSites) j["attention"][ToString(site)] = AttentionToJson(attention(site));
+  return j.dump(2);
+}
+
+void ModelConfig::Validate() const {
+  static const std::set<std::string> kBackbones = {"resnet18", "resnet34", "resnet50", "resnet101"};
+  Require(kBackbones.count(backbone) != 0, "backbone", "must be resnet18, resnet34, resnet50 or resnet101");
+  Require(!dilation || backbone == "resnet50" || backbone == "resnet101", "dilation",
+          "(DC5) needs a bottleneck backbone (resnet50/101), as in torchvision");
+  Require(hidden_dim > 0 && nheads > 0 && hidden_dim % nheads == 0, "hidden_dim",
+          "must be positive and divisible by nheads");
+  Require(enc_layers >= 0, "enc_layers", "must be >= 0");
+  Require(dec_layers > 0, "dec_layers", "must be > 0");
+  Require(dim_feedforward > 0, "dim_feedforward", "must be > 0");
+  Require(num_queries > 0, "num_queries", "must be > 0");
+  Require(num_classes > 0, "num_classes", "must be > 0");
+  Require(position_embedding == "sine" || position_embedding == "v2", "position_embedding",
+          "must be 'sine' (learned embeddings are not supported)");
+  for (auto site : kSites) {
+    const auto& a = attention(site);
+    const std::string prefix = std::string("attention.") + ToString(site) + ".";
+    Require(a.iterations >= 1, prefix + "iterations", "must be >= 1");
+    Require(a.lambda >= 0, prefix + "lambda", "must be >= 0");
+    Require(a.rho > 0, prefix + "rho", "must be > 0");
+    Require(a.power > 0, prefix + "power", "must be > 0");
+    Require(a.top_k >= 0, prefix + "top_k", "must be >= 0");
+    Require(a.random_tokens >= 0, prefix + "random_tokens", "must be >= 0");
+    Require(!(site == AttentionSite::kDecoderCross && a.exclude_self.value_or(false)),
+            prefix + "exclude_self", "only applies to self-attention sites");
+  }
+}
+
+}  // namespace detr

@@ -1,0 +1,63 @@
+// The ResNet body of DETR's backbone (torchvision's ResNet v1.5 layout, with
+// frozen batch-norm), registered under the official checkpoint names:
+// conv1, bn1, layer1..layer4, each block conv1/bn1/conv2/bn2[/conv3/bn3] and
+// downsample.{0,1}.
+#pragma once
+
+#include <string>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/pimpl.h>
+
+#include "server/core/frozen_batch_norm.h"
+
+namespace detr {
+
+/// A BasicBlock (resnet18/34) or a Bottleneck (resnet50/101).
+class ResidualBlockImpl : public torch::nn::Module {
+ public:
+  ResidualBlockImpl(bool bottleneck, int64_t in_channels, int64_t planes, int64_t stride,
+                    int64_t dilation, bool with_downsample);
+
+  at::Tensor forward(const at::Tensor& x);
+  void FoldBatchNorms();
+
+ private:
+  bool bottleneck_;
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  FrozenBatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  torch::nn::Sequential downsample{nullptr};  // {0: 1x1 conv, 1: FrozenBatchNorm2d}
+};
+TORCH_MODULE(ResidualBlock);
+
+class ResNetBodyImpl : public torch::nn::Module {
+ public:
+  /// name: resnet18, resnet34, resnet50 or resnet101. dilate_last: DC5.
+  ResNetBodyImpl(const std::string& name, bool dilate_last);
+
+  /// x: (B, 3, H, W) normalised image -> (B, num_channels(), H/32, W/32)
+  /// (H/16, W/16 with DC5).
+  at::Tensor forward(const at::Tensor& x);
+
+  /// Folds every frozen batch-norm into its convolution and stores the
+  /// convolution weights channels-last, the layout oneDNN's CPU kernels prefer.
+  void PrepareForInference();
+
+  int64_t num_channels() const { return num_channels_; }
+
+ private:
+  torch::nn::Sequential MakeLayer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride,
+                                  bool dilate);
+
+  int64_t in_channels_ = 64;
+  int64_t dilation_ = 1;
+  int64_t num_channels_ = 0;
+  torch::nn::Conv2d conv1{nullptr};
+  FrozenBatchNorm2d bn1{nullptr};
+  torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
+};
+TORCH_MODULE(ResNetBody);
+
+}  // namespace detr

@@ -1,0 +1,25 @@
+#include "server/core/runtime.h"
+
+#include <sstream>
+#include <thread>
+
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <torch/version.h>
+
+namespace detr {
+
+void ConfigureThreads(int intra_op_threads) {
+  const int threads = intra_op_threads > 0 ? intra_op_threads
+                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+}
+
+std::string RuntimeSummary() {
+  std::ostringstream text;
+  text << "LibTorch " << TORCH_VERSION << ", " << at::get_num_threads() << " intra-op thread(s), MKL-DNN "
+       << (at::hasMKLDNN() ? "on" : "off");
+  return text.str();
+}
+
+}  // namespace detr
