@@ -1,0 +1,281 @@
+// The "What must hold" list of docs/optimization-attention.md, one test each,
+// plus the options of the optimization type.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+
+#include "server/core/detr.h"
+#include "server/core/multihead_attention.h"
+#include "server/core/optimization_attention.h"
+
+namespace detr {
+namespace {
+
+at::Tensor Randn(at::IntArrayRef shape, at::ScalarType dtype = at::kDouble) {
+  return at::randn(shape, at::TensorOptions().dtype(dtype));
+}
+
+struct Problem {
+  OptimizationProblem problem;
+  AttentionOptions options;
+};
+
+Problem SmallProblem(int64_t n, int64_t m, int64_t dh, bool pad, bool exclude_self) {
+  Problem p;
+  p.problem.queries = Randn({2, 3, n, dh});
+  p.problem.dictionary = Randn({2, 3, m, dh});
+  if (pad) {
+    p.problem.key_padding = at::zeros({2, m}, at::kBool);
+    p.problem.key_padding.index_put_({1, at::indexing::Slice(m - 3, m)}, true);
+  }
+  p.problem.exclude_self = exclude_self;
+  return p;
+}
+
+class SeededTest : public ::testing::Test {
+ protected:
+  void SetUp() override { at::manual_seed(20261127); }
+};
+
+using OptimizationAttentionTest = SeededTest;
+
+// With K in the thousands, Z is the LASSO optimum: the KKT conditions hold.
+TEST_F(OptimizationAttentionTest, ManyStepsReachTheLassoOptimum) {
+  for (bool exclude_self : {false, true}) {
+    auto p = SmallProblem(10, 10, 6, /*pad=*/true, exclude_self);
+    p.options.type = AttentionType::kOptimization;
+    p.options.iterations = 5000;
+    p.options.lambda = 0.05;
+    auto allowed = AllowedCoefficients(p.problem);
+    auto q = PrepareQueries(p.problem.queries, p.options);
+    auto d = PrepareDictionary(p.problem, p.options);
+    auto z = SolveCoefficients(q, d, allowed, p.options);
+
+    auto gradient = at::matmul(q - at::matmul(z, d), d.transpose(-1, -2));  // r D^T
+    auto free = allowed.expand_as(z) > 0;
+    auto nonzero = (z != 0) & free;
+    auto zero = (z == 0) & free;
+    ASSERT_GT(nonzero.sum().item<int64_t>(), 0);
+    ASSERT_GT(zero.sum().item<int64_t>(), 0) << "lambda too small to make anything sparse";
+    auto active_violation = (gradient - p.options.lambda * z.sign()).abs().masked_select(nonzero).max();
+    auto inactive_violation = gradient.abs().masked_select(zero).max();
+    EXPECT_LE(active_violation.item<double>(), 1e-5) << "exclude_self=" << exclude_self;
+    EXPECT_LE(inactive_violation.item<double>(), p.options.lambda + 1e-5) << "exclude_self=" << exclude_self;
+    // Constrained coefficients stay exactly zero.
+    EXPECT_EQ(z.masked_select(~free).abs().max().item<double>(), 0.0);
+  }
+}
+
+// The Woodbury/Cholesky path equals the explicit (D D^T + rho I)^-1 path.
+TEST_F(OptimizationAttentionTest, WoodburyEqualsDirectInverse) {
+  for (double rho : {0.5, 1.0, 3.0}) {
+    auto p = SmallProblem(7, 12, 5, /*pad=*/true, /*exclude_self=*/false);
+    p.options.iterations = 5;
+    p.options.rho = rho;
+    auto allowed = AllowedCoefficients(p.problem);
+    auto q = PrepareQueries(p.problem.queries, p.options);
+    auto d = PrepareDictionary(p.problem, p.options);
+    auto fast = SolveCoefficients(q, d, allowed, p.options);
+    auto direct = SolveCoefficientsDirect(q, d, allowed, p.options);
+    EXPECT_LE((fast - direct).abs().max().item<double>(), 1e-6) << "rho=" << rho;
+  }
+}
+
+MultiheadAttention MakeSite(AttentionType type, AttentionSite site, AttentionOptions options = {}) {
+  options.type = type;
+  auto attention = MultiheadAttention(16, 4, site, options, std::string(ToString(site)) + ".0");
+  attention->to(at::kDouble);
+  return attention;
+}
+
+// Padded keys get exactly zero weight, and their content changes nothing.
+TEST_F(OptimizationAttentionTest, PaddedKeysGetZeroWeightAndChangeNothing) {
+  auto p = SmallProblem(6, 9, 4, /*pad=*/true, false);
+  p.options.random_tokens = 2;
+  p.problem.random_directions = Randn({3, 2, 4});
+  auto allowed = AllowedCoefficients(p.problem);
+  auto z = SolveCoefficients(PrepareQueries(p.problem.queries, p.options),
+                             PrepareDictionary(p.problem, p.options), allowed, p.options);
+  for (auto normalizer : {Normalizer::kReluPower, Normalizer::kAbsPower, Normalizer::kSoftmax}) {
+    p.options.normalizer = normalizer;
+    auto weights = CoefficientsToWeights(z, allowed, p.options);
+    auto padded_weights = weights[1].slice(-1, 6, 9);  // image 1's last 3 keys are padding
+    EXPECT_EQ(padded_weights.abs().max().item<double>(), 0.0) << ToString(normalizer);
+  }
+
+  for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization}) {
+    for (auto site : {AttentionSite::kDecoderCross, AttentionSite::kEncoderSelf}) {
+      AttentionOptions options;
+      options.random_tokens = 3;
+      auto attention = MakeSite(type, site, options);
+      const int64_t n = site == AttentionSite::kEncoderSelf ? 9 : 5;
+      auto query = Randn({2, n, 16});
+      auto key = site == AttentionSite::kEncoderSelf ? query : Randn({2, 9, 16});
+      auto value = Randn({2, 9, 16});
+      auto padding = at::zeros({2, 9}, at::kBool);
+      padding.index_put_({0, at::indexing::Slice(6, 9)}, true);
+      auto before = attention(query, key, value, padding);
+
+      auto key2 = key.clone(), value2 = value.clone(), query2 = query.clone();
+      key2.index_put_({0, at::indexing::Slice(6, 9)}, Randn({3, 16}) * 10);
+      value2.index_put_({0, at::indexing::Slice(6, 9)}, Randn({3, 16}) * 10);
+      if (site == AttentionSite::kEncoderSelf) {
+        query2 = key2;  // self-attention: the padded tokens are queries too
+      }
+      auto after = attention(query2, site == AttentionSite::kEncoderSelf ? query2 : key2, value2, padding);
+      // Outputs of real (unpadded) query tokens do not move.
+      const int64_t real = site == AttentionSite::kEncoderSelf ? 6 : n;
+      EXPECT_LE((before[0].slice(0, 0, real) - after[0].slice(0, 0, real)).abs().max().item<double>(), 1e-12)
+          << ToString(type) << " " << ToString(site);
+      EXPECT_TRUE(before[1].equal(after[1]));
+    }
+  }
+}
+
+// An image's output does not depend on the other images of its batch.
+TEST_F(OptimizationAttentionTest, OutputDoesNotDependOnBatchMates) {
+  for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization}) {
+    ModelConfig config;
+    config.backbone = "resnet18";
+    config.hidden_dim = 32;
+    config.nheads = 4;
+    config.enc_layers = 1;
+    config.dec_layers = 2;
+    config.dim_feedforward = 64;
+    config.num_queries = 5;
+    for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
+      config.attention(site).type = type;
+      config.attention(site).random_tokens = 2;
+    }
+    Detr model(config);
+    model->PrepareForInference();
+    torch::NoGradGuard no_grad;
+    auto images = Randn({3, 3, 64, 96}, at::kFloat);
+    auto mask = at::zeros({3, 64, 96}, at::kBool);
+    auto together = model->forward(images, mask);
+    for (int64_t i = 0; i < 3; ++i) {
+      auto alone = model->forward(images.slice(0, i, i + 1), mask.slice(0, i, i + 1));
+      EXPECT_LE((alone.logits[0] - together.logits[i]).abs().max().item<double>(), 1e-4) << ToString(type);
+      EXPECT_LE((alone.boxes[0] - together.boxes[i]).abs().max().item<double>(), 1e-4) << ToString(type);
+    }
+  }
+}
+
+// Gradients through the K unrolled steps are finite and match finite differences.
+TEST_F(OptimizationAttentionTest, GradientsMatchFiniteDifferences) {
+  AttentionOptions options;
+  options.iterations = 4;
+  options.random_tokens = 2;
+  auto attention = MakeSite(AttentionType::kOptimization, AttentionSite::kDecoderCross, options);
+  auto query = Randn({1, 3, 16}).requires_grad_();
+  auto key = Randn({1, 7, 16}).requires_grad_();
+  auto value = Randn({1, 7, 16}).requires_grad_();
+  auto probe = Randn({1, 3, 16});
+  auto loss_of = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    return (attention(q, k, v) * probe).sum();
+  };
+  loss_of(query, key, value).backward();
+  for (auto* input : {&query, &key, &value}) {
+    auto analytic = input->grad();
+    ASSERT_TRUE(analytic.isfinite().all().item<bool>());
+    ASSERT_GT(analytic.abs().max().item<double>(), 0.0);
+    torch::NoGradGuard no_grad;
+    auto flat = input->detach().clone().view(-1);
+    const double h = 1e-6;
+    double worst = 0;
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      const double original = flat[i].item<double>();
+      flat[i] = original + h;
+      auto shaped = flat.view(input->sizes());
+      auto plus = loss_of(input == &query ? shaped : query, input == &key ? shaped : key,
+                          input == &value ? shaped : value).item<double>();
+      flat[i] = original - h;
+      auto minus = loss_of(input == &query ? shaped : query, input == &key ? shaped : key,
+                           input == &value ? shaped : value).item<double>();
+      flat[i] = original;
+      const double numeric = (plus - minus) / (2 * h);
+      worst = std::max(worst, std::abs(numeric - analytic.view(-1)[i].item<double>()));
+    }
+    EXPECT_LE(worst, 1e-5);
+  }
+}
+
+TEST_F(OptimizationAttentionTest, SelfIsExcludedFromItsOwnDictionary) {
+  // dh well above m: rows are nearly orthogonal, so only a query's own row
+  // reconstructs it well.
+  auto p = SmallProblem(8, 8, 32, false, /*exclude_self=*/true);
+  auto allowed = AllowedCoefficients(p.problem);
+  auto z = SolveCoefficients(PrepareQueries(p.problem.queries, p.options),
+                             PrepareDictionary(p.problem, p.options), allowed, p.options);
+  EXPECT_EQ(z.diagonal(0, -2, -1).abs().max().item<double>(), 0.0);
+  // Without the exclusion a query is best reconstructed by itself.
+  p.problem.exclude_self = false;
+  auto free = SolveCoefficients(PrepareQueries(p.problem.queries, p.options),
+                                PrepareDictionary(p.problem, p.options), AllowedCoefficients(p.problem), p.options);
+  EXPECT_TRUE((free.diagonal(0, -2, -1) > 0).all().item<bool>());
+}
+
+TEST_F(OptimizationAttentionTest, TopKKeepsAtMostKWeightsPerRow) {
+  auto p = SmallProblem(6, 20, 8, false, false);
+  p.options.lambda = 0.001;  // dense coefficients, so top-k has work to do
+  p.options.top_k = 3;
+  auto allowed = AllowedCoefficients(p.problem);
+  auto z = SolveCoefficients(PrepareQueries(p.problem.queries, p.options),
+                             PrepareDictionary(p.problem, p.options), allowed, p.options);
+  for (auto normalizer : {Normalizer::kReluPower, Normalizer::kAbsPower, Normalizer::kSoftmax}) {
+    p.options.normalizer = normalizer;
+    auto weights = CoefficientsToWeights(z, allowed, p.options);
+    EXPECT_LE((weights > 0).sum(-1).max().item<int64_t>(), 3) << ToString(normalizer);
+    EXPECT_LE(weights.sum(-1).max().item<double>(), 1.0 + 1e-9);
+  }
+}
+
+TEST_F(OptimizationAttentionTest, RandomTokensAreReproduciblePerSeedAndSite) {
+  AttentionOptions options;
+  options.random_tokens = 4;
+  auto query = Randn({1, 5, 16});
+  auto key = Randn({1, 9, 16});
+  auto run = [&](uint64_t seed, const std::string& site_id) {
+    options.random_seed = seed;
+    options.type = AttentionType::kOptimization;
+    torch::manual_seed(1);  // same projection weights for every instance
+    MultiheadAttention attention(16, 4, AttentionSite::kDecoderCross, options, site_id);
+    attention->to(at::kDouble);
+    return attention(query, key, key);
+  };
+  EXPECT_TRUE(run(7, "decoder.cross.0").equal(run(7, "decoder.cross.0")));
+  EXPECT_FALSE(run(7, "decoder.cross.0").equal(run(8, "decoder.cross.0")));
+  EXPECT_FALSE(run(7, "decoder.cross.0").equal(run(7, "decoder.cross.1")));
+}
+
+TEST_F(OptimizationAttentionTest, NonSoftmaxSitesDropTheQueryAndKeyProjections) {
+  const int64_t d = 16;
+  auto softmax = MakeSite(AttentionType::kSoftmax, AttentionSite::kEncoderSelf);
+  auto count = [](const torch::nn::Module& m) {
+    int64_t n = 0;
+    for (const auto& p : m.parameters()) n += p.numel();
+    return n;
+  };
+  for (auto type : {AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization}) {
+    auto other = MakeSite(type, AttentionSite::kEncoderSelf);
+    EXPECT_EQ(count(*softmax) - count(*other), 2 * d * d + 2 * d) << ToString(type);
+  }
+}
+
+TEST_F(OptimizationAttentionTest, IdentityQkIsSoftmaxWithIdentityProjections) {
+  auto identity = MakeSite(AttentionType::kSoftmaxIdentityQk, AttentionSite::kDecoderCross);
+  auto softmax = MakeSite(AttentionType::kSoftmax, AttentionSite::kDecoderCross);
+  {
+    torch::NoGradGuard no_grad;
+    auto eye = at::eye(16, at::kDouble);
+    softmax->in_proj_weight.copy_(at::cat({eye, eye, identity->in_proj_weight}));
+    softmax->in_proj_bias.copy_(at::cat({at::zeros({32}, at::kDouble), identity->in_proj_bias}));
+    softmax->out_proj->weight.copy_(identity->out_proj->weight);
+    softmax->out_proj->bias.copy_(identity->out_proj->bias);
+  }
+  auto query = Randn({2, 4, 16}), key = Randn({2, 6, 16}), value = Randn({2, 6, 16});
+  EXPECT_LE((identity(query, key, value) - softmax(query, key, value)).abs().max().item<double>(), 1e-12);
+}
+
+}  // namespace
+}  // namespace detr
