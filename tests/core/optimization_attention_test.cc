@@ -204,6 +204,7 @@ TEST_F(OptimizationAttentionTest, SelfIsExcludedFromItsOwnDictionary) {
   // dh well above m: rows are nearly orthogonal, so only a query's own row
   // reconstructs it well.
   auto p = SmallProblem(8, 8, 32, false, /*exclude_self=*/true);
+  p.problem.dictionary = p.problem.queries;  // self-attention
   auto allowed = AllowedCoefficients(p.problem);
   auto z = SolveCoefficients(PrepareQueries(p.problem.queries, p.options),
                              PrepareDictionary(p.problem, p.options), allowed, p.options);
