@@ -1,0 +1,33 @@
+// Building a ready-to-run model from a config and weights (or a seed).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "server/core/checkpoint.h"
+#include "server/core/detr.h"
+
+namespace detr {
+
+struct ModelSpec {
+  ModelConfig config;
+  /// safetensors weights; empty = seeded random initialisation (no trained
+  /// weights yet), which callers must say in their logs.
+  std::string weights_path;
+  std::uint64_t random_seed = 0;
+  /// Fold batch-norms, channels-last, eval, no gradients (PrepareForInference).
+  bool optimize = true;
+};
+
+struct LoadedModel {
+  Detr model{nullptr};
+  LoadReport report;
+  bool random_weights = false;
+};
+
+/// Builds, loads and prepares the model. Throws CheckpointError,
+/// safetensors::FormatError or std::invalid_argument with a message naming
+/// the file and the problem.
+LoadedModel BuildModel(const ModelSpec& spec);
+
+}  // namespace detr

@@ -1,0 +1,42 @@
+// Images in, model inputs out: decoding, DETR's evaluation resize and
+// ImageNet normalisation (OpenCV + LibTorch; no service code).
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/Tensor.h>
+#include <opencv2/core/mat.hpp>
+
+namespace detr {
+
+/// The official evaluation transform: shorter side to `shortest_edge`, unless
+/// that makes the longer side exceed `longest_edge` (then the longer side is
+/// `longest_edge`). 0 disables a bound.
+struct ResizePolicy {
+  int shortest_edge = 800;
+  int longest_edge = 1333;
+};
+
+/// (height, width) after resizing an image of (height, width), as the
+/// official get_size_with_aspect_ratio computes it.
+std::pair<int, int> ResizedSize(int height, int width, const ResizePolicy& policy);
+
+/// Decodes an encoded image (JPEG, PNG, BMP, WebP, ...) to 8-bit RGB.
+/// Throws std::invalid_argument if the bytes are not a decodable image.
+cv::Mat DecodeImage(const std::vector<unsigned char>& bytes);
+/// Reads and decodes an image file to 8-bit RGB. Throws std::invalid_argument.
+cv::Mat ReadImage(const std::string& path);
+
+/// RGB uint8 image -> (3, H', W') float32 ImageNet-normalised tensor at the
+/// policy's size. Downscaling uses area interpolation (close to PIL's
+/// antialiased bilinear that the official transform uses), upscaling bilinear.
+at::Tensor ToModelInput(const cv::Mat& rgb, const ResizePolicy& policy);
+
+/// Pads same-sized or differently sized inputs (3, H, W) into one batch as the
+/// official nested_tensor_from_tensor_list does: zeros bottom/right, mask true
+/// on padding. Returns pixel_values (B, 3, H, W) and pixel_mask (B, H, W).
+std::pair<at::Tensor, at::Tensor> BatchInputs(const std::vector<at::Tensor>& images);
+
+}  // namespace detr

@@ -1,0 +1,91 @@
+// Preprocessing: the official resize rule, normalisation and batching, on
+// real images encoded and decoded by OpenCV.
+#include <filesystem>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "server/core/tensor_io.h"
+#include "server/image/preprocess.h"
+
+namespace detr {
+namespace {
+
+const std::string kFixture = std::string(DETR_FIXTURES_DIR) + "/detr-official-tiny";
+
+// (3, H, W) float in [0, 1] -> 8-bit RGB Mat
+cv::Mat ToRgbMat(const at::Tensor& image) {
+  auto hwc = (image * 255).round().clamp(0, 255).to(at::kByte).permute({1, 2, 0}).contiguous();
+  return cv::Mat(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_8UC3, hwc.data_ptr()).clone();
+}
+
+std::vector<unsigned char> EncodePng(const cv::Mat& rgb) {
+  std::vector<unsigned char> bytes;
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  cv::imencode(".png", bgr, bytes);
+  return bytes;
+}
+
+TEST(ResizedSizeTest, FollowsTheOfficialRule) {
+  ResizePolicy policy;  // 800 / 1333
+  EXPECT_EQ(ResizedSize(480, 640, policy), std::make_pair(800, 1066));
+  EXPECT_EQ(ResizedSize(640, 480, policy), std::make_pair(1066, 800));
+  EXPECT_EQ(ResizedSize(800, 1000, policy), std::make_pair(800, 1000));  // already there
+  // Very wide: the longer side caps at 1333 (shorter side round(1333*200/1000) = 267).
+  EXPECT_EQ(ResizedSize(200, 1000, policy), std::make_pair(267, 1335));
+  EXPECT_EQ(ResizedSize(120, 160, ResizePolicy{0, 0}), std::make_pair(120, 160));
+}
+
+TEST(PreprocessTest, DecodedPngMatchesTheOfficialNormalisation) {
+  if (!std::filesystem::exists(kFixture + "/io.safetensors")) GTEST_SKIP() << "fixture absent";
+  auto io = LoadSafetensors(kFixture + "/io.safetensors");
+  for (const std::string prefix : {"single0.", "single1."}) {
+    auto rgb = DecodeImage(EncodePng(ToRgbMat(io.at(prefix + "image"))));
+    auto input = ToModelInput(rgb, ResizePolicy{0, 0});
+    auto expected = io.at(prefix + "pixel_values")[0];
+    ASSERT_EQ(input.sizes(), expected.sizes());
+    // 8-bit quantisation: at most half a grey level, divided by the smallest std.
+    EXPECT_LE((input - expected).abs().max().item<double>(), 0.5 / 255 / 0.224 + 1e-5) << prefix;
+  }
+}
+
+TEST(PreprocessTest, ResizesToThePolicy) {
+  cv::Mat rgb(48, 64, CV_8UC3, cv::Scalar(10, 200, 30));
+  auto input = ToModelInput(rgb, ResizePolicy{96, 1000});
+  EXPECT_EQ(input.sizes(), (std::vector<int64_t>{3, 96, 128}));
+  // A flat colour stays flat; channel 1 is green = 200.
+  EXPECT_NEAR(input[1].mean().item<double>(), (200 / 255.0 - 0.456) / 0.224, 1e-4);
+}
+
+TEST(PreprocessTest, BatchPadsBottomRightAndMarksPadding) {
+  auto a = at::ones({3, 4, 6}), b = at::ones({3, 5, 3}) * 2;
+  auto [values, mask] = BatchInputs({a, b});
+  EXPECT_EQ(values.sizes(), (std::vector<int64_t>{2, 3, 5, 6}));
+  EXPECT_EQ(mask[0].sum().item<int64_t>(), 5 * 6 - 4 * 6);
+  EXPECT_EQ(mask[1].sum().item<int64_t>(), 5 * 6 - 5 * 3);
+  EXPECT_TRUE(mask[0][4].all().item<bool>());
+  EXPECT_EQ(values[0][0][4][0].item<float>(), 0.0f);
+  EXPECT_EQ(values[1][2][4][2].item<float>(), 2.0f);
+}
+
+TEST(PreprocessTest, RejectsBytesThatAreNotAnImage) {
+  EXPECT_THROW(DecodeImage({}), std::invalid_argument);
+  std::vector<unsigned char> garbage(1000, 0x5a);
+  EXPECT_THROW(DecodeImage(garbage), std::invalid_argument);
+  cv::Mat rgb(32, 32, CV_8UC3, cv::Scalar(1, 2, 3));
+  std::vector<unsigned char> jpeg;
+  cv::imencode(".jpg", rgb, jpeg);
+  jpeg.resize(jpeg.size() / 3);  // truncated JPEG: OpenCV may decode a partial image or refuse; never crash
+  try {
+    auto partial = DecodeImage(jpeg);
+    EXPECT_EQ(partial.type(), CV_8UC3);
+  } catch (const std::invalid_argument&) {
+  }
+}
+
+}  // namespace
+}  // namespace detr

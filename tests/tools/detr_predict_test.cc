@@ -1,0 +1,112 @@
+// The detr-predict binary end to end: raw mode against the official outputs,
+// image mode on a real PNG, and clear errors for bad input.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "server/core/tensor_io.h"
+
+namespace detr {
+namespace {
+
+const std::string kFixture = std::string(DETR_FIXTURES_DIR) + "/detr-official-tiny";
+const std::string kOut = DETR_TEST_OUTPUT_DIR;
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+
+Result RunPredict(const std::string& arguments) {
+  const std::string command = std::string(DETR_PREDICT_BINARY) + " " + arguments + " 2>&1";
+  Result result{-1, ""};
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return result;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+class DetrPredictTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(kFixture + "/io.safetensors")) GTEST_SKIP() << "fixture absent";
+  }
+  std::string Model() const {
+    return "--model-config " + kFixture + "/config.json --weights " + kFixture + "/weights.safetensors";
+  }
+};
+
+TEST_F(DetrPredictTest, RawModeMatchesTheOfficialOutputs) {
+  for (const std::string prefix : {"single0.", "single1.", "batch."}) {
+    const auto out = kOut + "/raw-" + prefix + "safetensors";
+    auto result = RunPredict(Model() + " --raw-input " + kFixture + "/io.safetensors --input-prefix " + prefix +
+                      " --raw-output " + out);
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    auto got = LoadSafetensors(out);
+    auto expected = LoadSafetensors(kFixture + "/io.safetensors");
+    EXPECT_LE((got.at("pred_logits") - expected.at(prefix + "pred_logits")).abs().max().item<double>(), 1e-4);
+    EXPECT_LE((got.at("pred_boxes") - expected.at(prefix + "pred_boxes")).abs().max().item<double>(), 1e-4);
+  }
+}
+
+TEST_F(DetrPredictTest, ImageModeWritesJsonAndAPicture) {
+  // The fixture's first image as a PNG, at its own size (no resize).
+  auto image = LoadSafetensors(kFixture + "/io.safetensors").at("single0.image");
+  auto hwc = (image * 255).round().to(at::kByte).permute({1, 2, 0}).flip(2).contiguous();  // RGB -> BGR
+  cv::Mat bgr(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_8UC3, hwc.data_ptr());
+  const auto png = kOut + "/single0.png", json_path = kOut + "/single0.json", drawn = kOut + "/single0-drawn.png";
+  ASSERT_TRUE(cv::imwrite(png, bgr));
+  std::filesystem::remove(drawn);
+
+  auto result = RunPredict(Model() + " --image " + png + " --min-size 120 --threshold 0 --json " + json_path +
+                    " --draw " + drawn);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::ifstream in(json_path);
+  auto json = nlohmann::json::parse(in);
+  EXPECT_EQ(json["width"], 160);
+  EXPECT_EQ(json["height"], 120);
+  ASSERT_EQ(json["detections"].size(), 10u);  // threshold 0: every query
+
+  // Scores are the official ones up to the PNG's 8-bit quantisation.
+  auto expected = LoadSafetensors(kFixture + "/io.safetensors").at("single0.scores");
+  auto sorted = std::get<0>(expected.sort(0, /*descending=*/true));
+  for (size_t i = 0; i < 10; ++i) {
+    const auto& d = json["detections"][i];
+    EXPECT_NEAR(d["score"].get<double>(), sorted[i].item<double>(), 5e-3) << i;
+    EXPECT_FALSE(d["class_name"].get<std::string>().empty());
+    EXPECT_EQ(d["box"].size(), 4u);
+  }
+  auto picture = cv::imread(drawn);
+  ASSERT_FALSE(picture.empty());
+  EXPECT_EQ(picture.cols, 160);
+  EXPECT_GT(cv::norm(picture, bgr, cv::NORM_L1), 0.0) << "nothing was drawn";
+}
+
+TEST_F(DetrPredictTest, BadInputGivesAClearErrorAndNonZeroExit) {
+  const auto garbage = kOut + "/garbage.png";
+  std::ofstream(garbage) << "definitely not a PNG";
+  auto result = RunPredict(Model() + " --image " + garbage);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("cannot be decoded"), std::string::npos) << result.output;
+
+  result = RunPredict("--model-config " + kFixture + "/config.json --weights " + kFixture + "/io.safetensors --image " + garbage);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("missing key 'backbone.0.body.conv1.weight'"), std::string::npos) << result.output;
+
+  result = RunPredict(Model());
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.output.find("give --image or --raw-input"), std::string::npos) << result.output;
+}
+
+}  // namespace
+}  // namespace detr
