@@ -30,9 +30,11 @@ DetrOutput DetrImpl::forward(const at::Tensor& pixel_values, const at::Tensor& p
   auto [features, mask] = backbone0(pixel_values, pixel_mask.to(at::kBool));
   auto pos = SinePositionEmbedding(mask, config_.hidden_dim / 2).to(features.scalar_type());
   // (B, C, h, w) -> (B, h*w, C): the token sequence, batch-first.
-  auto src = input_proj(features).flatten(2).transpose(1, 2);
-  auto pos_seq = pos.flatten(2).transpose(1, 2);
-  auto padding = mask.flatten(1);
+  // Contiguous, so that every linear layer takes LibTorch's fused addmm path.
+  auto src = input_proj(features).flatten(2).transpose(1, 2).contiguous();
+  auto pos_seq = pos.flatten(2).transpose(1, 2).contiguous();
+  // Without any padding in the batch, attention needs no mask at all.
+  auto padding = mask.any().item<bool>() ? mask.flatten(1) : at::Tensor();
   auto hs = transformer(src, padding, query_embed->weight, pos_seq, all_layers);
 
   auto logits = class_embed(hs);

@@ -5,6 +5,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <c10/util/Exception.h>
 #include <torch/version.h>
 
 namespace detr {
@@ -13,6 +14,11 @@ void ConfigureThreads(int intra_op_threads) {
   const int threads = intra_op_threads > 0 ? intra_op_threads
                                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
+}
+
+std::string ErrorMessage(const std::exception& error) {
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error)) return torch_error->what_without_backtrace();
+  return error.what();
 }
 
 std::string RuntimeSummary() {

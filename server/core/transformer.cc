@@ -58,9 +58,8 @@ at::Tensor DecoderLayerImpl::FeedForward(const at::Tensor& x) {
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& tgt, const at::Tensor& memory,
-                                     const at::Tensor& memory_padding, const at::Tensor& pos,
+                                     const at::Tensor& keys, const at::Tensor& memory_padding,
                                      const at::Tensor& query_pos) {
-  const auto keys = memory + pos;
   if (normalize_before_) {
     auto x = norm1(tgt);
     auto q = x + query_pos;
@@ -98,9 +97,10 @@ at::Tensor TransformerDecoderImpl::forward(const at::Tensor& tgt, const at::Tens
                                            const at::Tensor& memory_padding, const at::Tensor& pos,
                                            const at::Tensor& query_pos, bool all_layers) {
   std::vector<at::Tensor> outputs;
+  const auto memory_keys = memory + pos;
   auto out = tgt;
   for (const auto& layer : *layers) {
-    out = layer->as<DecoderLayerImpl>()->forward(out, memory, memory_padding, pos, query_pos);
+    out = layer->as<DecoderLayerImpl>()->forward(out, memory, memory_keys, memory_padding, query_pos);
     if (all_layers) outputs.push_back(norm(out));
   }
   if (!all_layers) outputs.push_back(norm(out));

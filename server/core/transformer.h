@@ -36,9 +36,11 @@ TORCH_MODULE(EncoderLayer);
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelConfig& config, int index);
-  /// tgt, query_pos: (B, Q, d); memory, pos: (B, L, d); memory_padding: (B, L).
-  at::Tensor forward(const at::Tensor& tgt, const at::Tensor& memory, const at::Tensor& memory_padding,
-                     const at::Tensor& pos, const at::Tensor& query_pos);
+  /// tgt, query_pos: (B, Q, d); memory: (B, L, d); memory_keys: memory + its
+  /// position embedding (the same for every layer, so the decoder adds it
+  /// once); memory_padding: (B, L).
+  at::Tensor forward(const at::Tensor& tgt, const at::Tensor& memory, const at::Tensor& memory_keys,
+                     const at::Tensor& memory_padding, const at::Tensor& query_pos);
 
  private:
   at::Tensor FeedForward(const at::Tensor& x);

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/autograd.h>
 
+#include "server/core/cpu_allocator.h"
 #include "server/core/model_factory.h"
 #include "server/core/postprocess.h"
 #include "server/core/runtime.h"
@@ -120,6 +121,8 @@ int main(int argc, char** argv) {
     std::cerr << "detr-predict: give --weights, or --random-init SEED for untrained weights\n";
     return 2;
   }
+  detr::CachingCpuAllocator allocator;
+  detr::ScopedCpuAllocator use_allocator(allocator);
   try {
     detr::ConfigureThreads(options.threads);
     detr::ModelSpec spec{detr::ModelConfig::FromJsonFile(options.model_config), options.weights,
@@ -132,7 +135,7 @@ int main(int argc, char** argv) {
     std::cerr << detr::RuntimeSummary() << "\n";
     return options.image.empty() ? RunRaw(options, loaded.model) : RunImage(options, loaded.model);
   } catch (const std::exception& e) {
-    std::cerr << "detr-predict: " << e.what() << "\n";
+    std::cerr << "detr-predict: " << detr::ErrorMessage(e) << "\n";
     return 1;
   }
 }

@@ -103,6 +103,14 @@ TEST_F(DetrPredictTest, BadInputGivesAClearErrorAndNonZeroExit) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.output.find("missing key 'backbone.0.body.conv1.weight'"), std::string::npos) << result.output;
 
+  // A LibTorch error reaches the user without a C++ backtrace.
+  const auto wrong_input = kOut + "/wrong-input.safetensors";
+  SaveSafetensors(wrong_input, {{"pixel_values", at::zeros({1, 2, 8, 8})}, {"pixel_mask", at::zeros({1, 8, 8}, at::kBool)}});
+  result = RunPredict(Model() + " --raw-input " + wrong_input + " --raw-output " + kOut + "/never.safetensors");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("pixel_values must be (B, 3, H, W)"), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("frame #"), std::string::npos) << result.output;
+
   result = RunPredict(Model());
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.output.find("give --image or --raw-input"), std::string::npos) << result.output;
