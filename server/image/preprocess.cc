@@ -72,6 +72,21 @@ at::Tensor ToModelInput(const cv::Mat& rgb, const ResizePolicy& policy) {
   return chw.sub_(mean).div_(std).contiguous();
 }
 
+std::pair<at::Tensor, at::Tensor> ToCanvasInput(const cv::Mat& rgb, int canvas_height, int canvas_width) {
+  if (rgb.empty()) throw std::invalid_argument("expected a non-empty 8-bit RGB image");
+  const double scale = std::min(static_cast<double>(canvas_height) / rgb.rows, static_cast<double>(canvas_width) / rgb.cols);
+  const int height = std::max(1, std::min(canvas_height, static_cast<int>(std::lround(rgb.rows * scale))));
+  const int width = std::max(1, std::min(canvas_width, static_cast<int>(std::lround(rgb.cols * scale))));
+  cv::Mat resized;
+  cv::resize(rgb, resized, cv::Size(width, height), 0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  auto image = ToModelInput(resized, ResizePolicy{0, 0});
+  auto pixels = at::zeros({3, canvas_height, canvas_width}, image.options());
+  pixels.slice(1, 0, height).slice(2, 0, width).copy_(image);
+  auto mask = at::ones({canvas_height, canvas_width}, at::kBool);
+  mask.slice(0, 0, height).slice(1, 0, width).fill_(false);
+  return {pixels, mask};
+}
+
 std::pair<at::Tensor, at::Tensor> BatchInputs(const std::vector<at::Tensor>& images) {
   if (images.empty()) throw std::invalid_argument("no images to batch");
   int64_t height = 0, width = 0;

@@ -34,6 +34,12 @@ cv::Mat ReadImage(const std::string& path);
 /// antialiased bilinear that the official transform uses), upscaling bilinear.
 at::Tensor ToModelInput(const cv::Mat& rgb, const ResizePolicy& policy);
 
+/// RGB uint8 image -> (3, canvas_height, canvas_width) input: resized to fit
+/// inside the canvas (aspect kept), padded with zeros bottom/right, plus its
+/// (canvas_height, canvas_width) bool mask, true on the padding. Every image
+/// then has the same input shape, so any requests can share a batch.
+std::pair<at::Tensor, at::Tensor> ToCanvasInput(const cv::Mat& rgb, int canvas_height, int canvas_width);
+
 /// Pads same-sized or differently sized inputs (3, H, W) into one batch as the
 /// official nested_tensor_from_tensor_list does: zeros bottom/right, mask true
 /// on padding. Returns pixel_values (B, 3, H, W) and pixel_mask (B, H, W).

@@ -1,0 +1,100 @@
+#include "server/service/detect_stream_reactor.h"
+
+#include "server/service/detector_service.h"
+
+namespace detr {
+
+DetectStreamReactor::DetectStreamReactor(DetectorService& service, grpc::CallbackServerContext* context)
+    : service_(service), context_(context) {
+  StartRead(&request_);
+}
+
+void DetectStreamReactor::OnReadDone(bool ok) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!ok || finished_) {  // the client half-closed (or the call is over)
+    reads_done_ = true;
+    const auto action = NextAction();
+    lock.unlock();
+    Perform(action);
+    return;
+  }
+  const std::uint64_t sequence = next_read_++;
+  ++in_flight_;
+  v1::DetectRequest frame = request_;
+  lock.unlock();
+  StartRead(&request_);  // read the next frame while this one runs
+  service_.Handle(frame, context_, [this, sequence](const grpc::Status& status, v1::DetectResponse&& response) {
+    OnResult(sequence, status, std::move(response));
+  });
+}
+
+void DetectStreamReactor::OnResult(std::uint64_t sequence, const grpc::Status& status, v1::DetectResponse&& response) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  --in_flight_;
+  ready_.emplace(sequence, Result{status, std::move(response)});
+  const auto action = done_ ? Action::kNone : NextAction();
+  if (done_) {
+    ReleaseIfDone(lock);  // may delete this
+    return;
+  }
+  lock.unlock();
+  Perform(action);
+}
+
+void DetectStreamReactor::OnWriteDone(bool ok) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  writing_ = false;
+  if (!ok && !finished_) {  // the client is gone
+    finished_ = true;
+    lock.unlock();
+    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+    return;
+  }
+  const auto action = NextAction();
+  lock.unlock();
+  Perform(action);
+}
+
+DetectStreamReactor::Action DetectStreamReactor::NextAction() {
+  if (finished_ || writing_) return Action::kNone;
+  const auto next = ready_.find(next_write_);
+  if (next != ready_.end()) {
+    if (!next->second.status.ok()) {  // a failed frame ends the stream with its status
+      final_status_ = next->second.status;
+      finished_ = true;
+      return Action::kFinish;
+    }
+    write_buffer_ = std::move(next->second.response);
+    ready_.erase(next);
+    ++next_write_;
+    writing_ = true;
+    return Action::kWrite;
+  }
+  if (reads_done_ && in_flight_ == 0 && ready_.empty()) {
+    final_status_ = grpc::Status::OK;
+    finished_ = true;
+    return Action::kFinish;
+  }
+  return Action::kNone;
+}
+
+void DetectStreamReactor::Perform(Action action) {
+  if (action == Action::kWrite) StartWrite(&write_buffer_);
+  if (action == Action::kFinish) Finish(final_status_);
+}
+
+void DetectStreamReactor::OnDone() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  done_ = true;
+  ReleaseIfDone(lock);
+}
+
+// The reactor may only go once gRPC is done with it and no frame it
+// submitted can still call back.
+void DetectStreamReactor::ReleaseIfDone(std::unique_lock<std::mutex>& lock) {
+  if (!done_ || in_flight_ > 0) return;
+  lock.unlock();
+  delete this;
+}
+
+}  // namespace detr
