@@ -1,0 +1,143 @@
+// detr-client bench: N concurrent workers send Detect requests, bounded by a
+// request count or a duration, optionally at a fixed total rate; a live
+// progress line, then latency percentiles, throughput and errors per code.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <grpcpp/support/status_code_enum.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "client/commands.h"
+#include "client/latency_stats.h"
+
+namespace detr {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const char* CodeName(grpc::StatusCode code) {
+  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                                 "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+                                 "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
+}
+
+std::vector<std::string> LoadImages(const std::vector<std::string>& paths) {
+  std::vector<std::string> images;
+  for (const auto& path : ExpandImagePaths(paths)) images.push_back(ReadFileBytes(path));
+  if (images.empty()) {  // a generated image: a few flat shapes on grey
+    cv::Mat image(480, 640, CV_8UC3, cv::Scalar(200, 200, 200));
+    cv::circle(image, {200, 180}, 90, cv::Scalar(40, 40, 220), cv::FILLED);
+    cv::rectangle(image, {330, 220}, {560, 420}, cv::Scalar(210, 90, 40), cv::FILLED);
+    std::vector<unsigned char> png;
+    cv::imencode(".png", image, png);
+    images.emplace_back(png.begin(), png.end());
+  }
+  return images;
+}
+
+struct Tally {
+  std::mutex mutex;
+  std::vector<double> latencies;                        // successful requests; guarded by mutex
+  std::map<std::string, std::vector<double>> by_model;  // guarded by mutex
+  std::map<std::string, int> codes;                     // guarded by mutex
+};
+
+}  // namespace
+
+int RunBench(const ClientOptions& client, const BenchCommand& command) {
+  if (command.requests <= 0 && command.duration <= 0) {
+    std::cerr << "bench: give --requests N or --duration S\n";
+    return 2;
+  }
+  const auto images = LoadImages(command.images);
+  auto channel = MakeChannel(client);
+  Tally tally;
+  std::atomic<int64_t> issued{0}, done{0};
+  const auto start = Clock::now();
+  const auto stop_at = command.duration > 0 ? start + std::chrono::microseconds(static_cast<int64_t>(command.duration * 1e6))
+                                            : Clock::time_point::max();
+
+  auto worker = [&]() {
+    auto stub = v1::Detector::NewStub(channel);
+    while (true) {
+      const int64_t index = issued.fetch_add(1);
+      if (command.requests > 0 && index >= command.requests) return;
+      if (command.rate > 0) {  // request i goes out at start + i / rate
+        std::this_thread::sleep_until(start + std::chrono::microseconds(static_cast<int64_t>(index * 1e6 / command.rate)));
+      }
+      if (Clock::now() >= stop_at) return;
+      v1::DetectRequest request;
+      request.mutable_image()->set_encoded(images[static_cast<size_t>(index) % images.size()]);
+      request.set_model(command.model);
+      request.set_routing_key("bench-" + std::to_string(index));
+      v1::DetectResponse response;
+      auto context = MakeContext(client.timeout_seconds);
+      const auto sent = Clock::now();
+      const auto status = stub->Detect(context.get(), request, &response);
+      const double seconds = std::chrono::duration<double>(Clock::now() - sent).count();
+      {
+        std::lock_guard<std::mutex> lock(tally.mutex);
+        tally.codes[CodeName(status.error_code())]++;
+        if (status.ok()) {
+          tally.latencies.push_back(seconds);
+          tally.by_model[response.model()].push_back(seconds);
+        }
+      }
+      done.fetch_add(1);
+    }
+  };
+  std::vector<std::thread> workers;
+  for (int i = 0; i < std::max(1, command.concurrency); ++i) workers.emplace_back(worker);
+
+  std::atomic<bool> finished{false};
+  std::thread progress([&] {
+    while (!finished.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      std::fprintf(stderr, "\r[bench] %lld%s done in %.1f s, %.1f req/s   ", static_cast<long long>(done.load()),
+                   command.requests > 0 ? ("/" + std::to_string(command.requests)).c_str() : "", elapsed,
+                   done.load() / std::max(elapsed, 1e-9));
+    }
+    std::fprintf(stderr, "\n");
+  });
+  for (auto& w : workers) w.join();
+  finished.store(true);
+  progress.join();
+
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto all = Summarize(tally.latencies);
+  nlohmann::json report = {{"requests", done.load()},
+                           {"seconds", elapsed},
+                           {"throughput_per_second", all.count / elapsed},
+                           {"latency_seconds", {{"p50", all.p50}, {"p90", all.p90}, {"p99", all.p99}, {"max", all.max}}},
+                           {"codes", tally.codes}};
+  for (const auto& [model, latencies] : tally.by_model) {
+    const auto s = Summarize(latencies);
+    report["models"][model] = {{"requests", s.count}, {"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}};
+  }
+  if (command.json) {
+    std::cout << report.dump() << "\n";
+  } else {
+    std::printf("requests %lld in %.2f s: %.2f req/s\n", static_cast<long long>(done.load()), elapsed, all.count / elapsed);
+    std::printf("latency p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", all.p50 * 1e3, all.p90 * 1e3,
+                all.p99 * 1e3, all.max * 1e3);
+    for (const auto& [code, count] : tally.codes) std::printf("  %-20s %d\n", code.c_str(), count);
+    for (const auto& [model, stats] : report["models"].items()) {
+      std::printf("  model %-16s %4d requests, p50 %.1f ms, p99 %.1f ms\n", model.c_str(), stats["requests"].get<int>(),
+                  stats["p50"].get<double>() * 1e3, stats["p99"].get<double>() * 1e3);
+    }
+  }
+  return tally.codes.size() == 1 && tally.codes.count("OK") ? 0 : 1;
+}
+
+}  // namespace detr

@@ -1,0 +1,44 @@
+// The subcommands of detr-client. Each returns the process exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "client/detector_client.h"
+
+namespace detr {
+
+struct DetectCommand {
+  std::vector<std::string> inputs;  // files or directories
+  std::string model, draw_dir, routing_key;
+  float threshold = 0.5f;
+  int max_detections = 0;
+};
+int RunDetect(const ClientOptions& client, const DetectCommand& command);
+
+struct BenchCommand {
+  int concurrency = 1;
+  int requests = 0;        // 0: run for `duration`
+  double duration = 0;
+  double rate = 0;         // requests per second across all workers; 0 = as fast as possible
+  std::string model;
+  std::vector<std::string> images;  // none: a generated 640x480 image
+  bool json = false;
+};
+int RunBench(const ClientOptions& client, const BenchCommand& command);
+
+struct AbCommand {
+  std::string model_a, model_b;
+  std::vector<std::string> images;
+  float threshold = 0.5f;
+  int repeats = 1;
+};
+int RunAb(const ClientOptions& client, const AbCommand& command);
+
+/// Exit code 0 only when the server (or `model`) reports SERVING.
+int RunHealth(const ClientOptions& client, const std::string& model);
+
+/// Image files given as files or directories (directories: by extension).
+std::vector<std::string> ExpandImagePaths(const std::vector<std::string>& inputs);
+
+}  // namespace detr

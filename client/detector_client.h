@@ -1,0 +1,30 @@
+// A thin client of detr.v1.Detector for the CLI and the tests.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "detr/v1/detector.grpc.pb.h"
+
+namespace detr {
+
+struct ClientOptions {
+  std::string target;                  // host:port, or dns:///name:port for client-side balancing
+  std::string load_balancing;          // "" (gRPC's pick_first) or "round_robin"
+  double timeout_seconds = 60;
+};
+
+/// A channel to the server. With "round_robin" and a dns:/// target, gRPC
+/// spreads calls over every address the name resolves to (e.g. a Kubernetes
+/// headless Service), instead of pinning one long-lived HTTP/2 connection.
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
+
+/// Reads a file's bytes; throws std::runtime_error naming the file.
+std::string ReadFileBytes(const std::string& path);
+
+/// A deadline `seconds` from now on a fresh context.
+std::unique_ptr<grpc::ClientContext> MakeContext(double seconds);
+
+}  // namespace detr

@@ -1,0 +1,62 @@
+// detr-client: detect, draw, benchmark and compare models on a detr-server.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "client/commands.h"
+
+int main(int argc, char** argv) {
+  detr::ClientOptions client;
+  client.target = "127.0.0.1:50051";
+  CLI::App app{"detr-client: talks to a detr-server over gRPC."};
+  app.add_option("--target", client.target,
+                 "HOST:PORT, or dns:///NAME:PORT with --lb round_robin to spread calls over every server address")
+      ->capture_default_str();
+  app.add_option("--lb", client.load_balancing, "load-balancing policy: round_robin (default: pick_first)")
+      ->check(CLI::IsMember({"", "pick_first", "round_robin"}));
+  app.add_option("--timeout", client.timeout_seconds, "deadline of each call, seconds")->capture_default_str();
+  app.require_subcommand(1);
+
+  detr::DetectCommand detect;
+  auto* detect_cmd = app.add_subcommand("detect", "detect objects in images; one JSON line per image");
+  detect_cmd->add_option("inputs", detect.inputs, "image files or directories")->required();
+  detect_cmd->add_option("--model", detect.model, "model or experiment (default: the server's route)");
+  detect_cmd->add_option("--routing-key", detect.routing_key, "sticky A/B key");
+  detect_cmd->add_option("--threshold", detect.threshold, "minimum score")->capture_default_str();
+  detect_cmd->add_option("--max-detections", detect.max_detections, "0 = all")->capture_default_str();
+  detect_cmd->add_option("--draw", detect.draw_dir, "write each image with its boxes drawn into this directory");
+
+  detr::BenchCommand bench;
+  auto* bench_cmd = app.add_subcommand("bench", "load test: latency percentiles, throughput, errors per code");
+  bench_cmd->add_option("--concurrency", bench.concurrency, "concurrent workers")->capture_default_str();
+  auto* requests = bench_cmd->add_option("--requests", bench.requests, "stop after this many requests");
+  auto* duration = bench_cmd->add_option("--duration", bench.duration, "stop after this many seconds");
+  requests->excludes(duration);
+  bench_cmd->add_option("--rate", bench.rate, "requests per second in all (default: as fast as possible)");
+  bench_cmd->add_option("--model", bench.model, "model or experiment (default: the server's route)");
+  bench_cmd->add_option("images", bench.images, "images to send in turn (default: a generated one)");
+  bench_cmd->add_flag("--json", bench.json, "print the report as JSON");
+
+  detr::AbCommand ab;
+  auto* ab_cmd = app.add_subcommand("ab", "the same images through two models: latency, memory, agreement");
+  ab_cmd->add_option("--model-a", ab.model_a, "model A")->required();
+  ab_cmd->add_option("--model-b", ab.model_b, "model B")->required();
+  ab_cmd->add_option("--threshold", ab.threshold, "score threshold for the agreement")->capture_default_str();
+  ab_cmd->add_option("--repeats", ab.repeats, "send each image this many times")->capture_default_str();
+  ab_cmd->add_option("images", ab.images, "image files or directories")->required();
+
+  std::string health_model;
+  auto* health_cmd = app.add_subcommand("health", "exit code 0 only when the server (or model) is SERVING");
+  health_cmd->add_option("--model", health_model, "a model's health instead of the server's");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*detect_cmd) return detr::RunDetect(client, detect);
+    if (*bench_cmd) return detr::RunBench(client, bench);
+    if (*ab_cmd) return detr::RunAb(client, ab);
+    if (*health_cmd) return detr::RunHealth(client, health_model);
+  } catch (const std::exception& e) {
+    std::cerr << "detr-client: " << e.what() << "\n";
+    return 1;
+  }
+  return 2;
+}
