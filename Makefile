@@ -24,13 +24,13 @@ build: configure
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
-# Until the gRPC server lands, `serve` runs the prediction CLI on the sample
-# image with the embedded default model (seeded random weights) and draws it.
+# The server on its built-in configuration (deploy/detr-server.yaml): two small
+# models, softmax and optimization attention, in an A/B experiment. Ctrl-C (or
+# SIGTERM) drains and stops it. LISTEN/METRICS_LISTEN override the addresses.
+LISTEN ?= 0.0.0.0:50051
+METRICS_LISTEN ?= 0.0.0.0:9464
 serve: build
-	$(BUILD_DIR)/bin/detr-predict --model-config deploy/models/default-softmax.json \
-	  --random-init 0 --image deploy/samples/shapes.png --threshold 0 --max-detections 5 \
-	  --json $(BUILD_DIR)/serve-detections.json --draw $(BUILD_DIR)/serve-detections.png
-	@echo "detections: $(BUILD_DIR)/serve-detections.json, picture: $(BUILD_DIR)/serve-detections.png"
+	$(BUILD_DIR)/bin/detr-server --listen $(LISTEN) --metrics-listen $(METRICS_LISTEN)
 
 # Benchmarks are not part of `make test`: they take minutes and print figures.
 bench: build

@@ -8,6 +8,8 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
+#include <sys/wait.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -368,6 +370,44 @@ TEST_F(ServerTest, ListAndGetModelsDescribeModelsAndExperiments) {
   get.set_name("nope");
   v1::Model model;
   EXPECT_EQ(stub_->GetModel(&get_context, get, &model).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace detr::testing
+
+namespace detr::testing {
+namespace {
+
+// Runs the server binary to completion (it must fail at start-up).
+std::pair<int, std::string> RunServerExpectingFailure(const std::string& yaml, const std::string& name) {
+  const std::string dir = DETR_TEST_OUTPUT_DIR;
+  const std::string path = dir + "/" + name + ".yaml";
+  std::ofstream(path) << yaml;
+  const std::string command = std::string(DETR_SERVER_BINARY) + " --config " + path + " --listen 127.0.0.1:" +
+                              std::to_string(FreePort()) + " --metrics-listen 127.0.0.1:" + std::to_string(FreePort()) +
+                              " 2>&1";
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(ServerStartupTest, BadConfigOrWeightsStopStartUpWithAMessage) {
+  auto [code, output] = RunServerExpectingFailure("models: [{name: a, architecture: {backbone: resnet18}, "
+                                                  "batching: {queue_capacity: 0}}]",
+                                                  "bad-config");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(output.find("models[0].batching.queue_capacity' must be >= 1"), std::string::npos) << output;
+
+  const std::string weights = std::string(DETR_TEST_OUTPUT_DIR) + "/corrupt.safetensors";
+  std::ofstream(weights) << "\x10\0\0\0\0\0\0\0{\"x\": 1}";
+  std::tie(code, output) = RunServerExpectingFailure(
+      "models: [{name: a, architecture: {backbone: resnet18}, weights: " + weights + "}]", "bad-weights");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(output.find("model 'a' cannot be loaded"), std::string::npos) << output;
+  EXPECT_NE(output.find(weights), std::string::npos) << output;
 }
 
 }  // namespace

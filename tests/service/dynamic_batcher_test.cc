@@ -1,0 +1,156 @@
+// The batcher with a fake, slow workload (no LibTorch in the loop).
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "server/service/dynamic_batcher.h"
+
+namespace detr {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct FakeItem {
+  int id = 0;
+  std::string shape = "a";
+  bool abandoned = false;
+};
+
+// Records batches; each batch "computes" for `delay`.
+class FakeModel {
+ public:
+  explicit FakeModel(std::chrono::milliseconds delay = 0ms) : delay_(delay) {}
+  DynamicBatcher<FakeItem>::Hooks Hooks() {
+    DynamicBatcher<FakeItem>::Hooks hooks;
+    hooks.shape_key = [](const FakeItem& item) { return item.shape; };
+    hooks.abandoned = [](const FakeItem& item) { return item.abandoned; };
+    hooks.drop = [this](FakeItem&& item) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      dropped_.push_back(item.id);
+    };
+    hooks.run = [this](std::vector<FakeItem>&& items) {
+      std::this_thread::sleep_for(delay_);
+      std::lock_guard<std::mutex> lock(mutex_);
+      batches_.push_back(std::move(items));
+    };
+    return hooks;
+  }
+  std::vector<std::vector<FakeItem>> batches() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return batches_;
+  }
+  std::vector<int> dropped() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return dropped_;
+  }
+
+ private:
+  std::chrono::milliseconds delay_;
+  std::mutex mutex_;
+  std::vector<std::vector<FakeItem>> batches_;
+  std::vector<int> dropped_;
+};
+
+DynamicBatcher<FakeItem>::Options Options(std::size_t max_batch, std::chrono::milliseconds delay, std::size_t capacity = 64) {
+  DynamicBatcher<FakeItem>::Options options;
+  options.max_batch_size = max_batch;
+  options.max_queue_delay = delay;
+  options.queue_capacity = capacity;
+  return options;
+}
+
+TEST(DynamicBatcherTest, ClosesABatchAtMaxSizeWithoutWaitingForTheDelay) {
+  FakeModel model;
+  const auto start = std::chrono::steady_clock::now();
+  {
+    DynamicBatcher<FakeItem> batcher(Options(4, 10s), model.Hooks());
+    for (int i = 0; i < 4; ++i) {
+      FakeItem item{i};
+      ASSERT_TRUE(batcher.TryEnqueue(item));
+    }
+    while (model.batches().empty()) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  ASSERT_EQ(model.batches().size(), 1u);
+  EXPECT_EQ(model.batches()[0].size(), 4u);
+}
+
+TEST(DynamicBatcherTest, ClosesAPartialBatchWhenTheOldestHasWaitedTheDelay) {
+  FakeModel model;
+  DynamicBatcher<FakeItem> batcher(Options(8, 50ms), model.Hooks());
+  const auto start = std::chrono::steady_clock::now();
+  FakeItem a{1}, b{2};
+  batcher.TryEnqueue(a);
+  batcher.TryEnqueue(b);
+  while (model.batches().empty()) std::this_thread::sleep_for(1ms);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, 45ms);
+  EXPECT_LT(waited, 2s);
+  EXPECT_EQ(model.batches()[0].size(), 2u);
+}
+
+TEST(DynamicBatcherTest, BatchesOnlyEqualShapesInArrivalOrder) {
+  FakeModel model;
+  {
+    DynamicBatcher<FakeItem> batcher(Options(8, 30ms), model.Hooks());
+    for (int i = 0; i < 6; ++i) {
+      FakeItem item{i, i % 2 ? "b" : "a"};
+      batcher.TryEnqueue(item);
+    }
+  }  // Stop() computes what is queued
+  auto batches = model.batches();
+  ASSERT_EQ(batches.size(), 2u);
+  for (const auto& batch : batches) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      EXPECT_EQ(batch[i].shape, batch[0].shape);
+      if (i) EXPECT_LT(batch[i - 1].id, batch[i].id);
+    }
+  }
+}
+
+TEST(DynamicBatcherTest, AFullQueueRefusesAtOnce) {
+  FakeModel model(200ms);
+  DynamicBatcher<FakeItem> batcher(Options(1, 0ms, 2), model.Hooks());
+  int accepted = 0, refused = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) {
+    FakeItem item{i};
+    (batcher.TryEnqueue(item) ? accepted : refused)++;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms) << "TryEnqueue must not block";
+  EXPECT_GE(refused, 7);
+  EXPECT_LE(accepted, 3);  // two queued, perhaps one already taken by the worker
+}
+
+TEST(DynamicBatcherTest, AbandonedItemsAreDroppedBeforeCompute) {
+  FakeModel model;
+  {
+    DynamicBatcher<FakeItem> batcher(Options(8, 20ms), model.Hooks());
+    for (int i = 0; i < 4; ++i) {
+      FakeItem item{i, "a", i % 2 == 1};
+      batcher.TryEnqueue(item);
+    }
+  }
+  EXPECT_EQ(model.dropped(), (std::vector<int>{1, 3}));
+  ASSERT_EQ(model.batches().size(), 1u);
+  EXPECT_EQ(model.batches()[0].size(), 2u);
+}
+
+TEST(DynamicBatcherTest, StopFinishesQueuedWorkAndRefusesNewWork) {
+  FakeModel model(20ms);
+  DynamicBatcher<FakeItem> batcher(Options(1, 0ms), model.Hooks());
+  for (int i = 0; i < 5; ++i) {
+    FakeItem item{i};
+    batcher.TryEnqueue(item);
+  }
+  batcher.Stop();
+  EXPECT_EQ(model.batches().size(), 5u);
+  FakeItem late{99};
+  EXPECT_FALSE(batcher.TryEnqueue(late));
+}
+
+}  // namespace
+}  // namespace detr

@@ -1,0 +1,129 @@
+// Small pieces of the service: status mapping, routing-key hashing, config
+// errors, image header sniffing, detection agreement.
+#include <cmath>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include "server/core/detection_agreement.h"
+#include "server/image/image_header.h"
+#include "server/service/request_error.h"
+#include "server/service/router.h"
+#include "server/service/server_config.h"
+
+namespace detr {
+namespace {
+
+TEST(RequestErrorTest, MapsEachKindToItsGrpcCode) {
+  EXPECT_EQ(ToStatusCode(ErrorKind::kInvalidArgument), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ToStatusCode(ErrorKind::kNotFound), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ToStatusCode(ErrorKind::kQueueFull), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(ToStatusCode(ErrorKind::kDraining), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ToStatusCode(ErrorKind::kDeadlineExceeded), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(ToStatusCode(ErrorKind::kCancelled), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(ToStatusCode(ErrorKind::kInternal), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(ToGrpcStatus({ErrorKind::kNotFound, "no model 'x'"}).error_message(), "no model 'x'");
+  EXPECT_STREQ(StatusCodeName(grpc::StatusCode::RESOURCE_EXHAUSTED), "RESOURCE_EXHAUSTED");
+}
+
+TEST(RouterTest, StickyPositionIsStableAndSpread) {
+  EXPECT_EQ(Router::StickyPosition("camera-7"), Router::StickyPosition("camera-7"));
+  int low = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const double p = Router::StickyPosition("user-" + std::to_string(i));
+    ASSERT_GE(p, 0.0);
+    ASSERT_LT(p, 1.0);
+    low += p < 0.5;
+  }
+  EXPECT_NEAR(low, 500, 80);  // 5 standard deviations of Binomial(1000, 0.5)
+}
+
+std::string ConfigError(const std::string& yaml) {
+  try {
+    ServerConfig::FromText(yaml, "test.yaml", ".");
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ServerConfigTest, TheBuiltInConfigIsValid) {
+  const auto config = ServerConfig::Default();
+  ASSERT_EQ(config.models.size(), 2u);
+  EXPECT_EQ(config.models[1].config.encoder_self.type, AttentionType::kOptimization);
+  EXPECT_EQ(config.models[0].config.decoder_cross.type, AttentionType::kSoftmax);
+  EXPECT_TRUE(config.models[0].weights.empty());
+  EXPECT_EQ(config.default_route, "ab");
+}
+
+TEST(ServerConfigTest, ErrorsNameTheFileAndField) {
+  const std::string arch = "architecture: {backbone: resnet18}";
+  EXPECT_NE(ConfigError("models: []").find("test.yaml: 'models' must list at least one model"), std::string::npos);
+  EXPECT_NE(ConfigError("models: [{name: a, " + arch + "}]\nlisten_adress: x").find("'listen_adress' is not a known setting"),
+            std::string::npos);
+  EXPECT_NE(ConfigError("models: [{name: a, " + arch + ", batching: {max_batch_size: 0}}]")
+                .find("models[0].batching.max_batch_size' must be >= 1"),
+            std::string::npos);
+  EXPECT_NE(ConfigError("models: [{name: a, architecture: {backbone: resnet7}}]").find("backbone"), std::string::npos);
+  EXPECT_NE(ConfigError("models: [{name: a, " + arch + "}]\nexperiments: [{name: e, arms: [{model: a}, {model: b}]}]")
+                .find("names no model ('b')"),
+            std::string::npos);
+  EXPECT_NE(ConfigError("models: [{name: a, model_config: /nonexistent.json}]").find("/nonexistent.json: cannot open"),
+            std::string::npos);
+  EXPECT_NE(ConfigError("models: [{name: a, " + arch + "}]\ndefault_route: zzz").find("'default_route' names no model"),
+            std::string::npos);
+  EXPECT_NE(ConfigError("models: [{name: a, " + arch + ", attention: {decoder.cross: {type: optimisation}}}]")
+                .find("attention.decoder.cross.type"),
+            std::string::npos);
+}
+
+std::vector<unsigned char> Encode(const std::string& extension, int width, int height) {
+  cv::Mat image(height, width, CV_8UC3, cv::Scalar(10, 20, 30));
+  std::vector<unsigned char> bytes;
+  cv::imencode(extension, image, bytes);
+  return bytes;
+}
+
+TEST(ImageHeaderTest, ReadsTheSizeOfEachFormatWithoutDecoding) {
+  for (const std::string extension : {".png", ".jpg", ".bmp", ".webp"}) {
+    const auto bytes = Encode(extension, 123, 45);
+    const auto size = PeekImageSize(bytes.data(), bytes.size());
+    ASSERT_TRUE(size.has_value()) << extension;
+    EXPECT_EQ(size->first, 123) << extension;
+    EXPECT_EQ(size->second, 45) << extension;
+  }
+  const unsigned char garbage[64] = {1, 2, 3};
+  EXPECT_FALSE(PeekImageSize(garbage, sizeof(garbage)).has_value());
+  const auto png = Encode(".png", 10, 10);
+  EXPECT_FALSE(PeekImageSize(png.data(), 12).has_value()) << "cut-short header";
+}
+
+Detection Box(int class_id, float x0, float y0, float x1, float y1, float score = 0.9f) {
+  Detection d;
+  d.class_id = class_id;
+  d.score = score;
+  d.box[0] = x0;
+  d.box[1] = y0;
+  d.box[2] = x1;
+  d.box[3] = y1;
+  return d;
+}
+
+TEST(DetectionAgreementTest, CountsMatchesOfSameClassAtIou) {
+  const Detections a = {Box(1, 0, 0, 10, 10), Box(2, 20, 20, 30, 30)};
+  EXPECT_DOUBLE_EQ(DetectionAgreement(a, a), 1.0);
+  EXPECT_DOUBLE_EQ(DetectionAgreement({}, {}), 1.0);
+  EXPECT_DOUBLE_EQ(DetectionAgreement(a, {}), 0.0);
+  // Same boxes, one class differs: one of two match.
+  const Detections b = {Box(1, 0, 0, 10, 10), Box(3, 20, 20, 30, 30)};
+  EXPECT_DOUBLE_EQ(DetectionAgreement(a, b), 0.5);
+  // Shifted by half a box: IoU 1/3 < 0.5, no match.
+  const Detections c = {Box(1, 5, 0, 15, 10)};
+  EXPECT_NEAR(BoxIou(a[0].box, c[0].box), 1.0 / 3.0, 1e-6);
+  EXPECT_DOUBLE_EQ(DetectionAgreement({a[0]}, c), 0.0);
+  EXPECT_DOUBLE_EQ(DetectionAgreement({a[0]}, c, 0.3f), 1.0);
+}
+
+}  // namespace
+}  // namespace detr
