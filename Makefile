@@ -35,6 +35,7 @@ serve: build
 # Benchmarks are not part of `make test`: they take minutes and print figures.
 bench: build
 	bash tests/bench/run_detr_forward_bench.sh $(BUILD_DIR)
+	bash tests/bench/run_serving_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

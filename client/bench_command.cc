@@ -111,10 +111,11 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
     std::fprintf(stderr, "\n");
   });
   for (auto& w : workers) w.join();
+  // Stop the clock before joining the progress thread, which sleeps in steps.
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   finished.store(true);
   progress.join();
 
-  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   const auto all = Summarize(tally.latencies);
   nlohmann::json report = {{"requests", done.load()},
                            {"seconds", elapsed},

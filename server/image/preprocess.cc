@@ -16,6 +16,28 @@ namespace {
 constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
 constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 
+// 8-bit RGB (H, W, 3) -> ImageNet-normalised float (3, H, W) in one pass:
+// a table per channel maps each byte to (v / 255 - mean) / std, computed in
+// the same order of operations as the official ToTensor + Normalize.
+at::Tensor NormalizedPlanes(const cv::Mat& rgb) {
+  float table[3][256];
+  for (int c = 0; c < 3; ++c) {
+    for (int v = 0; v < 256; ++v) table[c][v] = (static_cast<float>(v) / 255.0f - kMean[c]) / kStd[c];
+  }
+  const int64_t pixels = static_cast<int64_t>(rgb.rows) * rgb.cols;
+  auto out = at::empty({3, rgb.rows, rgb.cols}, at::kFloat);
+  float* r = out.data_ptr<float>();
+  float* g = r + pixels;
+  float* b = g + pixels;
+  const unsigned char* in = rgb.data;
+  for (int64_t i = 0; i < pixels; ++i, in += 3) {
+    r[i] = table[0][in[0]];
+    g[i] = table[1][in[1]];
+    b[i] = table[2][in[2]];
+  }
+  return out;
+}
+
 }  // namespace
 
 std::pair<int, int> ResizedSize(int height, int width, const ResizePolicy& policy) {
@@ -65,11 +87,7 @@ at::Tensor ToModelInput(const cv::Mat& rgb, const ResizePolicy& policy) {
     cv::resize(rgb, resized, cv::Size(width, height), 0, 0, interpolation);
   }
   if (!resized.isContinuous()) resized = resized.clone();
-  auto hwc = at::from_blob(resized.data, {height, width, 3}, at::kByte);
-  auto chw = hwc.permute({2, 0, 1}).to(at::kFloat).div_(255.0f);
-  auto mean = at::from_blob(const_cast<float*>(kMean), {3, 1, 1}, at::kFloat);
-  auto std = at::from_blob(const_cast<float*>(kStd), {3, 1, 1}, at::kFloat);
-  return chw.sub_(mean).div_(std).contiguous();
+  return NormalizedPlanes(resized);
 }
 
 std::pair<at::Tensor, at::Tensor> ToCanvasInput(const cv::Mat& rgb, int canvas_height, int canvas_width) {

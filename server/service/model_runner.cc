@@ -122,7 +122,9 @@ void ModelRunner::RunBatch(std::vector<Job>&& jobs) {
   try {
     torch::NoGradGuard no_grad;
     MemoryScope memory;
-    out = model_->forward(at::stack(pixels), at::stack(masks));
+    // A batch of one needs no copy into a new batch tensor.
+    out = batch == 1 ? model_->forward(pixels[0].unsqueeze(0), masks[0].unsqueeze(0))
+                     : model_->forward(at::stack(pixels), at::stack(masks));
     peak_bytes = memory.peak_bytes();
   } catch (const std::exception& e) {
     spdlog::error("model {}: forward pass of a batch of {} failed: {}", entry_.name, batch, ErrorMessage(e));
