@@ -23,8 +23,12 @@ TOOL_PACKAGES=(
   prometheus
 )
 
+# DETR_DEPS=build: only what building the binaries needs (the Docker build stage).
+packages=("${BUILD_PACKAGES[@]}")
+[[ "${DETR_DEPS:-all}" == build ]] || packages+=("${TOOL_PACKAGES[@]}")
+
 missing=()
-for pkg in "${BUILD_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"; do
+for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
 done

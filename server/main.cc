@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
     }
     LogModel(*runners.at(entry.name));
   }
+  for (const auto& experiment : config.experiments) {
+    metrics->InitializeExperiment(experiment.name, experiment.kind == detr::ExperimentKind::kShadow);
+  }
   detr::Router router(config, runners);
   detr::DetectorService service(config, runners, router, *metrics);
 

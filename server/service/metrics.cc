@@ -126,6 +126,21 @@ void Metrics::SetQueueDepth(const std::string& model, double depth) {
   queue_depth_.Add({{"model", model}}).Set(depth);
 }
 
+void Metrics::InitializeModel(const std::string& model, const std::string& attention) {
+  request_duration_.Add({{"model", model}, {"attention", attention}, {"code", "OK"}}, LatencyBuckets());
+  requests_total_.Add({{"model", model}, {"code", "OK"}});
+  for (auto stage : {Stage::kQueue, Stage::kPreprocess, Stage::kInference, Stage::kPostprocess}) {
+    stage_duration_.Add({{"model", model}, {"stage", StageName(stage)}}, LatencyBuckets());
+  }
+  batch_size_.Add({{"model", model}}, BatchBuckets());
+  inference_memory_.Add({{"model", model}}, MemoryBuckets());
+  queue_depth_.Add({{"model", model}}).Set(0);
+}
+
+void Metrics::InitializeExperiment(const std::string& experiment, bool shadow) {
+  if (shadow) shadow_agreement_.Add({{"experiment", experiment}}, AgreementBuckets());
+}
+
 void Metrics::RecordShadowAgreement(const std::string& experiment, double agreement) {
   shadow_agreement_.Add({{"experiment", experiment}}, AgreementBuckets()).Observe(agreement);
 }

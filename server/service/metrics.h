@@ -37,6 +37,11 @@ class Metrics {
   void SetModelInfo(const std::string& model, const std::string& encoder_self, const std::string& decoder_self,
                     const std::string& decoder_cross, double parameters, bool random_weights);
 
+  /// Creates a model's and an experiment's series at zero, so that rate()
+  /// sees their first requests (a series born at 1 shows no increase).
+  void InitializeModel(const std::string& model, const std::string& attention);
+  void InitializeExperiment(const std::string& experiment, bool shadow);
+
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
  private:

@@ -58,7 +58,7 @@ ModelRunner::ModelRunner(const ModelEntry& entry, Metrics& metrics) : entry_(ent
   metrics_.SetModelInfo(entry.name, ToString(entry.config.encoder_self.type), ToString(entry.config.decoder_self.type),
                         ToString(entry.config.decoder_cross.type), static_cast<double>(parameter_count_),
                         random_weights_);
-  metrics_.SetQueueDepth(entry.name, 0);
+  metrics_.InitializeModel(entry.name, attention_label_);
 
   DynamicBatcher<Job>::Options options;
   options.max_batch_size = static_cast<std::size_t>(entry.batching.max_batch_size);

@@ -18,8 +18,6 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace detr::testing {
-namespace {
-
 std::string HttpGet(const std::string& host_port, const std::string& path) {
   const auto colon = host_port.rfind(':');
   sockaddr_in address{};
@@ -32,7 +30,7 @@ std::string HttpGet(const std::string& host_port, const std::string& path) {
     ::close(fd);
     return "";
   }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host_port + "\r\nConnection: close\r\n\r\n";
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\nConnection: close\r\n\r\n";
   ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   std::string response;
   char buffer[65536];
@@ -42,6 +40,8 @@ std::string HttpGet(const std::string& host_port, const std::string& path) {
   const auto body = response.find("\r\n\r\n");
   return body == std::string::npos ? "" : response.substr(body + 4);
 }
+
+namespace {
 
 bool Serving(const std::string& target) {
   auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());

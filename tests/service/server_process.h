@@ -12,6 +12,9 @@
 
 namespace detr::testing {
 
+/// GET http://host_port/path; the body, or "" on failure.
+std::string HttpGet(const std::string& host_port, const std::string& path);
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (prometheus-style
 /// servers cannot bind port 0 and report it, so the test picks one).
 int FreePort();

@@ -1,0 +1,127 @@
+// The compose file and the Kubernetes manifests: structure, references to
+// files in the repository, and the rendered objects' probes, resources and
+// security context. No Docker engine or cluster runs here.
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include "server/service/server_config.h"
+
+namespace detr {
+namespace {
+
+const std::string kSource = DETR_SOURCE_DIR;
+
+TEST(ComposeTest, ServicesPortsAndMountedFilesExist) {
+  const auto compose = YAML::LoadFile(kSource + "/docker-compose.yml");
+  const auto services = compose["services"];
+  for (const char* name : {"detr-server", "prometheus", "grafana", "loadgen"}) {
+    EXPECT_TRUE(services[name]) << "no service " << name;
+  }
+  EXPECT_EQ(services["loadgen"]["profiles"][0].as<std::string>(), "load");
+  std::set<std::string> server_ports;
+  for (const auto& port : services["detr-server"]["ports"]) server_ports.insert(port.as<std::string>());
+  EXPECT_TRUE(server_ports.count("50051:50051") && server_ports.count("9464:9464"));
+  EXPECT_TRUE(std::filesystem::exists(kSource + "/" + services["detr-server"]["build"]["dockerfile"].as<std::string>()));
+  for (const auto& service : services) {
+    for (const auto& volume : service.second["volumes"]) {
+      const auto spec = volume.as<std::string>();
+      const auto host = spec.substr(0, spec.find(':'));
+      EXPECT_TRUE(std::filesystem::exists(kSource + "/" + host)) << service.first.as<std::string>() << ": " << host;
+    }
+  }
+  // The pieces point at each other by the compose service names.
+  const auto prometheus = YAML::LoadFile(kSource + "/deploy/prometheus/prometheus.yml");
+  EXPECT_EQ(prometheus["scrape_configs"][0]["static_configs"][0]["targets"][0].as<std::string>(), "detr-server:9464");
+  const auto datasource = YAML::LoadFile(kSource + "/deploy/grafana/provisioning/datasources/prometheus.yml");
+  EXPECT_EQ(datasource["datasources"][0]["url"].as<std::string>(), "http://prometheus:9090");
+  // The mounted server config is a valid one.
+  EXPECT_NO_THROW(ServerConfig::FromFile(kSource + "/deploy/detr-server.yaml"));
+}
+
+std::vector<YAML::Node> Render(const std::string& dir) {
+  const std::string command = "kubectl kustomize " + kSource + "/" + dir + " 2>&1";
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
+  EXPECT_EQ(pclose(pipe), 0) << output;
+  return YAML::LoadAll(output);
+}
+
+const YAML::Node* Find(const std::vector<YAML::Node>& objects, const std::string& kind, const std::string& name = "") {
+  for (const auto& object : objects) {
+    if (object["kind"].as<std::string>() == kind &&
+        (name.empty() || object["metadata"]["name"].as<std::string>() == name)) {
+      return &object;
+    }
+  }
+  return nullptr;
+}
+
+class KubernetesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::system("command -v kubectl > /dev/null") != 0) GTEST_SKIP() << "kubectl is not installed";
+  }
+};
+
+TEST_F(KubernetesTest, BaseRendersWithProbesResourcesAndSecurity) {
+  const auto objects = Render("deploy/k8s/base");
+  for (const char* kind : {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "ConfigMap"}) {
+    EXPECT_NE(Find(objects, kind), nullptr) << kind;
+  }
+  const auto* deployment = Find(objects, "Deployment");
+  ASSERT_NE(deployment, nullptr);
+  const auto pod = (*deployment)["spec"]["template"]["spec"];
+  const auto container = pod["containers"][0];
+  for (const char* probe : {"readinessProbe", "livenessProbe", "startupProbe"}) {
+    EXPECT_EQ(container[probe]["grpc"]["port"].as<int>(), 50051) << probe;
+  }
+  for (const char* level : {"requests", "limits"}) {
+    EXPECT_TRUE(container["resources"][level]["cpu"] && container["resources"][level]["memory"]) << level;
+  }
+  EXPECT_TRUE(pod["securityContext"]["runAsNonRoot"].as<bool>());
+  EXPECT_TRUE(container["securityContext"]["readOnlyRootFilesystem"].as<bool>());
+  EXPECT_FALSE(container["securityContext"]["allowPrivilegeEscalation"].as<bool>());
+  EXPECT_EQ(container["securityContext"]["capabilities"]["drop"][0].as<std::string>(), "ALL");
+  EXPECT_TRUE(pod["topologySpreadConstraints"].IsSequence());
+
+  // The config the pods mount is valid, and the grace period outlasts its drain.
+  const auto* config_map = Find(objects, "ConfigMap");
+  ASSERT_NE(config_map, nullptr);
+  const auto config = ServerConfig::FromText((*config_map)["data"]["detr-server.yaml"].as<std::string>(), "configmap", ".");
+  const int drain = static_cast<int>(config.drain_timeout.count() / 1000);
+  const int pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"].as<int>();
+  EXPECT_GT(pod["terminationGracePeriodSeconds"].as<int>(), drain + pre_stop);
+  EXPECT_EQ(pod["volumes"][0]["configMap"]["name"].as<std::string>(), (*config_map)["metadata"]["name"].as<std::string>());
+
+  const auto* service = Find(objects, "Service", "detr-server");
+  const auto* headless = Find(objects, "Service", "detr-server-headless");
+  ASSERT_TRUE(service && headless);
+  std::set<std::string> ports;
+  for (const auto& port : (*service)["spec"]["ports"]) ports.insert(port["name"].as<std::string>());
+  EXPECT_TRUE(ports.count("grpc") && ports.count("metrics"));
+  EXPECT_EQ((*headless)["spec"]["clusterIP"].as<std::string>(), "None");
+  EXPECT_EQ((*deployment)["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"].as<std::string>(), "9464");
+}
+
+TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
+  const auto objects = Render("deploy/k8s/overlays/ab-experiment");
+  const auto* deployment = Find(objects, "Deployment");
+  ASSERT_NE(deployment, nullptr);
+  EXPECT_EQ((*deployment)["spec"]["replicas"].as<int>(), 3);
+  const auto* config_map = Find(objects, "ConfigMap");
+  ASSERT_NE(config_map, nullptr);
+  const auto config = ServerConfig::FromText((*config_map)["data"]["detr-server.yaml"].as<std::string>(), "overlay", ".");
+  const auto* experiment = config.FindExperiment(config.default_route);
+  ASSERT_NE(experiment, nullptr);
+  EXPECT_EQ(experiment->kind, ExperimentKind::kSticky);
+}
+
+}  // namespace
+}  // namespace detr
