@@ -19,7 +19,7 @@ BUILD_PACKAGES=(
 # Reference scripts (checkpoint conversion, the PyTorch eager benchmark) and
 # the observability tests (a real Prometheus, promtool).
 TOOL_PACKAGES=(
-  python3 python3-torch python3-torchvision python3-numpy
+  python3 python3-torch python3-torchvision python3-numpy python3-matplotlib
   prometheus
 )
 

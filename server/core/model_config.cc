@@ -62,6 +62,7 @@ AttentionOptions ParseAttention(const json& j, const std::string& source, const 
     else if (key == "top_k") options.top_k = Get<int>(value, source, field);
     else if (key == "random_tokens") options.random_tokens = Get<int>(value, source, field);
     else if (key == "random_seed") options.random_seed = Get<std::uint64_t>(value, source, field);
+    else if (key == "query_chunk") options.query_chunk = Get<int>(value, source, field);
     else Invalid(source, field, "is not an attention option");
   }
   return options;
@@ -80,6 +81,7 @@ json AttentionToJson(const AttentionOptions& o) {
   j["top_k"] = o.top_k;
   j["random_tokens"] = o.random_tokens;
   j["random_seed"] = o.random_seed;
+  j["query_chunk"] = o.query_chunk;
   return j;
 }
 
@@ -226,6 +228,7 @@ void ModelConfig::Validate() const {
     Require(a.power > 0, prefix + "power", "must be > 0");
     Require(a.top_k >= 0, prefix + "top_k", "must be >= 0");
     Require(a.random_tokens >= 0, prefix + "random_tokens", "must be >= 0");
+    Require(a.query_chunk >= 0, prefix + "query_chunk", "must be >= 0");
     Require(!(site == AttentionSite::kDecoderCross && a.exclude_self.value_or(false)),
             prefix + "exclude_self", "only applies to self-attention sites");
   }

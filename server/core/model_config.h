@@ -34,6 +34,9 @@ struct AttentionOptions {
   int top_k = 0;             // 0 = off
   int random_tokens = 0;
   std::uint64_t random_seed = 0;
+  /// Inference only: query rows solved at once per head, bounding the
+  /// coefficient state to query_chunk x m (ours). 0 = all rows at once.
+  int query_chunk = 64;
 
   /// `exclude_self` resolved for `site`.
   bool ExcludesSelf(AttentionSite site) const;

@@ -5,10 +5,12 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/nn/init.h>
 #include <torch/version.h>
 
 #include "server/core/optimization_attention.h"
+#include "server/core/optimization_attention_inference.h"
 
 namespace detr {
 namespace {
@@ -110,7 +112,11 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
       problem.key_padding = key_padding;
       problem.exclude_self = options_.ExcludesSelf(site_);
       problem.random_directions = random_directions_;
-      heads = OptimizationAttention(problem, v, options_);
+      // Inference on the CPU takes the chunked, fused path (its fused loops are
+      // CPU code); training, and other devices, the differentiable one.
+      const bool fused = !at::GradMode::is_enabled() && query.device().is_cpu();
+      heads = fused ? OptimizationAttentionInference(problem, v, options_, options_.query_chunk)
+                    : OptimizationAttention(problem, v, options_);
       break;
     }
   }

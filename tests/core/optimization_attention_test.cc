@@ -280,3 +280,51 @@ TEST_F(OptimizationAttentionTest, IdentityQkIsSoftmaxWithIdentityProjections) {
 
 }  // namespace
 }  // namespace detr
+
+#include "server/core/optimization_attention_inference.h"
+
+namespace detr {
+namespace {
+
+// The chunked, fused inference path computes what the differentiable one does.
+TEST(OptimizationAttentionInferenceTest, EqualsTheDifferentiablePath) {
+  at::manual_seed(11);
+  struct Case {
+    bool pad, exclude_self;
+    int random_tokens, top_k;
+    Normalizer normalizer;
+    int64_t chunk;
+  };
+  const Case cases[] = {
+      {false, false, 0, 0, Normalizer::kReluPower, 0},  {true, false, 0, 0, Normalizer::kReluPower, 7},
+      {true, true, 0, 0, Normalizer::kReluPower, 5},    {true, true, 3, 0, Normalizer::kAbsPower, 4},
+      {false, true, 2, 0, Normalizer::kSoftmax, 6},     {true, false, 0, 3, Normalizer::kReluPower, 8},
+      {true, true, 4, 2, Normalizer::kAbsPower, 100},
+  };
+  for (const auto& c : cases) {
+    const int64_t n = 19, m = 19, dh = 8;
+    OptimizationProblem problem;
+    problem.queries = at::randn({2, 3, n, dh});
+    problem.dictionary = c.exclude_self ? problem.queries : at::randn({2, 3, m, dh});
+    if (c.pad) {
+      problem.key_padding = at::zeros({2, m}, at::kBool);
+      problem.key_padding.index_put_({1, at::indexing::Slice(m - 5, m)}, true);
+    }
+    problem.exclude_self = c.exclude_self;
+    if (c.random_tokens) problem.random_directions = at::randn({3, c.random_tokens, dh});
+    AttentionOptions options;
+    options.normalizer = c.normalizer;
+    options.top_k = c.top_k;
+    options.iterations = 6;
+    auto values = at::randn({2, 3, m, dh});
+    auto reference = OptimizationAttention(problem, values, options);
+    torch::NoGradGuard no_grad;
+    auto fast = OptimizationAttentionInference(problem, values, options, c.chunk);
+    EXPECT_LE((fast - reference).abs().max().item<double>(), 1e-5)
+        << "pad " << c.pad << " self " << c.exclude_self << " random " << c.random_tokens << " top_k " << c.top_k
+        << " " << ToString(c.normalizer) << " chunk " << c.chunk;
+  }
+}
+
+}  // namespace
+}  // namespace detr

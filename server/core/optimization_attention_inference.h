@@ -1,0 +1,26 @@
+// The inference path of optimization attention: the same computation as
+// OptimizationAttention (optimization_attention.h), without autograd, with
+// bounded memory and fewer passes over it.
+//
+// - Query rows are solved in chunks (each row is an independent LASSO
+//   problem), so the coefficient state is chunk x m per head, never n x m.
+// - G = D^T D + rho I is factorised once per head; E = G^-1 D^T is shared by
+//   all chunks and steps.
+// - The soft threshold, the constraint mask and the dual update are one
+//   fused pass, which also prepares W = Z - U for the next step.
+// - Buffers are allocated once per call and reused by every chunk and step.
+#pragma once
+
+#include <ATen/Tensor.h>
+
+#include "server/core/model_config.h"
+#include "server/core/optimization_attention.h"
+
+namespace detr {
+
+/// values (B, H, m, dh) -> (B, H, n, dh), equal to OptimizationAttention up
+/// to float rounding. chunk_rows <= 0: all rows at once.
+at::Tensor OptimizationAttentionInference(const OptimizationProblem& problem, const at::Tensor& values,
+                                          const AttentionOptions& options, int64_t chunk_rows);
+
+}  // namespace detr
