@@ -36,7 +36,7 @@ struct AttentionOptions {
   std::uint64_t random_seed = 0;
   /// Inference only: query rows solved at once per head, bounding the
   /// coefficient state to query_chunk x m (ours). 0 = all rows at once.
-  int query_chunk = 64;
+  int query_chunk = 128;
 
   /// `exclude_self` resolved for `site`.
   bool ExcludesSelf(AttentionSite site) const;
