@@ -14,21 +14,6 @@ struct Arm {
   std::vector<double> latency, inference, memory;
 };
 
-Detections Plain(const v1::DetectResponse& response) {
-  Detections out;
-  for (const auto& d : response.detections()) {
-    Detection x;
-    x.class_id = d.class_id();
-    x.score = d.score();
-    x.box[0] = d.box().x0();
-    x.box[1] = d.box().y0();
-    x.box[2] = d.box().x1();
-    x.box[3] = d.box().y1();
-    out.push_back(x);
-  }
-  return out;
-}
-
 }  // namespace
 
 int RunAb(const ClientOptions& client, const AbCommand& command) {
@@ -56,7 +41,7 @@ int RunAb(const ClientOptions& client, const AbCommand& command) {
         arm.inference.push_back(responses[side].timings().inference_seconds());
         arm.memory.push_back(static_cast<double>(responses[side].inference_memory_bytes()));
       }
-      agreement.push_back(DetectionAgreement(Plain(responses[0]), Plain(responses[1])));
+      agreement.push_back(DetectionAgreement(ToDetections(responses[0]), ToDetections(responses[1])));
     }
   }
   if (agreement.empty()) {

@@ -12,22 +12,6 @@
 namespace detr {
 namespace {
 
-Detections ToDetections(const v1::DetectResponse& response) {
-  Detections detections;
-  for (const auto& d : response.detections()) {
-    Detection out;
-    out.class_id = d.class_id();
-    out.class_name = d.class_name();
-    out.score = d.score();
-    out.box[0] = d.box().x0();
-    out.box[1] = d.box().y0();
-    out.box[2] = d.box().x1();
-    out.box[3] = d.box().y1();
-    detections.push_back(out);
-  }
-  return detections;
-}
-
 nlohmann::json ToJson(const std::string& file, const v1::DetectResponse& r) {
   nlohmann::json out = {{"file", file},
                         {"model", r.model()},

@@ -21,6 +21,22 @@ std::string ReadFileBytes(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+Detections ToDetections(const v1::DetectResponse& response) {
+  Detections detections;
+  for (const auto& d : response.detections()) {
+    Detection out;
+    out.class_id = d.class_id();
+    out.class_name = d.class_name();
+    out.score = d.score();
+    out.box[0] = d.box().x0();
+    out.box[1] = d.box().y0();
+    out.box[2] = d.box().x1();
+    out.box[3] = d.box().y1();
+    detections.push_back(out);
+  }
+  return detections;
+}
+
 std::unique_ptr<grpc::ClientContext> MakeContext(double seconds) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() +

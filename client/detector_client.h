@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "detr/v1/detector.grpc.pb.h"
+#include "server/core/detection.h"
 
 namespace detr {
 
@@ -23,6 +24,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
 
 /// Reads a file's bytes; throws std::runtime_error naming the file.
 std::string ReadFileBytes(const std::string& path);
+
+/// A response's detections as plain structs (for drawing and comparing).
+Detections ToDetections(const v1::DetectResponse& response);
 
 /// A deadline `seconds` from now on a fresh context.
 std::unique_ptr<grpc::ClientContext> MakeContext(double seconds);
