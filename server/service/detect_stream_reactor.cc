@@ -23,7 +23,7 @@ void DetectStreamReactor::OnReadDone(bool ok) {
   v1::DetectRequest frame = request_;
   lock.unlock();
   StartRead(&request_);  // read the next frame while this one runs
-  service_.Handle(frame, context_, [this, sequence](const grpc::Status& status, v1::DetectResponse&& response) {
+  service_.Handle(std::move(frame), context_, [this, sequence](const grpc::Status& status, v1::DetectResponse&& response) {
     OnResult(sequence, status, std::move(response));
   });
 }

@@ -145,7 +145,7 @@ void DetectorService::Reject(const std::string& model, const std::string& reques
   done(status, v1::DetectResponse());
 }
 
-void DetectorService::Handle(const v1::DetectRequest& request, grpc::CallbackServerContext* context, Done done) {
+void DetectorService::Handle(v1::DetectRequest request, grpc::CallbackServerContext* context, Done done) {
   const auto start = Clock::now();
   if (draining_.load()) {
     return Reject(request.model(), request.request_id(), {ErrorKind::kDraining, "the server is shutting down"}, start, done);
@@ -156,8 +156,7 @@ void DetectorService::Handle(const v1::DetectRequest& request, grpc::CallbackSer
   if (!router_.Resolve(request.model(), request.routing_key(), route, error)) {
     return Reject(request.model(), request.request_id(), error, start, done);
   }
-  // The request is copied: the pool may run after the caller's message is reused.
-  preprocess_pool_.Post([this, request, context, route, start, done = std::move(done)]() mutable {
+  preprocess_pool_.Post([this, request = std::move(request), context, route, start, done = std::move(done)]() mutable {
     Prepare(request, context, route, start, std::move(done));
   });
 }
@@ -189,22 +188,22 @@ void DetectorService::Prepare(const v1::DetectRequest& request, grpc::CallbackSe
   };
   const int width = rgb.cols, height = rgb.rows;
   route.primary->Submit(std::move(image), OptionsOf(request), abandoned,
-                        [this, route, request, start, width, height, comparison, done = std::move(done)](
-                            InferenceOutcome outcome) {
+                        [this, route, request_id = request.request_id(), start, width, height, comparison,
+                         done = std::move(done)](InferenceOutcome outcome) {
                           if (comparison && outcome.ok) {
                             OfferShadowResult(comparison, true, outcome.detections, metrics_, route.experiment);
                           }
-                          Answer(route, request, start, width, height, std::move(outcome), done);
+                          Answer(route, request_id, start, width, height, std::move(outcome), done);
                         });
 }
 
-void DetectorService::Answer(const Route& route, const v1::DetectRequest& request, Clock::time_point start, int width,
+void DetectorService::Answer(const Route& route, const std::string& request_id, Clock::time_point start, int width,
                              int height, InferenceOutcome outcome, const Done& done) {
   const auto& model = *route.primary;
   if (!outcome.ok) {
     const auto status = ToGrpcStatus(outcome.error);
     metrics_.RecordRequest(model.name(), model.attention_label(), StatusCodeName(status.error_code()), SecondsSince(start));
-    spdlog::warn("request '{}' failed: {} {}", request.request_id(), StatusCodeName(status.error_code()), outcome.error.message);
+    spdlog::warn("request '{}' failed: {} {}", request_id, StatusCodeName(status.error_code()), outcome.error.message);
     return done(status, v1::DetectResponse());
   }
   v1::DetectResponse response;
@@ -229,7 +228,7 @@ void DetectorService::Answer(const Route& route, const v1::DetectRequest& reques
   response.set_inference_memory_bytes(outcome.inference_memory_bytes);
   response.set_image_width(static_cast<std::uint32_t>(width));
   response.set_image_height(static_cast<std::uint32_t>(height));
-  response.set_request_id(request.request_id());
+  response.set_request_id(request_id);
   // Preprocessing time is the rest of the server-side time before queueing.
   const double total = SecondsSince(start);
   timings->set_preprocess_seconds(std::max(0.0, total - outcome.queue_seconds - outcome.inference_seconds -

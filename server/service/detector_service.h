@@ -36,13 +36,14 @@ class DetectorService final : public v1::Detector::CallbackService {
   void StartDraining() { draining_.store(true); }
 
   using Done = std::function<void(const grpc::Status&, v1::DetectResponse&&)>;
-  /// Runs one detection request; `done` is called exactly once.
-  void Handle(const v1::DetectRequest& request, grpc::CallbackServerContext* context, Done done);
+  /// Runs one detection request (taken by value: it outlives the caller's
+  /// message on the preprocessing pool); `done` is called exactly once.
+  void Handle(v1::DetectRequest request, grpc::CallbackServerContext* context, Done done);
 
  private:
   void Prepare(const v1::DetectRequest& request, grpc::CallbackServerContext* context, const Route& route,
                std::chrono::steady_clock::time_point start, Done done);
-  void Answer(const Route& route, const v1::DetectRequest& request, std::chrono::steady_clock::time_point start,
+  void Answer(const Route& route, const std::string& request_id, std::chrono::steady_clock::time_point start,
               int width, int height, InferenceOutcome outcome, const Done& done);
   void Reject(const std::string& model, const std::string& request_id, const RequestError& error,
               std::chrono::steady_clock::time_point start, const Done& done);
