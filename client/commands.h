@@ -35,6 +35,14 @@ struct AbCommand {
 };
 int RunAb(const ClientOptions& client, const AbCommand& command);
 
+struct EvalCommand {
+  std::string annotations;  // COCO JSON
+  std::string images;       // directory holding its file_names
+  std::string model_a;      // "" = the server's route
+  std::string model_b;      // set: a side-by-side table
+};
+int RunEval(const ClientOptions& client, const EvalCommand& command);
+
 /// Exit code 0 only when the server (or `model`) reports SERVING.
 int RunHealth(const ClientOptions& client, const std::string& model);
 

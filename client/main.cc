@@ -44,6 +44,16 @@ int main(int argc, char** argv) {
   ab_cmd->add_option("--repeats", ab.repeats, "send each image this many times")->capture_default_str();
   ab_cmd->add_option("images", ab.images, "image files or directories")->required();
 
+  detr::EvalCommand eval;
+  auto* eval_cmd = app.add_subcommand("eval", "COCO AP/AR of a model (or two, side by side) on an annotated image set");
+  eval_cmd->add_option("--annotations", eval.annotations, "COCO annotations JSON")->required()->check(CLI::ExistingFile);
+  eval_cmd->add_option("--images", eval.images, "directory of the annotated images")->required()->check(CLI::ExistingDirectory);
+  auto* eval_model = eval_cmd->add_option("--model", eval.model_a, "model or experiment (default: the server's route)");
+  auto* eval_a = eval_cmd->add_option("--model-a", eval.model_a, "first model of a side-by-side table");
+  auto* eval_b = eval_cmd->add_option("--model-b", eval.model_b, "second model of a side-by-side table");
+  eval_model->excludes(eval_a)->excludes(eval_b);
+  eval_b->needs(eval_a);
+
   std::string health_model;
   auto* health_cmd = app.add_subcommand("health", "exit code 0 only when the server (or model) is SERVING");
   health_cmd->add_option("--model", health_model, "a model's health instead of the server's");
@@ -54,6 +64,7 @@ int main(int argc, char** argv) {
     if (*bench_cmd) return detr::RunBench(client, bench);
     if (*ab_cmd) return detr::RunAb(client, ab);
     if (*health_cmd) return detr::RunHealth(client, health_model);
+    if (*eval_cmd) return detr::RunEval(client, eval);
   } catch (const std::exception& e) {
     std::cerr << "detr-client: " << e.what() << "\n";
     return 1;

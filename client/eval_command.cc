@@ -1,0 +1,83 @@
+// detr-client eval: every image of a COCO annotations file through the
+// server, then COCO AP/AR (pycocotools' table); with two models, side by side
+// with their latency.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "client/coco_eval.h"
+#include "client/commands.h"
+#include "client/latency_stats.h"
+
+namespace detr {
+namespace {
+
+struct ModelRun {
+  std::vector<CocoBox> detections;
+  std::vector<double> latency;
+};
+
+ModelRun RunModel(v1::Detector::Stub& stub, const ClientOptions& client, const EvalCommand& command,
+                  const CocoDataset& dataset, const std::string& model) {
+  ModelRun run;
+  std::size_t done = 0;
+  for (const auto& [file, image_id] : dataset.image_ids) {
+    v1::DetectRequest request;
+    request.mutable_image()->set_encoded(ReadFileBytes((std::filesystem::path(command.images) / file).string()));
+    request.set_model(model);
+    request.set_max_detections(100);  // COCO's maxDets; threshold 0: every detection counts
+    v1::DetectResponse response;
+    auto context = MakeContext(client.timeout_seconds);
+    const auto sent = std::chrono::steady_clock::now();
+    const auto status = stub.Detect(context.get(), request, &response);
+    if (!status.ok()) throw std::runtime_error(file + " on '" + model + "': " + status.error_message());
+    run.latency.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count());
+    for (const auto& d : response.detections()) {
+      CocoBox box;
+      box.image_id = image_id;
+      box.category_id = d.class_id();
+      box.score = d.score();
+      box.x = d.box().x0();
+      box.y = d.box().y0();
+      box.w = d.box().x1() - d.box().x0();
+      box.h = d.box().y1() - d.box().y0();
+      run.detections.push_back(box);
+    }
+    if (++done % 20 == 0 || done == dataset.image_ids.size()) {
+      std::fprintf(stderr, "\r[eval %s] %zu/%zu images", model.empty() ? "default" : model.c_str(), done,
+                   dataset.image_ids.size());
+    }
+  }
+  std::fprintf(stderr, "\n");
+  return run;
+}
+
+}  // namespace
+
+int RunEval(const ClientOptions& client, const EvalCommand& command) {
+  const auto dataset = ReadCocoAnnotations(command.annotations);
+  std::vector<int> image_ids;
+  for (const auto& [file, id] : dataset.image_ids) image_ids.push_back(id);
+  auto stub = v1::Detector::NewStub(MakeChannel(client));
+  if (command.model_b.empty()) {
+    const auto run = RunModel(*stub, client, command, dataset, command.model_a);
+    std::cout << FormatCocoSummary(EvaluateCoco(dataset.ground_truth, run.detections, image_ids));
+    return 0;
+  }
+  const auto a = RunModel(*stub, client, command, dataset, command.model_a);
+  const auto b = RunModel(*stub, client, command, dataset, command.model_b);
+  const auto sa = EvaluateCoco(dataset.ground_truth, a.detections, image_ids);
+  const auto sb = EvaluateCoco(dataset.ground_truth, b.detections, image_ids);
+  std::printf("%-22s %14s %14s\n", "", command.model_a.c_str(), command.model_b.c_str());
+  const std::pair<const char*, std::pair<double, double>> rows[] = {
+      {"AP", {sa.ap, sb.ap}}, {"AP50", {sa.ap50, sb.ap50}}, {"AP75", {sa.ap75, sb.ap75}},
+      {"AP small", {sa.ap_small, sb.ap_small}}, {"AP medium", {sa.ap_medium, sb.ap_medium}},
+      {"AP large", {sa.ap_large, sb.ap_large}}, {"AR@100", {sa.ar100, sb.ar100}}};
+  for (const auto& [name, values] : rows) std::printf("%-22s %14.3f %14.3f\n", name, values.first, values.second);
+  std::printf("%-22s %11.1f ms %11.1f ms\n", "latency p50 (client)", Summarize(a.latency).p50 * 1e3,
+              Summarize(b.latency).p50 * 1e3);
+  return 0;
+}
+
+}  // namespace detr
