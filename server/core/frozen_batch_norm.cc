@@ -14,10 +14,20 @@ FrozenBatchNorm2dImpl::FrozenBatchNorm2dImpl(int64_t channels) {
 
 at::Tensor FrozenBatchNorm2dImpl::forward(const at::Tensor& x) {
   if (folded_) return x;
+  if (trainable_ && is_training()) {
+    return at::batch_norm(x, weight, bias, running_mean, running_var, /*training=*/true, /*momentum=*/0.1, kEps,
+                          /*cudnn_enabled=*/false);
+  }
   // Same order of operations as the official module, for bit-level parity.
   auto scale = weight * (running_var + kEps).rsqrt();
   auto shift = bias - running_mean * scale;
   return x * scale.view({1, -1, 1, 1}) + shift.view({1, -1, 1, 1});
+}
+
+void FrozenBatchNorm2dImpl::SetTrainable(bool trainable) {
+  trainable_ = trainable;
+  weight.requires_grad_(trainable);
+  bias.requires_grad_(trainable);
 }
 
 void FrozenBatchNorm2dImpl::FoldInto(torch::nn::Conv2dImpl& conv) {

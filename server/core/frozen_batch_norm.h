@@ -27,10 +27,19 @@ class FrozenBatchNorm2dImpl : public torch::nn::Module {
   void FoldInto(torch::nn::Conv2dImpl& conv);
   bool folded() const { return folded_; }
 
+  /// For training from scratch: in training mode, normalise with batch
+  /// statistics (updating the running ones) and train weight and bias.
+  /// Frozen statistics of a random initialisation normalise nothing and
+  /// stall training (../shared/notes). Names and export are unchanged, and
+  /// eval mode computes exactly the frozen formula.
+  void SetTrainable(bool trainable);
+  bool trainable() const { return trainable_; }
+
   at::Tensor weight, bias, running_mean, running_var;
 
  private:
   bool folded_ = false;
+  bool trainable_ = false;
 };
 TORCH_MODULE(FrozenBatchNorm2d);
 

@@ -1,0 +1,205 @@
+// detr-train: trains a DETR model (any attention per site) on a COCO-format
+// set: DETR's set loss with auxiliary losses, AdamW, gradient clipping, a 10x
+// learning-rate cut late in the run, periodic checkpoints, resumable.
+//
+//   detr-train --model-config C.json --annotations train.json --images DIR --output OUT
+//              [--steps N] [--minutes M] [--batch-size 32] [--lr 2e-4] [--resume] [--init-from W.safetensors]
+// OUT/checkpoint.safetensors (weights), OUT/optimizer.pt, OUT/state.json; at
+// the end OUT/model.safetensors (float16 with --half) and OUT/model.json.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/types.h>  // clip_grad.h needs it first
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize.h>
+
+#include "server/core/checkpoint.h"
+#include "server/core/cpu_allocator.h"
+#include "server/core/detr.h"
+#include "server/core/frozen_batch_norm.h"
+#include "server/core/runtime.h"
+#include "server/core/tensor_io.h"
+#include "server/training/detection_dataset.h"
+#include "server/training/set_criterion.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string model_config, annotations, images, output, init_from;
+  int64_t steps = 0;
+  double minutes = 0;
+  int batch_size = 32, threads = 0, checkpoint_every = 200, log_every = 10;
+  double lr = 2e-4, weight_decay = 1e-4, clip = 0.1, lr_drop_fraction = 0.85;
+  bool resume = false, freeze_stem = true, half = false;
+  std::uint64_t seed = 0;
+};
+
+// Parameters to train: all, except the stem and layer1 when frozen (the
+// official default); trainable batch-norms contribute weight and bias.
+std::vector<at::Tensor> TrainableTensors(detr::DetrImpl& model, bool freeze_stem) {
+  auto frozen = [&](const std::string& name) {
+    return freeze_stem && (name.rfind("backbone.0.body.conv1", 0) == 0 || name.rfind("backbone.0.body.bn1.", 0) == 0 ||
+                           name.rfind("backbone.0.body.layer1.", 0) == 0);
+  };
+  std::vector<at::Tensor> tensors;
+  for (const auto& item : model.named_parameters()) {
+    if (frozen(item.key())) item.value().requires_grad_(false);
+    else tensors.push_back(item.value());
+  }
+  for (const auto& item : model.named_modules()) {
+    if (auto* bn = item.value()->as<detr::FrozenBatchNorm2dImpl>()) {
+      const bool train = !frozen(item.key() + ".");
+      bn->SetTrainable(train);
+      if (train) {
+        tensors.push_back(bn->weight);
+        tensors.push_back(bn->bias);
+      }
+    }
+  }
+  return tensors;
+}
+
+void SetLearningRate(torch::optim::AdamW& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+void SaveCheckpoint(const Options& options, detr::DetrImpl& model, torch::optim::AdamW& optimizer, int64_t step) {
+  detr::SaveSafetensors((fs::path(options.output) / "checkpoint.safetensors").string(), detr::StateDict(model));
+  torch::save(optimizer, (fs::path(options.output) / "optimizer.pt").string());
+  std::ofstream((fs::path(options.output) / "state.json").string()) << nlohmann::json{{"step", step}}.dump() << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"detr-train: trains DETR with any attention per site on a COCO-format data set."};
+  app.add_option("--model-config", o.model_config, "model config JSON")->required()->check(CLI::ExistingFile);
+  app.add_option("--annotations", o.annotations, "COCO annotations (training split)")->required()->check(CLI::ExistingFile);
+  app.add_option("--images", o.images, "directory of its images")->required()->check(CLI::ExistingDirectory);
+  app.add_option("--output", o.output, "checkpoint directory")->required();
+  app.add_option("--steps", o.steps, "optimizer steps in all (with --minutes: whichever ends first)");
+  app.add_option("--minutes", o.minutes, "wall-clock budget of this run");
+  app.add_option("--batch-size", o.batch_size)->capture_default_str();
+  app.add_option("--lr", o.lr)->capture_default_str();
+  app.add_option("--weight-decay", o.weight_decay)->capture_default_str();
+  app.add_option("--clip", o.clip, "gradient norm clip")->capture_default_str();
+  app.add_option("--lr-drop-fraction", o.lr_drop_fraction, "cut the learning rate 10x after this fraction of --steps")
+      ->capture_default_str();
+  app.add_option("--checkpoint-every", o.checkpoint_every)->capture_default_str();
+  app.add_option("--threads", o.threads, "0 = every core")->capture_default_str();
+  app.add_option("--seed", o.seed)->capture_default_str();
+  app.add_option("--init-from", o.init_from, "start from these weights (e.g. a softmax model for optimization sites)");
+  app.add_flag("--resume", o.resume, "continue from OUT's last checkpoint");
+  app.add_flag("!--train-stem", o.freeze_stem, "also train the stem and layer1 (frozen by default)");
+  app.add_flag("--half", o.half, "export model.safetensors as float16");
+  CLI11_PARSE(app, argc, argv);
+  if (o.steps <= 0 && o.minutes <= 0) {
+    std::fprintf(stderr, "detr-train: give --steps and/or --minutes\n");
+    return 2;
+  }
+  try {
+    detr::ConfigureThreads(o.threads);
+    detr::CachingCpuAllocator allocator;
+    detr::ScopedCpuAllocator use_allocator(allocator);
+    fs::create_directories(o.output);
+    const auto config = detr::ModelConfig::FromJsonFile(o.model_config);
+    const detr::DetectionDataset data(o.annotations, o.images);
+    if (data.max_category_id() >= config.num_classes) {
+      throw std::runtime_error("num_classes " + std::to_string(config.num_classes) + " is too small for category id " +
+                               std::to_string(data.max_category_id()));
+    }
+    at::manual_seed(o.seed);
+    detr::Detr model(config);
+    int64_t step = 0;
+    const auto checkpoint = (fs::path(o.output) / "checkpoint.safetensors").string();
+    if (o.resume && fs::exists(checkpoint)) {
+      detr::LoadWeightsFile(*model, checkpoint);
+      std::ifstream state((fs::path(o.output) / "state.json").string());
+      step = nlohmann::json::parse(state).at("step").get<int64_t>();
+    } else if (!o.init_from.empty()) {
+      for (const auto& line : detr::LoadWeightsFile(*model, o.init_from).skipped) std::fprintf(stderr, "note: %s\n", line.c_str());
+    }
+    model->train();
+    auto tensors = TrainableTensors(*model, o.freeze_stem);
+    torch::optim::AdamW optimizer(tensors, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+    if (o.resume && fs::exists((fs::path(o.output) / "optimizer.pt").string())) {
+      torch::load(optimizer, (fs::path(o.output) / "optimizer.pt").string());
+      std::fprintf(stderr, "resumed at step %lld\n", static_cast<long long>(step));
+    }
+    detr::SetCriterionOptions criterion;
+    criterion.num_classes = config.num_classes;
+    const int64_t drop_step = o.steps > 0 ? static_cast<int64_t>(o.steps * o.lr_drop_fraction) : -1;
+    SetLearningRate(optimizer, drop_step >= 0 && step >= drop_step ? o.lr / 10 : o.lr);
+
+    std::mt19937_64 rng(o.seed + static_cast<std::uint64_t>(step));  // a resumed run draws new batches
+    std::vector<int64_t> order(data.size());
+    std::iota(order.begin(), order.end(), 0);
+    size_t cursor = order.size();
+    const auto start = Clock::now();
+    double images = 0, loss_sum = 0;
+    int logged = 0;
+    while ((o.steps <= 0 || step < o.steps) &&
+           (o.minutes <= 0 || std::chrono::duration<double>(Clock::now() - start).count() < o.minutes * 60)) {
+      std::vector<int64_t> batch;
+      while (static_cast<int>(batch.size()) < o.batch_size) {
+        if (cursor == order.size()) {
+          std::shuffle(order.begin(), order.end(), rng);
+          cursor = 0;
+        }
+        batch.push_back(order[cursor++]);
+      }
+      at::Tensor pixels, mask;
+      std::vector<detr::Target> targets;
+      data.Batch(batch, pixels, mask, targets);
+      auto out = model->forward(pixels, mask, /*all_layers=*/true);
+      auto [loss, parts] = detr::SetLoss(out, targets, criterion);
+      optimizer.zero_grad();
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(tensors, o.clip);
+      optimizer.step();
+      ++step;
+      if (step == drop_step) SetLearningRate(optimizer, o.lr / 10);
+      images += static_cast<double>(batch.size());
+      loss_sum += loss.item<double>();
+      ++logged;
+      if (step % o.log_every == 0) {
+        const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        std::printf("step %lld loss %.4f ce %.4f bbox %.4f giou %.4f | %.1f img/s, %.1f min\n",
+                    static_cast<long long>(step), loss_sum / logged, parts["loss_ce"], parts["loss_bbox"],
+                    parts["loss_giou"], images / elapsed, elapsed / 60);
+        std::fflush(stdout);
+        loss_sum = 0;
+        logged = 0;
+      }
+      if (step % o.checkpoint_every == 0) SaveCheckpoint(o, *model, optimizer, step);
+    }
+    SaveCheckpoint(o, *model, optimizer, step);
+    model->eval();
+    auto weights = detr::StateDict(*model);
+    if (o.half) {
+      for (auto& [name, tensor] : weights) {
+        if (tensor.is_floating_point()) tensor = tensor.to(at::kHalf);
+      }
+    }
+    detr::SaveSafetensors((fs::path(o.output) / "model.safetensors").string(), weights, {{"step", std::to_string(step)}});
+    std::ofstream((fs::path(o.output) / "model.json").string()) << config.ToJsonText() << "\n";
+    std::fprintf(stderr, "done at step %lld: %s\n", static_cast<long long>(step),
+                 (fs::path(o.output) / "model.safetensors").string().c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "detr-train: %s\n", detr::ErrorMessage(e).c_str());
+    return 1;
+  }
+}

@@ -1,0 +1,54 @@
+#include "server/training/detection_dataset.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "server/image/preprocess.h"
+
+namespace detr {
+
+DetectionDataset::DetectionDataset(const std::string& annotations, const std::string& image_dir) {
+  std::ifstream in(annotations);
+  if (!in) throw std::runtime_error(annotations + ": cannot open");
+  const auto json = nlohmann::json::parse(in);
+  std::map<int, std::vector<const nlohmann::json*>> by_image;
+  for (const auto& a : json.at("annotations")) by_image[a.at("image_id").get<int>()].push_back(&a);
+  for (const auto& image : json.at("images")) {
+    const auto path = (std::filesystem::path(image_dir) / image.at("file_name").get<std::string>()).string();
+    auto rgb = ReadImage(path);
+    images_.push_back(ToModelInput(rgb, ResizePolicy{0, 0}));
+    if (images_.back().sizes() != images_.front().sizes()) throw std::runtime_error(path + ": images differ in size");
+    std::vector<int64_t> labels;
+    std::vector<float> boxes;
+    const float w = static_cast<float>(rgb.cols), h = static_cast<float>(rgb.rows);
+    for (const auto* a : by_image[image.at("id").get<int>()]) {
+      const auto& b = a->at("bbox");
+      const float x = b.at(0).get<float>(), y = b.at(1).get<float>(), bw = b.at(2).get<float>(), bh = b.at(3).get<float>();
+      labels.push_back(a->at("category_id").get<int64_t>());
+      max_category_id_ = std::max<int>(max_category_id_, static_cast<int>(labels.back()));
+      boxes.insert(boxes.end(), {(x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h});
+    }
+    targets_.push_back({at::tensor(labels, at::kLong).view({-1}),
+                        at::tensor(boxes, at::kFloat).view({static_cast<int64_t>(labels.size()), 4})});
+  }
+  if (images_.empty()) throw std::runtime_error(annotations + ": no images");
+}
+
+void DetectionDataset::Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask,
+                             std::vector<Target>& targets) const {
+  std::vector<at::Tensor> chosen;
+  targets.clear();
+  for (auto i : indices) {
+    chosen.push_back(images_.at(static_cast<size_t>(i)));
+    targets.push_back(targets_.at(static_cast<size_t>(i)));
+  }
+  pixels = at::stack(chosen);
+  mask = at::zeros({pixels.size(0), pixels.size(2), pixels.size(3)}, at::kBool);
+}
+
+}  // namespace detr
