@@ -10,25 +10,12 @@
 #include "server/core/detr.h"
 #include "server/core/safetensors.h"
 #include "server/core/tensor_io.h"
+#include "tests/common/tiny_model_config.h"
 
 namespace detr {
 namespace {
 
-ModelConfig TinyConfig(AttentionType type = AttentionType::kSoftmax) {
-  ModelConfig config;
-  config.backbone = "resnet18";
-  config.hidden_dim = 32;
-  config.nheads = 4;
-  config.enc_layers = 1;
-  config.dec_layers = 1;
-  config.dim_feedforward = 64;
-  config.num_queries = 4;
-  config.num_classes = 3;
-  for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
-    config.attention(site).type = type;
-  }
-  return config;
-}
+ModelConfig TinyConfig(AttentionType type = AttentionType::kSoftmax) { return testing::TinyModelConfig(type); }
 
 std::string LoadError(torch::nn::Module& model, const TensorMap& state) {
   try {

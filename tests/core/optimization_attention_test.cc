@@ -7,6 +7,7 @@
 #include "server/core/detr.h"
 #include "server/core/multihead_attention.h"
 #include "server/core/optimization_attention.h"
+#include "tests/common/tiny_model_config.h"
 
 namespace detr {
 namespace {
@@ -135,16 +136,8 @@ TEST_F(OptimizationAttentionTest, PaddedKeysGetZeroWeightAndChangeNothing) {
 // An image's output does not depend on the other images of its batch.
 TEST_F(OptimizationAttentionTest, OutputDoesNotDependOnBatchMates) {
   for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization}) {
-    ModelConfig config;
-    config.backbone = "resnet18";
-    config.hidden_dim = 32;
-    config.nheads = 4;
-    config.enc_layers = 1;
-    config.dec_layers = 2;
-    config.dim_feedforward = 64;
-    config.num_queries = 5;
+    auto config = testing::TinyModelConfig(type, /*dec_layers=*/2, /*num_queries=*/5, /*num_classes=*/91);
     for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
-      config.attention(site).type = type;
       config.attention(site).random_tokens = 2;
     }
     Detr model(config);

@@ -8,6 +8,7 @@
 
 #include "server/training/hungarian.h"
 #include "server/training/set_criterion.h"
+#include "tests/common/tiny_model_config.h"
 
 namespace detr {
 namespace {
@@ -80,19 +81,8 @@ TEST(SetCriterionTest, PerfectPredictionsHaveNoBoxLossAndMatchTheRightQueries) {
 
 TEST(SetCriterionTest, GradientsReachEveryTrainedModuleWithAuxiliaryLosses) {
   at::manual_seed(3);
-  ModelConfig config;
-  config.backbone = "resnet18";
-  config.hidden_dim = 32;
-  config.nheads = 4;
-  config.enc_layers = 1;
-  config.dec_layers = 2;
-  config.dim_feedforward = 64;
-  config.num_queries = 6;
-  config.num_classes = 3;
   for (auto type : {AttentionType::kSoftmax, AttentionType::kOptimization}) {
-    for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
-      config.attention(site).type = type;
-    }
+    const auto config = testing::TinyModelConfig(type, /*dec_layers=*/2, /*num_queries=*/6, /*num_classes=*/3);
     Detr model(config);
     model->train();
     auto out = model->forward(at::randn({2, 3, 64, 64}), at::zeros({2, 64, 64}, at::kBool), /*all_layers=*/true);
