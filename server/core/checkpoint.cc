@@ -5,7 +5,7 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
-#include "server/core/detr.h"
+#include "server/core/frozen_batch_norm.h"
 #include "server/core/multihead_attention.h"
 
 namespace detr {
@@ -41,8 +41,12 @@ std::vector<std::string> AdaptAttentionSites(const torch::nn::Module& model, Ten
 }  // namespace
 
 LoadReport LoadStateDict(torch::nn::Module& model, TensorMap state, const std::string& source) {
-  if (const auto* detr = model.as<DetrImpl>(); detr && detr->prepared_for_inference()) {
-    throw CheckpointError(source + ": weights must be loaded before PrepareForInference() folds the batch-norms");
+  for (const auto& item : model.named_modules()) {
+    const auto* bn = item.value()->as<FrozenBatchNorm2dImpl>();
+    if (bn && bn->folded()) {
+      throw CheckpointError(source + ": '" + item.key() + "' is folded into its convolution; weights must be "
+                            "loaded before PrepareForInference() folds the batch-norms");
+    }
   }
   LoadReport report;
   report.skipped = AdaptAttentionSites(model, state);

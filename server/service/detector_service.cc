@@ -172,7 +172,8 @@ void DetectorService::Prepare(const v1::DetectRequest& request, grpc::CallbackSe
   } catch (const std::exception& e) {
     return Reject(route.primary->name(), request.request_id(), {ErrorKind::kInvalidArgument, ErrorMessage(e)}, start, done);
   }
-  metrics_.RecordStage(route.primary->name(), Metrics::Stage::kPreprocess, SecondsSince(preprocess_start));
+  const double preprocess_seconds = SecondsSince(preprocess_start);
+  metrics_.RecordStage(route.primary->name(), Metrics::Stage::kPreprocess, preprocess_seconds);
 
   std::shared_ptr<ShadowComparison> comparison;
   if (route.shadow) {
@@ -188,17 +189,18 @@ void DetectorService::Prepare(const v1::DetectRequest& request, grpc::CallbackSe
   };
   const int width = rgb.cols, height = rgb.rows;
   route.primary->Submit(std::move(image), OptionsOf(request), abandoned,
-                        [this, route, request_id = request.request_id(), start, width, height, comparison,
+                        [this, route, request_id = request.request_id(), start, preprocess_seconds, width, height, comparison,
                          done = std::move(done)](InferenceOutcome outcome) {
                           if (comparison && outcome.ok) {
                             OfferShadowResult(comparison, true, outcome.detections, metrics_, route.experiment);
                           }
-                          Answer(route, request_id, start, width, height, std::move(outcome), done);
+                          Answer(route, request_id, start, preprocess_seconds, width, height, std::move(outcome), done);
                         });
 }
 
-void DetectorService::Answer(const Route& route, const std::string& request_id, Clock::time_point start, int width,
-                             int height, InferenceOutcome outcome, const Done& done) {
+void DetectorService::Answer(const Route& route, const std::string& request_id, Clock::time_point start,
+                             double preprocess_seconds, int width, int height, InferenceOutcome outcome,
+                             const Done& done) {
   const auto& model = *route.primary;
   if (!outcome.ok) {
     const auto status = ToGrpcStatus(outcome.error);
@@ -224,16 +226,13 @@ void DetectorService::Answer(const Route& route, const std::string& request_id, 
   auto* timings = response.mutable_timings();
   timings->set_queue_seconds(outcome.queue_seconds);
   timings->set_inference_seconds(outcome.inference_seconds);
+  timings->set_preprocess_seconds(preprocess_seconds);
   timings->set_postprocess_seconds(outcome.postprocess_seconds);
   response.set_inference_memory_bytes(outcome.inference_memory_bytes);
   response.set_image_width(static_cast<std::uint32_t>(width));
   response.set_image_height(static_cast<std::uint32_t>(height));
   response.set_request_id(request_id);
-  // Preprocessing time is the rest of the server-side time before queueing.
-  const double total = SecondsSince(start);
-  timings->set_preprocess_seconds(std::max(0.0, total - outcome.queue_seconds - outcome.inference_seconds -
-                                                    outcome.postprocess_seconds));
-  metrics_.RecordRequest(model.name(), model.attention_label(), "OK", total);
+  metrics_.RecordRequest(model.name(), model.attention_label(), "OK", SecondsSince(start));
   done(grpc::Status::OK, std::move(response));
 }
 

@@ -44,7 +44,7 @@ class DetectorService final : public v1::Detector::CallbackService {
   void Prepare(const v1::DetectRequest& request, grpc::CallbackServerContext* context, const Route& route,
                std::chrono::steady_clock::time_point start, Done done);
   void Answer(const Route& route, const std::string& request_id, std::chrono::steady_clock::time_point start,
-              int width, int height, InferenceOutcome outcome, const Done& done);
+              double preprocess_seconds, int width, int height, InferenceOutcome outcome, const Done& done);
   void Reject(const std::string& model, const std::string& request_id, const RequestError& error,
               std::chrono::steady_clock::time_point start, const Done& done);
   v1::Model Describe(const ModelRunner& runner) const;

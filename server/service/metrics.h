@@ -42,8 +42,6 @@ class Metrics {
   void InitializeModel(const std::string& model, const std::string& attention);
   void InitializeExperiment(const std::string& experiment, bool shadow);
 
-  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
-
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Histogram>& request_duration_;

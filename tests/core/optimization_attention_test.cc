@@ -33,6 +33,14 @@ Problem SmallProblem(int64_t n, int64_t m, int64_t dh, bool pad, bool exclude_se
   return p;
 }
 
+// The allowed mask and the solver's coefficients for a problem.
+std::pair<at::Tensor, at::Tensor> Solve(const Problem& p) {
+  auto allowed = AllowedCoefficients(p.problem);
+  auto z = SolveCoefficients(PrepareQueries(p.problem.queries, p.options), PrepareDictionary(p.problem, p.options),
+                             allowed, p.options);
+  return {allowed, z};
+}
+
 class SeededTest : public ::testing::Test {
  protected:
   void SetUp() override { at::manual_seed(20261127); }
@@ -94,9 +102,7 @@ TEST_F(OptimizationAttentionTest, PaddedKeysGetZeroWeightAndChangeNothing) {
   auto p = SmallProblem(6, 9, 4, /*pad=*/true, false);
   p.options.random_tokens = 2;
   p.problem.random_directions = Randn({3, 2, 4});
-  auto allowed = AllowedCoefficients(p.problem);
-  auto z = SolveCoefficients(PrepareQueries(p.problem.queries, p.options),
-                             PrepareDictionary(p.problem, p.options), allowed, p.options);
+  auto [allowed, z] = Solve(p);
   for (auto normalizer : {Normalizer::kReluPower, Normalizer::kAbsPower, Normalizer::kSoftmax}) {
     p.options.normalizer = normalizer;
     auto weights = CoefficientsToWeights(z, allowed, p.options);
@@ -198,14 +204,11 @@ TEST_F(OptimizationAttentionTest, SelfIsExcludedFromItsOwnDictionary) {
   // reconstructs it well.
   auto p = SmallProblem(8, 8, 32, false, /*exclude_self=*/true);
   p.problem.dictionary = p.problem.queries;  // self-attention
-  auto allowed = AllowedCoefficients(p.problem);
-  auto z = SolveCoefficients(PrepareQueries(p.problem.queries, p.options),
-                             PrepareDictionary(p.problem, p.options), allowed, p.options);
+  auto [allowed, z] = Solve(p);
   EXPECT_EQ(z.diagonal(0, -2, -1).abs().max().item<double>(), 0.0);
   // Without the exclusion a query is best reconstructed by itself.
   p.problem.exclude_self = false;
-  auto free = SolveCoefficients(PrepareQueries(p.problem.queries, p.options),
-                                PrepareDictionary(p.problem, p.options), AllowedCoefficients(p.problem), p.options);
+  auto free = Solve(p).second;
   EXPECT_TRUE((free.diagonal(0, -2, -1) > 0).all().item<bool>());
 }
 
@@ -213,9 +216,7 @@ TEST_F(OptimizationAttentionTest, TopKKeepsAtMostKWeightsPerRow) {
   auto p = SmallProblem(6, 20, 8, false, false);
   p.options.lambda = 0.001;  // dense coefficients, so top-k has work to do
   p.options.top_k = 3;
-  auto allowed = AllowedCoefficients(p.problem);
-  auto z = SolveCoefficients(PrepareQueries(p.problem.queries, p.options),
-                             PrepareDictionary(p.problem, p.options), allowed, p.options);
+  auto [allowed, z] = Solve(p);
   for (auto normalizer : {Normalizer::kReluPower, Normalizer::kAbsPower, Normalizer::kSoftmax}) {
     p.options.normalizer = normalizer;
     auto weights = CoefficientsToWeights(z, allowed, p.options);
