@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/core/coco_classes.h"
+
 namespace detr {
 namespace {
 
@@ -156,6 +158,7 @@ ModelConfig ModelConfig::FromJsonText(const std::string& text, const std::string
     else if (key == "num_classes") c.num_classes = Get<int>(value, source, key);
     else if (key == "position_embedding") c.position_embedding = Get<std::string>(value, source, key);
     else if (key == "normalize_before") c.normalize_before = Get<bool>(value, source, key);
+    else if (key == "class_names") c.class_names = Get<std::vector<std::string>>(value, source, key);
     else if (key == "seed") continue;  // the fixture records its weight seed; no effect on the architecture
     else if (key == "attention") {
       if (!value.is_object()) Invalid(source, key, "must be an object keyed by site");
@@ -201,8 +204,16 @@ std::string ModelConfig::ToJsonText() const {
             {"num_classes", num_classes},
             {"position_embedding", position_embedding},
             {"normalize_before", normalize_before}};
+  if (!class_names.empty()) j["class_names"] = class_names;
   for (auto site : kSites) j["attention"][ToString(site)] = AttentionToJson(attention(site));
   return j.dump(2);
+}
+
+std::vector<std::string> ModelConfig::ClassNames() const {
+  if (!class_names.empty()) return class_names;
+  std::vector<std::string> names;
+  for (int id = 0; id < num_classes; ++id) names.push_back(num_classes == 91 ? CocoClassName(id) : "class " + std::to_string(id));
+  return names;
 }
 
 void ModelConfig::Validate() const {
@@ -217,6 +228,9 @@ void ModelConfig::Validate() const {
   Require(dim_feedforward > 0, "dim_feedforward", "must be > 0");
   Require(num_queries > 0, "num_queries", "must be > 0");
   Require(num_classes > 0, "num_classes", "must be > 0");
+  Require(class_names.empty() || static_cast<int>(class_names.size()) == num_classes, "class_names",
+          "must name every class id 0.." + std::to_string(num_classes - 1) + " (" + std::to_string(num_classes) +
+              " names; use \"N/A\" for unused ids)");
   Require(position_embedding == "sine" || position_embedding == "v2", "position_embedding",
           "must be 'sine' (learned embeddings are not supported)");
   for (auto site : kSites) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace detr {
 
@@ -54,10 +55,16 @@ struct ModelConfig {
   int num_classes = 91;               // the head predicts num_classes + 1 ("no object")
   std::string position_embedding = "sine";
   bool normalize_before = false;      // pre-norm transformer layers
+  /// Name of each class id (ours; the official code keeps names outside the
+  /// model). Empty: COCO's names when num_classes is 91, else "class N".
+  std::vector<std::string> class_names;
 
   AttentionOptions encoder_self;
   AttentionOptions decoder_self;
   AttentionOptions decoder_cross;
+
+  /// A name for every class id 0..num_classes-1 (see class_names).
+  std::vector<std::string> ClassNames() const;
 
   const AttentionOptions& attention(AttentionSite site) const;
   AttentionOptions& attention(AttentionSite site);

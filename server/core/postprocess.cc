@@ -19,7 +19,8 @@ PostProcessed PostProcess(const at::Tensor& logits, const at::Tensor& boxes, con
   return {scores, labels, xyxy * scale};
 }
 
-Detections ToDetections(const PostProcessed& out, int64_t index, float threshold, int max_detections) {
+Detections ToDetections(const PostProcessed& out, int64_t index, float threshold, int max_detections,
+                        const std::vector<std::string>& class_names) {
   auto scores = out.scores[index].to(at::kFloat).contiguous();
   auto labels = out.labels[index].to(at::kLong).contiguous();
   auto boxes = out.boxes[index].to(at::kFloat).contiguous();
@@ -31,7 +32,10 @@ Detections ToDetections(const PostProcessed& out, int64_t index, float threshold
     if (!(score[q] >= threshold)) continue;
     Detection d;
     d.class_id = static_cast<int>(label[q]);
-    d.class_name = CocoClassName(d.class_id);
+    const bool named = d.class_id >= 0 && d.class_id < static_cast<int>(class_names.size());
+    d.class_name = class_names.empty() ? CocoClassName(d.class_id)
+                   : named             ? class_names[static_cast<size_t>(d.class_id)]
+                                       : "N/A";
     d.score = score[q];
     std::copy(box + 4 * q, box + 4 * q + 4, d.box);
     detections.push_back(std::move(d));

@@ -2,6 +2,7 @@
 // boxes scaled to the original image.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include <ATen/Tensor.h>
@@ -21,7 +22,9 @@ struct PostProcessed {
 PostProcessed PostProcess(const at::Tensor& logits, const at::Tensor& boxes, const at::Tensor& target_sizes);
 
 /// Image `index` of `out` as plain detections with score >= threshold, best
-/// first, at most max_detections (0 = all).
-Detections ToDetections(const PostProcessed& out, int64_t index, float threshold, int max_detections = 0);
+/// first, at most max_detections (0 = all). class_names[id] names each
+/// class; empty: COCO's names.
+Detections ToDetections(const PostProcessed& out, int64_t index, float threshold, int max_detections = 0,
+                        const std::vector<std::string>& class_names = {});
 
 }  // namespace detr

@@ -261,6 +261,7 @@ v1::Model DetectorService::Describe(const ModelRunner& runner) const {
   model.set_random_weights(runner.random_weights());
   model.set_max_batch_size(static_cast<std::uint32_t>(runner.entry().batching.max_batch_size));
   model.set_max_queue_delay_seconds(std::chrono::duration<double>(runner.entry().batching.max_queue_delay).count());
+  for (const auto& name : runner.entry().config.ClassNames()) model.add_class_names(name);
   return model;
 }
 

@@ -54,6 +54,7 @@ ModelRunner::ModelRunner(const ModelEntry& entry, Metrics& metrics) : entry_(ent
   random_weights_ = loaded.random_weights;
   parameter_count_ = model_->parameter_count();
   attention_label_ = AttentionLabel(entry.config);
+  class_names_ = entry.config.ClassNames();
   for (const auto& line : loaded.report.skipped) spdlog::info("model {}: {}", entry.name, line);
   metrics_.SetModelInfo(entry.name, ToString(entry.config.encoder_self.type), ToString(entry.config.decoder_self.type),
                         ToString(entry.config.decoder_cross.type), static_cast<double>(parameter_count_),
@@ -139,7 +140,7 @@ void ModelRunner::RunBatch(std::vector<Job>&& jobs) {
     auto& job = jobs[i];
     InferenceOutcome outcome;
     outcome.ok = true;
-    outcome.detections = Filter(ToDetections(post, i, job.options.score_threshold), job.options);
+    outcome.detections = Filter(ToDetections(post, i, job.options.score_threshold, 0, class_names_), job.options);
     outcome.batch_size = static_cast<int>(batch);
     outcome.queue_seconds = Seconds(job.enqueued, start);
     outcome.inference_seconds = inference_seconds;

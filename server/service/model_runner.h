@@ -87,6 +87,7 @@ class ModelRunner {
   Metrics& metrics_;
   Detr model_{nullptr};
   std::string attention_label_;
+  std::vector<std::string> class_names_;  // by class id, from the model config
   int64_t parameter_count_ = 0;
   bool random_weights_ = false;
   std::unique_ptr<DynamicBatcher<Job>> batcher_;

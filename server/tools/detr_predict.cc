@@ -59,7 +59,7 @@ int RunImage(const Options& options, detr::Detr& model) {
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   auto sizes = at::tensor({static_cast<int64_t>(rgb.rows), static_cast<int64_t>(rgb.cols)}, at::kLong).view({1, 2});
   auto detections = detr::ToDetections(detr::PostProcess(out.logits, out.boxes, sizes), 0, options.threshold,
-                                       options.max_detections);
+                                       options.max_detections, model->config().ClassNames());
   const auto json = ToJson(options.image, rgb, detections, ms).dump();
   if (options.json_path.empty()) {
     std::cout << json << "\n";

@@ -114,8 +114,9 @@ int main(int argc, char** argv) {
     detr::CachingCpuAllocator allocator;
     detr::ScopedCpuAllocator use_allocator(allocator);
     fs::create_directories(o.output);
-    const auto config = detr::ModelConfig::FromJsonFile(o.model_config);
+    auto config = detr::ModelConfig::FromJsonFile(o.model_config);
     const detr::DetectionDataset data(o.annotations, o.images);
+    if (config.class_names.empty()) config.class_names = data.CategoryNames(config.num_classes);  // into model.json
     if (data.max_category_id() >= config.num_classes) {
       throw std::runtime_error("num_classes " + std::to_string(config.num_classes) + " is too small for category id " +
                                std::to_string(data.max_category_id()));

@@ -16,6 +16,9 @@ DetectionDataset::DetectionDataset(const std::string& annotations, const std::st
   std::ifstream in(annotations);
   if (!in) throw std::runtime_error(annotations + ": cannot open");
   const auto json = nlohmann::json::parse(in);
+  for (const auto& c : json.value("categories", nlohmann::json::array())) {
+    categories_.emplace_back(c.at("id").get<int>(), c.at("name").get<std::string>());
+  }
   std::map<int, std::vector<const nlohmann::json*>> by_image;
   for (const auto& a : json.at("annotations")) by_image[a.at("image_id").get<int>()].push_back(&a);
   for (const auto& image : json.at("images")) {
@@ -37,6 +40,14 @@ DetectionDataset::DetectionDataset(const std::string& annotations, const std::st
                         at::tensor(boxes, at::kFloat).view({static_cast<int64_t>(labels.size()), 4})});
   }
   if (images_.empty()) throw std::runtime_error(annotations + ": no images");
+}
+
+std::vector<std::string> DetectionDataset::CategoryNames(int num_classes) const {
+  std::vector<std::string> names(static_cast<size_t>(num_classes), "N/A");
+  for (const auto& [id, name] : categories_) {
+    if (id >= 0 && id < num_classes) names[static_cast<size_t>(id)] = name;
+  }
+  return names;
 }
 
 void DetectionDataset::Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/Tensor.h>
@@ -20,6 +21,8 @@ class DetectionDataset {
 
   std::size_t size() const { return images_.size(); }
   int max_category_id() const { return max_category_id_; }
+  /// Category names by id for ids 0..num_classes-1 ("N/A" where the set has none).
+  std::vector<std::string> CategoryNames(int num_classes) const;
   /// Images `indices` as (B, 3, H, W) pixels, (B, H, W) mask (no padding) and targets.
   void Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask, std::vector<Target>& targets) const;
 
@@ -27,6 +30,7 @@ class DetectionDataset {
   std::vector<at::Tensor> images_;  // (3, H, W) float, ImageNet-normalised
   std::vector<Target> targets_;
   int max_category_id_ = 0;
+  std::vector<std::pair<int, std::string>> categories_;  // (id, name) as the annotations list them
 };
 
 }  // namespace detr

@@ -161,6 +161,18 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
   EXPECT_NE(error_of(R"({"attention": {"decoder.cross": {"itterations": 3}}})").find("itterations"), std::string::npos);
   EXPECT_NE(error_of(R"({"backbone": "resnet18", "dilation": true})").find("'dilation'"), std::string::npos);
   EXPECT_NE(error_of(R"({"hidden_dim": 30, "nheads": 8})").find("divisible"), std::string::npos);
+  EXPECT_NE(error_of(R"({"num_classes": 4, "class_names": ["N/A", "circle"]})").find("'class_names'"),
+            std::string::npos);
+}
+
+TEST(ModelConfigTest, ClassNamesComeFromTheConfigOrCoco) {
+  auto shapes = ModelConfig::FromJsonText(R"({"num_classes": 4, "class_names": ["N/A", "circle", "square", "triangle"]})");
+  EXPECT_EQ(shapes.ClassNames().at(3), "triangle");
+  EXPECT_EQ(ModelConfig::FromJsonText(shapes.ToJsonText()).class_names, shapes.class_names);
+  EXPECT_EQ(ModelConfig::FromJsonText(R"({"num_classes": 91})").ClassNames().at(1), "person");
+  const auto unnamed = ModelConfig::FromJsonText(R"({"num_classes": 3})").ClassNames();
+  ASSERT_EQ(unnamed.size(), 3u);
+  EXPECT_EQ(unnamed[2], "class 2");
 }
 
 }  // namespace
