@@ -40,6 +40,7 @@ struct EvalCommand {
   std::string images;       // directory holding its file_names
   std::string model_a;      // "" = the server's route
   std::string model_b;      // set: a side-by-side table
+  std::string json_path;    // set: also write the figures as JSON here
 };
 int RunEval(const ClientOptions& client, const EvalCommand& command);
 

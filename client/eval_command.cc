@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+
+#include <nlohmann/json.hpp>
 
 #include "client/coco_eval.h"
 #include "client/commands.h"
@@ -15,7 +18,9 @@ namespace {
 
 struct ModelRun {
   std::vector<CocoBox> detections;
-  std::vector<double> latency;
+  std::vector<double> latency;     // client-side, one request at a time
+  std::vector<double> inference;   // the server's forward pass
+  std::vector<double> memory;      // the server's inference memory, bytes
 };
 
 ModelRun RunModel(v1::Detector::Stub& stub, const ClientOptions& client, const EvalCommand& command,
@@ -33,6 +38,8 @@ ModelRun RunModel(v1::Detector::Stub& stub, const ClientOptions& client, const E
     const auto status = stub.Detect(context.get(), request, &response);
     if (!status.ok()) throw std::runtime_error(file + " on '" + model + "': " + status.error_message());
     run.latency.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count());
+    run.inference.push_back(response.timings().inference_seconds());
+    run.memory.push_back(static_cast<double>(response.inference_memory_bytes()));
     for (const auto& d : response.detections()) {
       CocoBox box;
       box.image_id = image_id;
@@ -53,6 +60,21 @@ ModelRun RunModel(v1::Detector::Stub& stub, const ClientOptions& client, const E
   return run;
 }
 
+nlohmann::json ToJson(const CocoSummary& s, const ModelRun& run) {
+  return {{"ap", s.ap}, {"ap50", s.ap50}, {"ap75", s.ap75}, {"ap_small", s.ap_small}, {"ap_medium", s.ap_medium},
+          {"ap_large", s.ap_large}, {"ar1", s.ar1}, {"ar10", s.ar10}, {"ar100", s.ar100},
+          {"images", run.latency.size()},
+          {"latency_p50_seconds", Summarize(run.latency).p50},
+          {"inference_p50_seconds", Summarize(run.inference).p50},
+          {"inference_memory_p50_bytes", Summarize(run.memory).p50}};
+}
+
+void WriteJson(const std::string& path, const nlohmann::json& figures) {
+  std::ofstream out(path);
+  out << figures.dump(2) << "\n";
+  if (!out) throw std::runtime_error(path + ": cannot write");
+}
+
 }  // namespace
 
 int RunEval(const ClientOptions& client, const EvalCommand& command) {
@@ -62,7 +84,11 @@ int RunEval(const ClientOptions& client, const EvalCommand& command) {
   auto stub = v1::Detector::NewStub(MakeChannel(client));
   if (command.model_b.empty()) {
     const auto run = RunModel(*stub, client, command, dataset, command.model_a);
-    std::cout << FormatCocoSummary(EvaluateCoco(dataset.ground_truth, run.detections, image_ids));
+    const auto summary = EvaluateCoco(dataset.ground_truth, run.detections, image_ids);
+    std::cout << FormatCocoSummary(summary);
+    if (!command.json_path.empty()) {
+      WriteJson(command.json_path, {{command.model_a.empty() ? "default" : command.model_a, ToJson(summary, run)}});
+    }
     return 0;
   }
   const auto a = RunModel(*stub, client, command, dataset, command.model_a);
@@ -77,6 +103,11 @@ int RunEval(const ClientOptions& client, const EvalCommand& command) {
   for (const auto& [name, values] : rows) std::printf("%-22s %14.3f %14.3f\n", name, values.first, values.second);
   std::printf("%-22s %11.1f ms %11.1f ms\n", "latency p50 (client)", Summarize(a.latency).p50 * 1e3,
               Summarize(b.latency).p50 * 1e3);
+  std::printf("%-22s %11.1f ms %11.1f ms\n", "inference p50 (server)", Summarize(a.inference).p50 * 1e3,
+              Summarize(b.inference).p50 * 1e3);
+  if (!command.json_path.empty()) {
+    WriteJson(command.json_path, {{command.model_a, ToJson(sa, a)}, {command.model_b, ToJson(sb, b)}});
+  }
   return 0;
 }
 

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   auto* eval_model = eval_cmd->add_option("--model", eval.model_a, "model or experiment (default: the server's route)");
   auto* eval_a = eval_cmd->add_option("--model-a", eval.model_a, "first model of a side-by-side table");
   auto* eval_b = eval_cmd->add_option("--model-b", eval.model_b, "second model of a side-by-side table");
+  eval_cmd->add_option("--json", eval.json_path, "also write AP, AR and latency per model to this JSON file");
   eval_model->excludes(eval_a)->excludes(eval_b);
   eval_b->needs(eval_a);
 

@@ -82,7 +82,9 @@ class ServerTest : public ::testing::Test {
     stub_ = server_->Stub();
   }
   void TearDown() override {
-    if (server_ && server_->pid() > 0) EXPECT_EQ(server_->Stop(), 0);
+    if (server_ && server_->pid() > 0) {
+      EXPECT_EQ(server_->Stop(), 0);
+    }
   }
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<v1::Detector::Stub> stub_;
