@@ -7,7 +7,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench clean
+.PHONY: all deps configure build test serve bench train clean
 
 all: build
 
@@ -36,6 +36,12 @@ serve: build
 bench: build
 	bash tests/bench/run_detr_forward_bench.sh $(BUILD_DIR)
 	bash tests/bench/run_serving_bench.sh $(BUILD_DIR)
+
+# Trains the default models and measures docs/accuracy.md's table (about two
+# hours on 2 cores; resumable: run it again after an interruption).
+TRAIN_DIR ?= runs/accuracy
+train: build
+	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_default_models.sh $(TRAIN_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -71,8 +71,8 @@ int FreePort() {
 
 ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& name) {
   const std::string dir = DETR_TEST_OUTPUT_DIR;
-  const std::string config_path = dir + "/" + name + ".yaml";
-  std::ofstream(config_path) << config_yaml;
+  const std::string config_path = config_yaml.empty() ? "" : dir + "/" + name + ".yaml";
+  if (!config_yaml.empty()) std::ofstream(config_path) << config_yaml;
   target_ = "127.0.0.1:" + std::to_string(FreePort());
   metrics_ = "127.0.0.1:" + std::to_string(FreePort());
   log_path_ = dir + "/" + name + ".log";
@@ -81,8 +81,13 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
     const int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
-    ::execl(DETR_SERVER_BINARY, DETR_SERVER_BINARY, "--config", config_path.c_str(), "--listen", target_.c_str(),
-            "--metrics-listen", metrics_.c_str(), static_cast<char*>(nullptr));
+    if (config_path.empty()) {  // the built-in configuration
+      ::execl(DETR_SERVER_BINARY, DETR_SERVER_BINARY, "--listen", target_.c_str(), "--metrics-listen",
+              metrics_.c_str(), static_cast<char*>(nullptr));
+    } else {
+      ::execl(DETR_SERVER_BINARY, DETR_SERVER_BINARY, "--config", config_path.c_str(), "--listen", target_.c_str(),
+              "--metrics-listen", metrics_.c_str(), static_cast<char*>(nullptr));
+    }
     ::_exit(127);
   }
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);

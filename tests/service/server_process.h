@@ -21,7 +21,8 @@ int FreePort();
 
 class ServerProcess {
  public:
-  /// Writes `config_yaml` next to the test outputs and starts the server.
+  /// Writes `config_yaml` next to the test outputs and starts the server
+  /// (an empty `config_yaml`: the built-in configuration).
   /// Fails the current test (and leaves pid() at -1) if it never gets healthy.
   explicit ServerProcess(const std::string& config_yaml, const std::string& name);
   ~ServerProcess();
