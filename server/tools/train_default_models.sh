@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Trains the default models and measures docs/accuracy.md's table, start to
+# end, on this machine (about 2 hours on 2 cores):
+#   1. detr-data: the synthetic shapes set (seed 7; 30,000 training and 500
+#      validation images of 128 px).
+#   2. detr-train: a softmax DETR from scratch (STEPS = 6000 steps, batch 32).
+#   3. The paper's swap, one row per configuration: start from the softmax
+#      weights, switch the attention of some sites, fine-tune FINETUNE_STEPS.
+#   4. Every row (and each swap before fine-tuning) through a real detr-server
+#      on 127.0.0.1 with `detr-client eval --json`; accuracy_report.py turns
+#      the figures and training logs into the table and the loss-curve PNG.
+# Every step resumes or skips what an earlier run finished, so the script can
+# be stopped and started again.
+#   server/tools/train_default_models.sh [OUT_DIR]     (default: runs/accuracy)
+# Then copy OUT/softmax/model.safetensors and OUT/optimization-all/model.safetensors
+# to deploy/models/default-{softmax,optimization}.safetensors.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:-runs/accuracy}
+build=${BUILD_DIR:-build}
+steps=${STEPS:-6000}
+finetune_steps=${FINETUNE_STEPS:-600}
+threads=${THREADS:-0}
+bin="$build/bin"
+mkdir -p "$out"
+
+[[ -f "$out/shapes/val.json" ]] ||
+  "$bin/detr-data" --output "$out/shapes" --seed 7 --train 30000 --val 500 --size 128 --max-shapes 5
+
+# model_config ROW: deploy/models/default-softmax.json with ROW's attention.
+model_config() {
+  /usr/bin/python3 - "$1" "$out/$1.json" <<'EOF'
+import json, sys
+row, path = sys.argv[1], sys.argv[2]
+config = json.load(open("deploy/models/default-softmax.json"))
+opt = {"type": "optimization", "iterations": 5, "lambda": 0.05}
+sites = {"softmax": {}, "softmax-control": {}, "identity-qk": dict.fromkeys(
+    ["encoder.self", "decoder.self", "decoder.cross"], "softmax_identity_qk"),
+    "optimization-encoder-self": {"encoder.self": opt}, "optimization-decoder-self": {"decoder.self": opt},
+    "optimization-decoder-cross": {"decoder.cross": opt},
+    "optimization-all": dict.fromkeys(["encoder.self", "decoder.self", "decoder.cross"], opt)}[row]
+config["attention"] = {site: "softmax" for site in ["encoder.self", "decoder.self", "decoder.cross"]} | sites
+json.dump(config, open(path, "w"), indent=2)
+EOF
+  echo "$out/$1.json"
+}
+
+train() {  # train ROW STEPS [extra detr-train arguments]
+  local row=$1 n=$2
+  shift 2
+  if [[ -f "$out/$row/model.safetensors" ]]; then
+    echo "== $row: done already ($out/$row/model.safetensors)"
+    return
+  fi
+  echo "== $row: $n steps"
+  mkdir -p "$out/$row"
+  "$bin/detr-train" --model-config "$(model_config "$row")" --annotations "$out/shapes/train.json" \
+    --images "$out/shapes/train" --output "$out/$row" --steps "$n" --threads "$threads" --half --resume "$@" |
+    tee -a "$out/$row/train.log"
+}
+
+train softmax "$steps"
+rows=(optimization-all optimization-encoder-self optimization-decoder-self optimization-decoder-cross identity-qk
+      softmax-control)
+for row in "${rows[@]}"; do
+  train "$row" "$finetune_steps" --init-from "$out/softmax/checkpoint.safetensors"
+done
+
+# One server holds every row, plus each swap straight from the softmax weights.
+for row in softmax "${rows[@]}"; do model_config "$row" > /dev/null; done
+config="$out/eval-server.yaml"
+{
+  echo "intra_op_threads: $threads"
+  echo "models:"
+  for row in softmax "${rows[@]}"; do
+    printf '  - {name: %s, model_config: %s.json, weights: %s/model.safetensors,\n' "$row" "$row" "$row"
+    printf '     preprocessing: {shortest_edge: 128, longest_edge: 213}}\n'
+    [[ $row == softmax || $row == softmax-control ]] && continue
+    printf '  - {name: %s-no-finetune, model_config: %s.json, weights: softmax/model.safetensors,\n' "$row" "$row"
+    printf '     preprocessing: {shortest_edge: 128, longest_edge: 213}}\n'
+  done
+} > "$config"
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+metrics_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$bin/detr-server" --config "$config" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" \
+  > "$out/eval-server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 120); do
+  "$bin/detr-client" --target "127.0.0.1:$port" --timeout 2 health > /dev/null 2>&1 && break
+  sleep 1
+done
+mkdir -p "$out/eval"
+for row in softmax "${rows[@]}"; do
+  for name in "$row" "$row-no-finetune"; do
+    [[ $name == softmax-no-finetune || $name == softmax-control-no-finetune ]] && continue
+    echo "== eval $name"
+    "$bin/detr-client" --target "127.0.0.1:$port" eval --annotations "$out/shapes/val.json" \
+      --images "$out/shapes/val" --model "$name" --json "$out/eval/$name.json" | tail -n 13
+  done
+done
+/usr/bin/python3 server/tools/accuracy_report.py "$out" docs/accuracy-loss.png
