@@ -43,6 +43,16 @@ TEST(ComposeTest, ServicesPortsAndMountedFilesExist) {
   EXPECT_NO_THROW(ServerConfig::FromFile(kSource + "/deploy/detr-server.yaml"));
 }
 
+// The image installs deploy/models as /usr/share/detr/models: a config for the
+// pods reads here with that prefix mapped back to the source tree.
+std::string InSourceTree(std::string config) {
+  const std::string image_dir = "/usr/share/detr/";
+  for (auto at = config.find(image_dir); at != std::string::npos; at = config.find(image_dir, at)) {
+    config.replace(at, image_dir.size(), kSource + "/deploy/");
+  }
+  return config;
+}
+
 std::vector<YAML::Node> Render(const std::string& dir) {
   const std::string command = "kubectl kustomize " + kSource + "/" + dir + " 2>&1";
   std::string output;
@@ -94,7 +104,8 @@ TEST_F(KubernetesTest, BaseRendersWithProbesResourcesAndSecurity) {
   // The config the pods mount is valid, and the grace period outlasts its drain.
   const auto* config_map = Find(objects, "ConfigMap");
   ASSERT_NE(config_map, nullptr);
-  const auto config = ServerConfig::FromText((*config_map)["data"]["detr-server.yaml"].as<std::string>(), "configmap", ".");
+  const auto config = ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()),
+                                             "configmap", ".");
   const int drain = static_cast<int>(config.drain_timeout.count() / 1000);
   const int pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"].as<int>();
   EXPECT_GT(pod["terminationGracePeriodSeconds"].as<int>(), drain + pre_stop);
@@ -117,7 +128,8 @@ TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
   EXPECT_EQ((*deployment)["spec"]["replicas"].as<int>(), 3);
   const auto* config_map = Find(objects, "ConfigMap");
   ASSERT_NE(config_map, nullptr);
-  const auto config = ServerConfig::FromText((*config_map)["data"]["detr-server.yaml"].as<std::string>(), "overlay", ".");
+  const auto config = ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()),
+                                             "overlay", ".");
   const auto* experiment = config.FindExperiment(config.default_route);
   ASSERT_NE(experiment, nullptr);
   EXPECT_EQ(experiment->kind, ExperimentKind::kSticky);
