@@ -4,7 +4,6 @@
 
 #include <ATen/ATen.h>
 
-#include "server/core/coco_classes.h"
 
 namespace detr {
 
@@ -33,9 +32,7 @@ Detections ToDetections(const PostProcessed& out, int64_t index, float threshold
     Detection d;
     d.class_id = static_cast<int>(label[q]);
     const bool named = d.class_id >= 0 && d.class_id < static_cast<int>(class_names.size());
-    d.class_name = class_names.empty() ? CocoClassName(d.class_id)
-                   : named             ? class_names[static_cast<size_t>(d.class_id)]
-                                       : "N/A";
+    d.class_name = named ? class_names[static_cast<size_t>(d.class_id)] : "N/A";
     d.score = score[q];
     std::copy(box + 4 * q, box + 4 * q + 4, d.box);
     detections.push_back(std::move(d));

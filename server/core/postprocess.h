@@ -22,9 +22,9 @@ struct PostProcessed {
 PostProcessed PostProcess(const at::Tensor& logits, const at::Tensor& boxes, const at::Tensor& target_sizes);
 
 /// Image `index` of `out` as plain detections with score >= threshold, best
-/// first, at most max_detections (0 = all). class_names[id] names each
-/// class; empty: COCO's names.
-Detections ToDetections(const PostProcessed& out, int64_t index, float threshold, int max_detections = 0,
-                        const std::vector<std::string>& class_names = {});
+/// first, at most max_detections (0 = all), named by class_names[class id]
+/// (ModelConfig::ClassNames()).
+Detections ToDetections(const PostProcessed& out, int64_t index, float threshold, int max_detections,
+                        const std::vector<std::string>& class_names);
 
 }  // namespace detr
