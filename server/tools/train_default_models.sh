@@ -33,13 +33,12 @@ model_config() {
 import json, sys
 row, path = sys.argv[1], sys.argv[2]
 config = json.load(open("deploy/models/default-softmax.json"))
+all_sites = ["encoder.self", "decoder.self", "decoder.cross"]
 opt = {"type": "optimization", "iterations": 5, "lambda": 0.05}
-sites = {"softmax": {}, "softmax-control": {}, "identity-qk": dict.fromkeys(
-    ["encoder.self", "decoder.self", "decoder.cross"], "softmax_identity_qk"),
-    "optimization-encoder-self": {"encoder.self": opt}, "optimization-decoder-self": {"decoder.self": opt},
-    "optimization-decoder-cross": {"decoder.cross": opt},
-    "optimization-all": dict.fromkeys(["encoder.self", "decoder.self", "decoder.cross"], opt)}[row]
-config["attention"] = {site: "softmax" for site in ["encoder.self", "decoder.self", "decoder.cross"]} | sites
+swapped = {"identity-qk": dict.fromkeys(all_sites, "softmax_identity_qk"),
+           "optimization-all": dict.fromkeys(all_sites, opt)}
+swapped.update({f"optimization-{site.replace('.', '-')}": {site: opt} for site in all_sites})
+config["attention"] = dict.fromkeys(all_sites, "softmax") | swapped.get(row, {})
 json.dump(config, open(path, "w"), indent=2)
 EOF
   echo "$out/$1.json"
@@ -60,8 +59,9 @@ train() {  # train ROW STEPS [extra detr-train arguments]
 }
 
 train softmax "$steps"
-rows=(optimization-all optimization-encoder-self optimization-decoder-self optimization-decoder-cross identity-qk
-      softmax-control)
+# Rows whose attention differs from softmax; the control fine-tunes softmax itself.
+swapped=(optimization-all optimization-encoder-self optimization-decoder-self optimization-decoder-cross identity-qk)
+rows=("${swapped[@]}" softmax-control)
 for row in "${rows[@]}"; do
   train "$row" "$finetune_steps" --init-from "$out/softmax/checkpoint.safetensors"
 done
@@ -69,19 +69,25 @@ done
 # One server holds every row, plus each swap straight from the softmax weights.
 for row in softmax "${rows[@]}"; do model_config "$row" > /dev/null; done
 config="$out/eval-server.yaml"
+model_entry() {  # model_entry NAME ROW WEIGHTS_ROW
+  printf '  - {name: %s, model_config: %s.json, weights: %s/model.safetensors,\n' "$1" "$2" "$3"
+  printf '     preprocessing: {shortest_edge: 128, longest_edge: 213}}\n'
+}
+names=(softmax softmax-control)
 {
   echo "intra_op_threads: $threads"
   echo "models:"
-  for row in softmax "${rows[@]}"; do
-    printf '  - {name: %s, model_config: %s.json, weights: %s/model.safetensors,\n' "$row" "$row" "$row"
-    printf '     preprocessing: {shortest_edge: 128, longest_edge: 213}}\n'
-    [[ $row == softmax || $row == softmax-control ]] && continue
-    printf '  - {name: %s-no-finetune, model_config: %s.json, weights: softmax/model.safetensors,\n' "$row" "$row"
-    printf '     preprocessing: {shortest_edge: 128, longest_edge: 213}}\n'
+  model_entry softmax softmax softmax
+  model_entry softmax-control softmax-control softmax-control
+  for row in "${swapped[@]}"; do
+    model_entry "$row" "$row" "$row"
+    model_entry "$row-no-finetune" "$row" softmax
+    names+=("$row" "$row-no-finetune")
   done
 } > "$config"
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-metrics_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+metrics_port=$(free_port)
 "$bin/detr-server" --config "$config" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" \
   > "$out/eval-server.log" 2>&1 &
 server=$!
@@ -91,12 +97,9 @@ for _ in $(seq 120); do
   sleep 1
 done
 mkdir -p "$out/eval"
-for row in softmax "${rows[@]}"; do
-  for name in "$row" "$row-no-finetune"; do
-    [[ $name == softmax-no-finetune || $name == softmax-control-no-finetune ]] && continue
-    echo "== eval $name"
-    "$bin/detr-client" --target "127.0.0.1:$port" eval --annotations "$out/shapes/val.json" \
-      --images "$out/shapes/val" --model "$name" --json "$out/eval/$name.json" | tail -n 13
-  done
+for name in "${names[@]}"; do
+  echo "== eval $name"
+  "$bin/detr-client" --target "127.0.0.1:$port" eval --annotations "$out/shapes/val.json" \
+    --images "$out/shapes/val" --model "$name" --json "$out/eval/$name.json" | tail -n 13
 done
 /usr/bin/python3 server/tools/accuracy_report.py "$out" docs/accuracy-loss.png

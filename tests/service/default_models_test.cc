@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "server/core/detection_agreement.h"
 #include "tests/service/server_process.h"
 
 namespace detr {
@@ -21,14 +22,6 @@ struct Shape {
   std::string name;
   float box[4];
 };
-
-double Iou(const float* a, const v1::Box& b) {
-  const double w = std::min<double>(a[2], b.x1()) - std::max<double>(a[0], b.x0());
-  const double h = std::min<double>(a[3], b.y1()) - std::max<double>(a[1], b.y0());
-  const double inter = std::max(0.0, w) * std::max(0.0, h);
-  const double area_a = (a[2] - a[0]) * (a[3] - a[1]), area_b = (b.x1() - b.x0()) * (b.y1() - b.y0());
-  return inter / (area_a + area_b - inter);
-}
 
 std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -54,7 +47,8 @@ TEST(DefaultModelsTest, EachModelFindsTheSampleImagesShapes) {
     EXPECT_EQ(response.detections_size(), static_cast<int>(truth.size())) << model;
     for (const auto& shape : truth) {
       const bool found = std::any_of(response.detections().begin(), response.detections().end(), [&](const auto& d) {
-        return d.class_name() == shape.name && Iou(shape.box, d.box()) > 0.7;
+        const float box[4] = {d.box().x0(), d.box().y0(), d.box().x1(), d.box().y1()};
+        return d.class_name() == shape.name && BoxIou(shape.box, box) > 0.7f;
       });
       EXPECT_TRUE(found) << model << " missed the " << shape.name << " at " << shape.box[0] << "," << shape.box[1];
     }
