@@ -2,6 +2,7 @@
 // ImageNet normalisation (OpenCV + LibTorch; no service code).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +40,12 @@ at::Tensor ToModelInput(const cv::Mat& rgb, const ResizePolicy& policy);
 /// (canvas_height, canvas_width) bool mask, true on the padding. Every image
 /// then has the same input shape, so any requests can share a batch.
 std::pair<at::Tensor, at::Tensor> ToCanvasInput(const cv::Mat& rgb, int canvas_height, int canvas_width);
+
+/// (height, width) bool mask, true outside the top-left image_height x
+/// image_width corner (the padding). Filled by plain loops: preprocessing
+/// threads must not start OpenMP teams of their own (see runtime.h's
+/// ReleaseIntraOpThreads), which LibTorch's fill kernels would.
+at::Tensor PaddingMask(int64_t height, int64_t width, int64_t image_height, int64_t image_width);
 
 /// Pads same-sized or differently sized inputs (3, H, W) into one batch as the
 /// official nested_tensor_from_tensor_list does: zeros bottom/right, mask true

@@ -72,6 +72,31 @@ TEST(PreprocessTest, BatchPadsBottomRightAndMarksPadding) {
   EXPECT_EQ(values[1][2][4][2].item<float>(), 2.0f);
 }
 
+TEST(PreprocessTest, CanvasHoldsTheNormalisedImageTopLeftAndZerosElsewhere) {
+  cv::Mat rgb(30, 20, CV_8UC3);
+  cv::randu(rgb, 0, 256);
+  const auto expected = ToModelInput(rgb, ResizePolicy{0, 0});
+  // Scale 1: a 30x20 image fits a 30x40 canvas as it is, padded on the right.
+  auto [pixels, mask] = ToCanvasInput(rgb, 30, 40);
+  ASSERT_EQ(pixels.sizes(), (std::vector<int64_t>{3, 30, 40}));
+  EXPECT_TRUE(pixels.slice(2, 0, 20).equal(expected));
+  EXPECT_EQ(pixels.slice(2, 20).abs().max().item<float>(), 0.0f);
+  EXPECT_FALSE(mask.slice(1, 0, 20).any().item<bool>());
+  EXPECT_TRUE(mask.slice(1, 20).all().item<bool>());
+  // Scale 2: upscaled to 60x40, padded below.
+  std::tie(pixels, mask) = ToCanvasInput(rgb, 70, 40);
+  EXPECT_EQ(mask.sum().item<int64_t>(), 10 * 40);
+  EXPECT_EQ(pixels.slice(1, 60).abs().max().item<float>(), 0.0f);
+  EXPECT_GT(pixels.slice(1, 0, 60).abs().min().item<float>(), 0.0f);
+}
+
+TEST(PreprocessTest, PaddingMaskMarksEverythingOutsideTheImage) {
+  auto mask = PaddingMask(5, 7, 3, 4);
+  EXPECT_EQ(mask.sum().item<int64_t>(), 5 * 7 - 3 * 4);
+  EXPECT_FALSE(mask.slice(0, 0, 3).slice(1, 0, 4).any().item<bool>());
+  EXPECT_FALSE(PaddingMask(4, 4, 4, 4).any().item<bool>());
+}
+
 TEST(PreprocessTest, RejectsBytesThatAreNotAnImage) {
   EXPECT_THROW(DecodeImage({}), std::invalid_argument);
   std::vector<unsigned char> garbage(1000, 0x5a);
