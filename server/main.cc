@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
     }
     LogModel(*runners.at(entry.name));
   }
+  // Loading ran parallel LibTorch ops on this thread; its idle OpenMP team
+  // would make the model workers' teams sleep between parallel regions.
+  detr::ReleaseIntraOpThreads();
   for (const auto& experiment : config.experiments) {
     metrics->InitializeExperiment(experiment.name, experiment.kind == detr::ExperimentKind::kShadow);
   }

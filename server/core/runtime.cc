@@ -1,5 +1,7 @@
 #include "server/core/runtime.h"
 
+#include <dlfcn.h>
+
 #include <sstream>
 #include <thread>
 
@@ -14,6 +16,16 @@ void ConfigureThreads(int intra_op_threads) {
   const int threads = intra_op_threads > 0 ? intra_op_threads
                                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
+}
+
+void ReleaseIntraOpThreads() {
+  // Looked up at run time so that it reaches whichever OpenMP runtime
+  // LibTorch loaded (Debian's libgomp, or the copy the official LibTorch
+  // bundles), without compiling this library with OpenMP flags.
+  using PauseAll = int (*)(int kind);
+  static const auto pause_all = reinterpret_cast<PauseAll>(dlsym(RTLD_DEFAULT, "omp_pause_resource_all"));
+  constexpr int kOmpPauseSoft = 1;
+  if (pause_all != nullptr) pause_all(kOmpPauseSoft);
 }
 
 std::string ErrorMessage(const std::exception& error) {

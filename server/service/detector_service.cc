@@ -95,7 +95,8 @@ PreparedImage PrepareFor(const cv::Mat& rgb, const PreprocessingConfig& preproce
     std::tie(prepared.pixels, prepared.mask) = ToCanvasInput(rgb, preprocessing.canvas_height, preprocessing.canvas_width);
   } else {
     prepared.pixels = ToModelInput(rgb, ResizePolicy{preprocessing.shortest_edge, preprocessing.longest_edge});
-    prepared.mask = at::zeros({prepared.pixels.size(1), prepared.pixels.size(2)}, at::kBool);
+    const auto height = prepared.pixels.size(1), width = prepared.pixels.size(2);
+    prepared.mask = PaddingMask(height, width, height, width);
   }
   return prepared;
 }

@@ -75,7 +75,14 @@ ModelRunner::ModelRunner(const ModelEntry& entry, Metrics& metrics) : entry_(ent
     Fail(one, {ErrorKind::kDeadlineExceeded, "the request expired or was cancelled while queued for model '" +
                                                  entry_.name + "'; it was dropped before compute"});
   };
-  hooks.run = [this](std::vector<Job>&& jobs) { RunBatch(std::move(jobs)); };
+  hooks.run = [this](std::vector<Job>&& jobs) {
+    RunBatch(std::move(jobs));
+    // Each worker thread that ran a pass keeps an OpenMP team; with more
+    // teams than cores, all of them stop spinning between parallel regions
+    // and every pass pays a wake-up per region (runtime.h). Ending the team
+    // after each batch costs one thread start per batch (not measurable).
+    ReleaseIntraOpThreads();
+  };
   batcher_ = std::make_unique<DynamicBatcher<Job>>(options, std::move(hooks));
 }
 
