@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Serving overhead and throughput (issue 3), measured in alternating rounds.
+
+This machine's speed drifts by 10-20% within minutes (a shared VM), more than
+the 5% the overhead target allows. So each round measures the model alone and
+then the server right after it, and every ratio is taken inside one round;
+the summary is the median over rounds.
+
+A round:
+  1. the model alone (offline_forward_bench, same architecture, canvas and
+     threads as the server): batch 1, then batch 8;
+  2. detr-server (tests/bench/serving_bench.yaml, 2 intra-op threads) driven
+     by detr-client bench with one 640x480 JPEG: concurrency 1 on a model
+     without queue delay (p50 latency -> overhead over the forward pass), and
+     concurrency 8 with batching on and off (throughput -> share of offline
+     batch 8);
+  3. the throughput layout (tests/bench/serving_bench_workers.yaml: two
+     workers with one intra-op thread each, batches of up to 4) at
+     concurrency 8, against both offline batch 8 and two offline 1-thread
+     processes of batch 4 running side by side.
+
+Usage: serving_bench.py BUILD_DIR [--rounds N] [--port P] [--metrics-port P]
+"""
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+MODEL_CONFIG = "deploy/models/default-softmax.json"
+HEIGHT, WIDTH = 480, 640
+
+
+def make_jpeg(path):
+    import torch
+    from torchvision.io import write_jpeg
+    g = torch.Generator().manual_seed(3)
+    write_jpeg((torch.rand(3, HEIGHT, WIDTH, generator=g) * 255).to(torch.uint8), str(path), quality=90)
+
+
+def offline(build, batch, runs, threads=0):
+    """Starts the model-alone bench; returns its process (stdout piped)."""
+    cmd = [f"{build}/bin/offline_forward_bench", "--model-config", MODEL_CONFIG, "--height", str(HEIGHT),
+           "--width", str(WIDTH), "--batch", str(batch), "--runs", str(runs), "--threads", str(threads)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+
+
+def offline_result(process):
+    """(median forward seconds, images per second) from a finished offline bench."""
+    out, _ = process.communicate()
+    if process.returncode != 0:
+        sys.exit(f"offline_forward_bench failed: {out}")
+    m = re.search(r"median ([\d.]+) ms, ([\d.]+) images/s", out)
+    return float(m.group(1)) / 1e3, float(m.group(2))
+
+
+class Server:
+    """detr-server on 127.0.0.1 for the duration of a `with` block."""
+
+    def __init__(self, build, config, port, metrics_port, log):
+        self.build, self.port, self.metrics_port = build, port, metrics_port
+        cmd = [f"{build}/bin/detr-server", "--config", config, "--listen", f"127.0.0.1:{port}",
+               "--metrics-listen", f"127.0.0.1:{metrics_port}"]
+        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+    def __enter__(self):
+        for _ in range(150):
+            if self.client("health", check=False).returncode == 0:
+                return self
+            if self.process.poll() is not None:
+                sys.exit("detr-server exited during start-up; see its log")
+            time.sleep(0.2)
+        sys.exit("detr-server did not become healthy")
+
+    def __exit__(self, *_):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def client(self, *args, check=True):
+        cmd = [f"{self.build}/bin/detr-client", "--target", f"127.0.0.1:{self.port}", *args]
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=check)
+
+    def bench(self, model, concurrency, requests, image):
+        out = self.client("bench", "--json", "--concurrency", str(concurrency), "--requests", str(requests),
+                          "--model", model, str(image)).stdout
+        report = json.loads(out.strip().splitlines()[-1])
+        if report["codes"] != {"OK": requests}:
+            sys.exit(f"bench had errors: {report['codes']}")
+        return report
+
+    def stage_sums(self, model):
+        """{stage: (sum seconds, count)} of detr_stage_duration_seconds, and mean batch size."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
+        sums = {}
+        for line in text.splitlines():
+            m = re.match(r'detr_stage_duration_seconds_(sum|count)\{model="%s",stage="(\w+)"\} (\S+)' % model, line)
+            if m:
+                sums.setdefault(m.group(2), [0.0, 0.0])[0 if m.group(1) == "sum" else 1] = float(m.group(3))
+        return sums
+
+
+def stage_means(before, after):
+    return {s: (after[s][0] - before[s][0]) / max(1.0, after[s][1] - before[s][1]) for s in after}
+
+
+def one_round(build, image, ports, log):
+    r = {}
+    r["forward_b1"], _ = offline_result(offline(build, 1, 15))
+    with Server(build, "tests/bench/serving_bench.yaml", *ports, log) as server:
+        server.bench("unbatched", 1, 5, image)  # warm-up
+        before = server.stage_sums("unbatched")
+        report = server.bench("unbatched", 1, 25, image)
+        stages = stage_means(before, server.stage_sums("unbatched"))
+        r["grpc_c1_p50"] = report["latency_seconds"]["p50"]
+        r["server_preprocess"], r["server_inference"] = stages["preprocess"], stages["inference"]
+        _, r["offline_b8"] = offline_result(offline(build, 8, 3))
+        server.bench("batched", 8, 16, image)  # warm-up of the batch-8 shapes
+        r["grpc_c8_batched"] = server.bench("batched", 8, 96, image)["throughput_per_second"]
+        r["grpc_c8_unbatched"] = server.bench("unbatched", 8, 48, image)["throughput_per_second"]
+    pair = [offline(build, 4, 4, threads=1) for _ in range(2)]
+    r["offline_2x1thread_b4"] = sum(offline_result(p)[1] for p in pair)
+    with Server(build, "tests/bench/serving_bench_workers.yaml", *ports, log) as server:
+        server.bench("batched", 8, 16, image)
+        r["grpc_c8_workers"] = server.bench("batched", 8, 96, image)["throughput_per_second"]
+    return r
+
+
+ROWS = [
+    ("model alone, batch 1: median forward", "forward_b1", "{:.1f} ms", 1e3),
+    ("gRPC, concurrency 1: p50", "grpc_c1_p50", "{:.1f} ms", 1e3),
+    ("  server-side: preprocess (decode, normalise), mean", "server_preprocess", "{:.1f} ms", 1e3),
+    ("  server-side: forward pass, mean", "server_inference", "{:.1f} ms", 1e3),
+    ("**serving overhead at p50** (target ≤ 5%)", "overhead", "**{:+.1f}%**", 100),
+    ("model alone, batch 8, 2 threads: throughput", "offline_b8", "{:.2f} img/s", 1),
+    ("gRPC, c=8, batching on (max 8, 20 ms): throughput", "grpc_c8_batched", "{:.2f} req/s", 1),
+    ("**→ share of offline batch 8** (target ≥ 90%)", "share_batched", "**{:.0f}%**", 100),
+    ("gRPC, c=8, batching off: throughput", "grpc_c8_unbatched", "{:.2f} req/s", 1),
+    ("→ share of offline batch 8", "share_unbatched", "{:.0f}%", 100),
+    ("model alone, two 1-thread processes of batch 4: throughput", "offline_2x1thread_b4", "{:.2f} img/s", 1),
+    ("gRPC, c=8, 2 workers × 1 thread, batches ≤ 4: throughput", "grpc_c8_workers", "{:.2f} req/s", 1),
+    ("**→ share of offline batch 8**", "share_workers", "**{:.0f}%**", 100),
+    ("→ share of the two offline 1-thread processes", "share_workers_2x1", "{:.0f}%", 100),
+]
+
+
+def derive(r):
+    r["overhead"] = r["grpc_c1_p50"] / r["forward_b1"] - 1
+    r["share_batched"] = r["grpc_c8_batched"] / r["offline_b8"]
+    r["share_unbatched"] = r["grpc_c8_unbatched"] / r["offline_b8"]
+    r["share_workers"] = r["grpc_c8_workers"] / r["offline_b8"]
+    r["share_workers_2x1"] = r["grpc_c8_workers"] / r["offline_2x1thread_b4"]
+    return r
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("build", nargs="?", default="build")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=50771)
+    parser.add_argument("--metrics-port", type=int, default=9771)
+    args = parser.parse_args()
+    bench_dir = Path(args.build) / "bench"
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    image = bench_dir / "serving-640x480.jpg"
+    make_jpeg(image)
+    rounds = []
+    with open(bench_dir / "serving-server.log", "w") as log:
+        for i in range(args.rounds):
+            print(f"[serving bench] round {i + 1}/{args.rounds} ...", file=sys.stderr, flush=True)
+            rounds.append(derive(one_round(args.build, image, (args.port, args.metrics_port), log)))
+    (bench_dir / "serving.json").write_text(json.dumps(rounds, indent=1))
+    header = "| " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + " | " + \
+        " | ".join(f"round {i + 1}" for i in range(len(rounds))) + " | median |"
+    print(header)
+    print("|" + " --- |" * (len(rounds) + 2))
+    for label, key, fmt, scale in ROWS:
+        values = [r[key] * scale for r in rounds]
+        cells = [fmt.format(v) for v in values] + [fmt.format(statistics.median(values))]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
