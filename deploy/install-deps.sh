@@ -9,6 +9,7 @@ BUILD_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev
   libopenblas0-openmp          # LibTorch's BLAS: ~15x the reference BLAS here
+  libdnnl-dev                  # oneDNN, called directly for Winograd backbone convolutions
   libopencv-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   prometheus-cpp-dev

@@ -20,8 +20,8 @@ std::pair<at::Tensor, at::Tensor> BackboneImpl::forward(const at::Tensor& pixel_
   return {features, mask};
 }
 
-void BackboneImpl::PrepareForInference() {
-  body->PrepareForInference();
+void BackboneImpl::PrepareForInference(bool use_onednn) {
+  body->PrepareForInference(use_onednn);
   channels_last_ = true;
 }
 

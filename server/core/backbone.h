@@ -20,7 +20,7 @@ class BackboneImpl : public torch::nn::Module {
   /// Returns features (B, C, h, w) and their mask (B, h, w).
   std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& pixel_values, const at::Tensor& pixel_mask);
 
-  void PrepareForInference();
+  void PrepareForInference(bool use_onednn = true);
   int64_t num_channels() const { return body->num_channels(); }
 
  private:

@@ -44,11 +44,11 @@ DetrOutput DetrImpl::forward(const at::Tensor& pixel_values, const at::Tensor& p
   return out;
 }
 
-void DetrImpl::PrepareForInference() {
+void DetrImpl::PrepareForInference(bool onednn_backbone) {
   if (prepared_) return;
   eval();
   for (auto& p : parameters()) p.set_requires_grad(false);
-  backbone0->PrepareForInference();
+  backbone0->PrepareForInference(onednn_backbone);
   prepared_ = true;
 }
 

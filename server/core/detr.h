@@ -41,7 +41,8 @@ class DetrImpl : public torch::nn::Module {
   /// Makes the model fast for inference: eval mode, no gradients, frozen
   /// batch-norms folded into their convolutions, channels-last backbone.
   /// Irreversible: load weights before calling it.
-  void PrepareForInference();
+  /// onednn_backbone: run the backbone through OneDnnResNet (Winograd).
+  void PrepareForInference(bool onednn_backbone = true);
   bool prepared_for_inference() const { return prepared_; }
 
   const ModelConfig& config() const { return config_; }

@@ -17,6 +17,9 @@ struct ModelSpec {
   std::uint64_t random_seed = 0;
   /// Fold batch-norms, channels-last, eval, no gradients (PrepareForInference).
   bool optimize = true;
+  /// With optimize: run the backbone through oneDNN directly (Winograd
+  /// convolutions, onednn_resnet.h) when built with it.
+  bool onednn_backbone = true;
 };
 
 struct LoadedModel {

@@ -18,6 +18,15 @@ torch::nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
                                .bias(false));
 }
 
+ConvParams ParamsOf(const torch::nn::Conv2dImpl& conv) {
+  TORCH_CHECK(conv.bias.defined(), "the batch-norms must be folded into the convolutions first");
+  // Every ResNet convolution pads to keep "same" geometry, as Conv() builds
+  // them; computed rather than read, since the padding option's variant type
+  // differs between LibTorch versions.
+  const int64_t dilation = conv.options.dilation()->at(0);
+  return {conv.weight, conv.bias, conv.options.stride()->at(0), dilation * (conv.weight.size(2) - 1) / 2, dilation};
+}
+
 void ToChannelsLast(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   for (auto& conv : module.modules()) {
@@ -74,6 +83,14 @@ void ResidualBlockImpl::FoldBatchNorms() {
   }
 }
 
+ResidualBlockParams ResidualBlockImpl::Params() const {
+  ResidualBlockParams params;
+  params.convs = {ParamsOf(*conv1), ParamsOf(*conv2)};
+  if (bottleneck_) params.convs.push_back(ParamsOf(*conv3));
+  if (downsample) params.downsample = ParamsOf(*downsample->ptr(0)->as<torch::nn::Conv2dImpl>());
+  return params;
+}
+
 ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilate_last) {
   bool bottleneck = true;
   std::vector<int64_t> blocks;
@@ -111,6 +128,7 @@ torch::nn::Sequential ResNetBodyImpl::MakeLayer(bool bottleneck, int64_t planes,
 }
 
 at::Tensor ResNetBodyImpl::forward(const at::Tensor& x) {
+  if (onednn_ && !at::GradMode::is_enabled()) return onednn_->forward(x);
   auto out = bn1(conv1(x)).relu_();
   out = at::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
   out = layer1->forward(out);
@@ -119,12 +137,18 @@ at::Tensor ResNetBodyImpl::forward(const at::Tensor& x) {
   return layer4->forward(out);
 }
 
-void ResNetBodyImpl::PrepareForInference() {
+void ResNetBodyImpl::PrepareForInference(bool use_onednn) {
   bn1->FoldInto(*conv1);
+  std::vector<ResidualBlockParams> blocks;
   for (auto* layer : {&layer1, &layer2, &layer3, &layer4}) {
-    for (auto& block : **layer) block.ptr()->as<ResidualBlockImpl>()->FoldBatchNorms();
+    for (auto& block : **layer) {
+      auto* residual = block.ptr()->as<ResidualBlockImpl>();
+      residual->FoldBatchNorms();
+      blocks.push_back(residual->Params());
+    }
   }
   ToChannelsLast(*this);
+  if (use_onednn && OneDnnResNet::Available()) onednn_ = std::make_shared<const OneDnnResNet>(ParamsOf(*conv1), blocks);
 }
 
 }  // namespace detr

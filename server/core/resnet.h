@@ -4,6 +4,7 @@
 // downsample.{0,1}.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <torch/nn/module.h>
@@ -12,6 +13,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "server/core/frozen_batch_norm.h"
+#include "server/core/onednn_resnet.h"
 
 namespace detr {
 
@@ -23,6 +25,8 @@ class ResidualBlockImpl : public torch::nn::Module {
 
   at::Tensor forward(const at::Tensor& x);
   void FoldBatchNorms();
+  /// The folded convolutions, for OneDnnResNet.
+  ResidualBlockParams Params() const;
 
  private:
   bool bottleneck_;
@@ -43,7 +47,9 @@ class ResNetBodyImpl : public torch::nn::Module {
 
   /// Folds every frozen batch-norm into its convolution and stores the
   /// convolution weights channels-last, the layout oneDNN's CPU kernels prefer.
-  void PrepareForInference();
+  /// With `use_onednn` (and oneDNN built in), forward passes without autograd
+  /// then run through OneDnnResNet (Winograd 3x3 convolutions).
+  void PrepareForInference(bool use_onednn = true);
 
   int64_t num_channels() const { return num_channels_; }
 
@@ -57,6 +63,7 @@ class ResNetBodyImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr};
   FrozenBatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
+  std::shared_ptr<const OneDnnResNet> onednn_;  // set by PrepareForInference
 };
 TORCH_MODULE(ResNetBody);
 

@@ -44,9 +44,19 @@ void EnsureWeights() {
   std::cerr << "wrote seeded random R50 weights to " << g_weights << "\n";
 }
 
-void BM_DetrR50Forward(benchmark::State& state, detr::AttentionType type, bool optimize) {
+// How the model is prepared for inference.
+enum class Preparation {
+  kNone,            // as loaded: frozen batch-norms as separate ops, NCHW
+  kLibTorchConvs,   // folded batch-norms, channels-last, LibTorch's convolutions
+  kFull,            // as the server runs: plus the oneDNN (Winograd) backbone
+};
+
+void BM_DetrR50Forward(benchmark::State& state, detr::AttentionType type, Preparation preparation) {
   detr::ConfigureThreads(g_threads);
-  auto loaded = detr::BuildModel({R50(type), g_weights, 0, optimize});
+  const bool optimize = preparation != Preparation::kNone;
+  detr::ModelSpec spec{R50(type), g_weights, 0, optimize};
+  spec.onednn_backbone = preparation == Preparation::kFull;
+  auto loaded = detr::BuildModel(spec);
   if (!optimize) loaded.model->eval();
   at::manual_seed(1);
   auto pixels = at::randn({1, 3, kHeight, kWidth});
@@ -63,7 +73,10 @@ void BM_DetrR50Forward(benchmark::State& state, detr::AttentionType type, bool o
     loaded.model->forward(pixels, mask);
     state.counters["peak_MB"] = static_cast<double>(scope.peak_bytes()) / 1e6;
   }
-  state.SetLabel(std::string(detr::ToString(type)) + (optimize ? "" : " (no BN folding, NCHW)"));
+  const char* note = preparation == Preparation::kNone          ? " (no BN folding, NCHW)"
+                     : preparation == Preparation::kLibTorchConvs ? " (LibTorch convolutions)"
+                                                                  : "";
+  state.SetLabel(std::string(detr::ToString(type)) + note);
 }
 
 }  // namespace
@@ -78,12 +91,16 @@ int main(int argc, char** argv) {
   detr::CachingCpuAllocator allocator;
   detr::ScopedCpuAllocator use_allocator(allocator);
   using detr::AttentionType;
-  benchmark::RegisterBenchmark("detr_r50_800x1066/softmax", BM_DetrR50Forward, AttentionType::kSoftmax, true);
+  benchmark::RegisterBenchmark("detr_r50_800x1066/softmax", BM_DetrR50Forward, AttentionType::kSoftmax,
+                               Preparation::kFull);
   benchmark::RegisterBenchmark("detr_r50_800x1066/softmax_identity_qk", BM_DetrR50Forward,
-                               AttentionType::kSoftmaxIdentityQk, true);
-  benchmark::RegisterBenchmark("detr_r50_800x1066/optimization", BM_DetrR50Forward, AttentionType::kOptimization, true);
+                               AttentionType::kSoftmaxIdentityQk, Preparation::kFull);
+  benchmark::RegisterBenchmark("detr_r50_800x1066/optimization", BM_DetrR50Forward, AttentionType::kOptimization,
+                               Preparation::kFull);
+  benchmark::RegisterBenchmark("detr_r50_800x1066/softmax_libtorch_convolutions", BM_DetrR50Forward,
+                               AttentionType::kSoftmax, Preparation::kLibTorchConvs);
   benchmark::RegisterBenchmark("detr_r50_800x1066/softmax_no_folding", BM_DetrR50Forward, AttentionType::kSoftmax,
-                               false);
+                               Preparation::kNone);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -1,0 +1,296 @@
+#include "server/core/onednn_resnet.h"
+
+#include <stdexcept>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#ifdef DETR_HAVE_ONEDNN
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace detr {
+
+#ifndef DETR_HAVE_ONEDNN
+
+bool OneDnnResNet::Available() { return false; }
+struct OneDnnResNet::Impl {};
+OneDnnResNet::OneDnnResNet(const ConvParams&, const std::vector<ResidualBlockParams>&) {
+  throw std::logic_error("detr-serve was built without oneDNN (libdnnl-dev)");
+}
+OneDnnResNet::~OneDnnResNet() = default;
+at::Tensor OneDnnResNet::forward(const at::Tensor&) const {
+  throw std::logic_error("detr-serve was built without oneDNN (libdnnl-dev)");
+}
+
+#else
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Type = memory::data_type;
+using Args = std::unordered_map<int, memory>;
+
+constexpr int kMaxPlans = 4;  // input shapes kept; a server with a fixed canvas uses one
+
+memory::dims Dims(const at::Tensor& t) { return memory::dims(t.sizes().begin(), t.sizes().end()); }
+
+memory::desc Any(const memory::dims& dims) { return memory::desc(dims, Type::f32, Tag::any); }
+
+// Activations stay in the 16-channel blocked layout that oneDNN's Winograd
+// convolutions require (left to choose, the 1x1 convolutions pick NHWC and
+// the 3x3 ones then cannot use Winograd). Every ResNet width is a multiple of 16.
+memory::desc Blocked(const memory::dims& dims) { return memory::desc(dims, Type::f32, Tag::nChw16c); }
+
+int64_t OutputSize(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+// A convolution's own copy of its weights in plain layouts, and the weights
+// reordered for each layout a plan's primitive asked for (usually one).
+struct Conv {
+  ConvParams params;
+  std::vector<std::pair<memory::desc, memory>> reordered;  // guarded by Impl::mutex
+
+  memory::dims WeightDims() const { return Dims(params.weight); }
+  bool Winograd() const {
+    return params.weight.size(2) == 3 && params.weight.size(3) == 3 && params.stride == 1 && params.dilation == 1;
+  }
+};
+
+// One primitive of a plan with the memories it reads besides its input.
+struct Step {
+  dnnl::primitive primitive;
+  memory::desc dst;
+  memory weights, bias;  // empty for pooling
+};
+
+struct BlockPlan {
+  std::vector<Step> convs;
+  std::optional<Step> downsample;
+  bool reorder_shortcut = false;  // the shortcut's layout differs from the output's
+};
+
+// Every primitive for one input shape, built once.
+struct Plan {
+  memory::dims input_dims;
+  bool channels_last = false;
+  Step stem, pool;
+  std::vector<BlockPlan> blocks;
+  memory::dims output_dims;
+};
+
+// (B, C, H, W) float tensor with room for `desc`, from LibTorch's allocator,
+// so that the caching allocator reuses it and memory scopes count it.
+at::Tensor Buffer(const memory::desc& desc) {
+  return at::empty({static_cast<int64_t>(desc.get_size() / sizeof(float))}, at::kFloat);
+}
+
+}  // namespace
+
+struct OneDnnResNet::Impl {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  Conv stem;
+  std::vector<std::pair<std::vector<Conv>, std::optional<Conv>>> blocks;
+  std::mutex mutex;
+  std::list<std::shared_ptr<const Plan>> plans;  // most recently used first; guarded by mutex
+
+  memory Weights(Conv& conv, const memory::desc& desc) {
+    for (const auto& [d, m] : conv.reordered) {
+      if (d == desc) return m;
+    }
+    memory plain({conv.WeightDims(), Type::f32, Tag::oihw}, engine, conv.params.weight.data_ptr());
+    memory reordered(desc, engine);
+    dnnl::stream stream(engine);
+    dnnl::reorder(plain, reordered).execute(stream, plain, reordered);
+    stream.wait();
+    conv.reordered.emplace_back(desc, reordered);
+    return reordered;
+  }
+
+  // A convolution from `src` with ReLU; `shortcut_sum` also adds the
+  // destination's previous contents (the shortcut) before the ReLU.
+  Step MakeConv(Conv& conv, const memory::desc& src, const memory::dims& src_dims, bool shortcut_sum,
+                const memory::desc* dst_layout = nullptr) {
+    const auto& p = conv.params;
+    const int64_t kh = p.weight.size(2), kw = p.weight.size(3);
+    const memory::dims dst_dims = {src_dims[0], p.weight.size(0),
+                                   OutputSize(src_dims[2], kh, p.stride, p.padding, p.dilation),
+                                   OutputSize(src_dims[3], kw, p.stride, p.padding, p.dilation)};
+    dnnl::post_ops ops;
+    if (shortcut_sum) ops.append_sum(1.0f);
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    const memory::desc bias_desc({p.bias.size(0)}, Type::f32, Tag::a);
+    const memory::desc dst = dst_layout ? *dst_layout : Blocked(dst_dims);
+    auto pd = [&](dnnl::algorithm algorithm) {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, algorithm, src, Any(conv.WeightDims()),
+                                        bias_desc, dst, {p.stride, p.stride}, {p.dilation - 1, p.dilation - 1},
+                                        {p.padding, p.padding}, {p.padding, p.padding});
+      return dnnl::convolution_forward::primitive_desc(d, attr, engine, /*allow_empty=*/true);
+    };
+    auto chosen = conv.Winograd() ? pd(dnnl::algorithm::convolution_winograd) : pd(dnnl::algorithm::convolution_direct);
+    if (!chosen) chosen = pd(dnnl::algorithm::convolution_direct);
+    if (!chosen) throw std::runtime_error("oneDNN has no convolution for this layer");
+    return {dnnl::convolution_forward(chosen), chosen.dst_desc(), Weights(conv, chosen.weights_desc()),
+            memory(bias_desc, engine, conv.params.bias.data_ptr())};
+  }
+
+  // The 1x1 downsample of the shortcut, writing in `dst_layout` (ReLU-free).
+  Step MakeDownsample(Conv& conv, const memory::desc& src, const memory::desc& dst_layout) {
+    const auto& p = conv.params;
+    const memory::desc bias_desc({p.bias.size(0)}, Type::f32, Tag::a);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                                      Any(conv.WeightDims()), bias_desc, dst_layout, {p.stride, p.stride}, {0, 0},
+                                      {p.padding, p.padding}, {p.padding, p.padding});
+    dnnl::convolution_forward::primitive_desc pd(d, engine);
+    return {dnnl::convolution_forward(pd), pd.dst_desc(), Weights(conv, pd.weights_desc()),
+            memory(bias_desc, engine, conv.params.bias.data_ptr())};
+  }
+
+  std::shared_ptr<const Plan> BuildPlan(const memory::dims& input_dims, bool channels_last) {
+    auto plan = std::make_shared<Plan>();
+    plan->input_dims = input_dims;
+    plan->channels_last = channels_last;
+    const memory::desc input(input_dims, Type::f32, channels_last ? Tag::nhwc : Tag::nchw);
+    plan->stem = MakeConv(stem, input, input_dims, false);
+    auto dims = plan->stem.dst.dims();
+    const memory::dims pooled = {dims[0], dims[1], OutputSize(dims[2], 3, 2, 1, 1), OutputSize(dims[3], 3, 2, 1, 1)};
+    dnnl::pooling_forward::desc pool(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max,
+                                     plan->stem.dst, Blocked(pooled), {2, 2}, {3, 3}, {1, 1}, {1, 1});
+    dnnl::pooling_forward::primitive_desc pool_pd(pool, engine);
+    plan->pool = {dnnl::pooling_forward(pool_pd), pool_pd.dst_desc(), {}, {}};
+    memory::desc x = pool_pd.dst_desc();
+    for (auto& [convs, downsample] : blocks) {
+      BlockPlan block;
+      memory::desc src = x;
+      for (std::size_t i = 0; i + 1 < convs.size(); ++i) {
+        block.convs.push_back(MakeConv(convs[i], src, src.dims(), false));
+        src = block.convs.back().dst;
+      }
+      block.convs.push_back(MakeConv(convs.back(), src, src.dims(), true));
+      const memory::desc out = block.convs.back().dst;
+      if (downsample) {
+        block.downsample = MakeDownsample(*downsample, x, out);
+      } else {
+        block.reorder_shortcut = !(x == out);
+      }
+      plan->blocks.push_back(std::move(block));
+      x = out;
+    }
+    plan->output_dims = x.dims();
+    return plan;
+  }
+
+  std::shared_ptr<const Plan> PlanFor(const memory::dims& input_dims, bool channels_last) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = plans.begin(); it != plans.end(); ++it) {
+      if ((*it)->input_dims == input_dims && (*it)->channels_last == channels_last) {
+        plans.splice(plans.begin(), plans, it);
+        return plans.front();
+      }
+    }
+    plans.push_front(BuildPlan(input_dims, channels_last));
+    if (static_cast<int>(plans.size()) > kMaxPlans) plans.pop_back();
+    return plans.front();
+  }
+};
+
+bool OneDnnResNet::Available() { return true; }
+
+namespace {
+
+Conv Copied(const ConvParams& params) {
+  Conv conv{params, {}};
+  conv.params.weight = params.weight.detach().to(at::kFloat).contiguous().clone();
+  conv.params.bias = params.bias.detach().to(at::kFloat).contiguous().clone();
+  return conv;
+}
+
+}  // namespace
+
+OneDnnResNet::OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->stem = Copied(stem);
+  for (const auto& block : blocks) {
+    std::vector<Conv> convs;
+    for (const auto& conv : block.convs) convs.push_back(Copied(conv));
+    std::optional<Conv> downsample;
+    if (block.downsample) downsample = Copied(*block.downsample);
+    impl_->blocks.emplace_back(std::move(convs), std::move(downsample));
+  }
+}
+
+OneDnnResNet::~OneDnnResNet() = default;
+
+at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3 && images.scalar_type() == at::kFloat,
+              "OneDnnResNet expects (B, 3, H, W) float images");
+  // oneDNN sizes its OpenMP teams by the calling thread's setting, which
+  // LibTorch sets per thread on first use: make sure it has on this thread.
+  at::get_num_threads();
+  // The stem reads NCHW: oneDNN has no fast 3-channel convolution from NHWC
+  // into the blocked layout (its reference one took 5 s).
+  const bool channels_last = false;
+  const at::Tensor input = images.contiguous();
+  const auto plan = impl_->PlanFor(Dims(input), channels_last);
+  const auto& engine = impl_->engine;
+  dnnl::stream stream(engine);
+
+  auto run_conv = [&](const Step& step, const memory& src, const memory& dst) {
+    step.primitive.execute(stream, Args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, step.weights},
+                                        {DNNL_ARG_BIAS, step.bias}, {DNNL_ARG_DST, dst}});
+  };
+  const memory input_memory({plan->input_dims, Type::f32, channels_last ? Tag::nhwc : Tag::nchw}, engine,
+                            input.data_ptr());
+  at::Tensor stem_buffer = Buffer(plan->stem.dst);
+  const memory stem_out(plan->stem.dst, engine, stem_buffer.data_ptr());
+  run_conv(plan->stem, input_memory, stem_out);
+  at::Tensor x_buffer = Buffer(plan->pool.dst);
+  memory x(plan->pool.dst, engine, x_buffer.data_ptr());
+  plan->pool.primitive.execute(stream, Args{{DNNL_ARG_SRC, stem_out}, {DNNL_ARG_DST, x}});
+  stem_buffer.reset();
+
+  for (const auto& block : plan->blocks) {
+    at::Tensor src_buffer;
+    memory src = x;
+    for (std::size_t i = 0; i + 1 < block.convs.size(); ++i) {
+      at::Tensor out_buffer = Buffer(block.convs[i].dst);
+      const memory out(block.convs[i].dst, engine, out_buffer.data_ptr());
+      run_conv(block.convs[i], src, out);
+      src_buffer = std::move(out_buffer);
+      src = out;
+    }
+    // The last convolution adds into the shortcut's memory (sum post-op).
+    const auto& last = block.convs.back();
+    at::Tensor shortcut_buffer = x_buffer;
+    memory shortcut = x;
+    if (block.downsample || block.reorder_shortcut) {
+      shortcut_buffer = Buffer(last.dst);
+      shortcut = memory(last.dst, engine, shortcut_buffer.data_ptr());
+      if (block.downsample) {
+        run_conv(*block.downsample, x, shortcut);
+      } else {
+        dnnl::reorder(x, shortcut).execute(stream, x, shortcut);
+      }
+    }
+    run_conv(last, src, shortcut);
+    x_buffer = std::move(shortcut_buffer);
+    x = shortcut;
+  }
+  auto features = at::empty(plan->output_dims, at::kFloat);
+  memory output({plan->output_dims, Type::f32, Tag::nchw}, engine, features.data_ptr());
+  dnnl::reorder(x, output).execute(stream, x, output);
+  stream.wait();
+  return features;
+}
+
+#endif  // DETR_HAVE_ONEDNN
+
+}  // namespace detr

@@ -1,0 +1,73 @@
+// The oneDNN backbone (Winograd convolutions in the blocked layout) against
+// the LibTorch ResNet body it replaces, on the same folded weights.
+#include <string>
+#include <tuple>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+
+#include "server/core/resnet.h"
+
+namespace detr {
+namespace {
+
+// A body with random weights and batch-norm statistics far from identity, so
+// that folding and every convolution matter.
+ResNetBody RandomBody(const std::string& name, bool dilation) {
+  at::manual_seed(7);
+  ResNetBody body(name, dilation);
+  torch::NoGradGuard no_grad;
+  for (auto& buffer : body->named_buffers()) {
+    const bool variance = buffer.key().find("running_var") != std::string::npos;
+    buffer.value().copy_(variance ? at::rand_like(buffer.value()) + 0.5 : at::randn_like(buffer.value()) * 0.1);
+  }
+  for (auto& parameter : body->named_parameters()) {
+    if (parameter.key().find("bn") != std::string::npos || parameter.key().find("downsample.1") != std::string::npos) {
+      parameter.value().copy_(at::randn_like(parameter.value()) * 0.1 + (parameter.key().find("weight") != std::string::npos ? 1 : 0));
+    }
+  }
+  return body;
+}
+
+class OneDnnResNetTest : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
+
+TEST_P(OneDnnResNetTest, MatchesTheLibTorchBody) {
+  if (!OneDnnResNet::Available()) GTEST_SKIP() << "built without oneDNN";
+  const auto& [name, dilation] = GetParam();
+  auto reference = RandomBody(name, dilation);
+  auto fast = RandomBody(name, dilation);
+  reference->PrepareForInference(/*use_onednn=*/false);
+  fast->PrepareForInference(/*use_onednn=*/true);
+  torch::NoGradGuard no_grad;
+  // Batch of two, odd sizes; once NCHW and once channels-last, as the
+  // backbone hands it over.
+  auto images = at::randn({2, 3, 75, 94});
+  for (const auto& input : {images, images.contiguous(at::MemoryFormat::ChannelsLast)}) {
+    auto expected = reference->forward(input);
+    auto actual = fast->forward(input);
+    ASSERT_EQ(actual.sizes(), expected.sizes());
+    const double scale = expected.abs().max().item<double>();
+    EXPECT_LE((actual - expected).abs().max().item<double>(), 1e-4 * scale) << "scale " << scale;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backbones, OneDnnResNetTest,
+                         ::testing::Values(std::make_tuple("resnet18", false), std::make_tuple("resnet50", false),
+                                           std::make_tuple("resnet50", true)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_dc5" : "");
+                         });
+
+TEST(OneDnnResNetTest, GradientsStillFlowThroughTheLibTorchPath) {
+  auto body = RandomBody("resnet18", false);
+  body->PrepareForInference();
+  auto images = at::randn({1, 3, 64, 64});
+  images.set_requires_grad(true);
+  body->forward(images).sum().backward();
+  ASSERT_TRUE(images.grad().defined());
+  EXPECT_GT(images.grad().abs().sum().item<double>(), 0.0);
+}
+
+}  // namespace
+}  // namespace detr
