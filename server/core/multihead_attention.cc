@@ -11,6 +11,7 @@
 
 #include "server/core/optimization_attention.h"
 #include "server/core/optimization_attention_inference.h"
+#include "server/core/softmax_attention_inference.h"
 
 namespace detr {
 namespace {
@@ -35,16 +36,25 @@ at::Tensor AdditivePaddingMask(const at::Tensor& key_padding, const at::TensorOp
 
 }  // namespace
 
+at::Tensor SoftmaxAttentionUnfused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& key_padding) {
+  auto scores = at::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))), k.transpose(-2, -1));
+  if (key_padding.defined()) scores = scores + AdditivePaddingMask(key_padding, q.options());
+  return at::matmul(scores.softmax(-1), v);
+}
+
 at::Tensor SoftmaxAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& key_padding) {
+#if TORCH_VERSION_MAJOR >= 2
   at::Tensor mask;
   if (key_padding.defined()) mask = AdditivePaddingMask(key_padding, q.options());
-#if TORCH_VERSION_MAJOR >= 2
   return at::scaled_dot_product_attention(q, k, v, mask);
 #else
-  auto scores = at::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))), k.transpose(-2, -1));
-  if (mask.defined()) scores = scores + mask;
-  return at::matmul(scores.softmax(-1), v);
+  // CPU inference: the blocked path that keeps each block's scores in cache.
+  if (!at::GradMode::is_enabled() && q.device().is_cpu() && q.scalar_type() == at::kFloat) {
+    return SoftmaxAttentionInference(q, k, v, key_padding);
+  }
+  return SoftmaxAttentionUnfused(q, k, v, key_padding);
 #endif
 }
 

@@ -55,8 +55,15 @@ TORCH_MODULE(MultiheadAttention);
 
 /// Softmax attention on heads: q, k, v (B, H, L, dh), key_padding (B, m) or
 /// undefined -> (B, H, n, dh). Uses fused scaled-dot-product attention where
-/// the LibTorch has it (2.0 and later).
+/// the LibTorch has it (2.0 and later); before that, CPU inference takes the
+/// blocked path of softmax_attention_inference.h, training the unfused one.
 at::Tensor SoftmaxAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& key_padding);
+
+/// The plain path, as eager PyTorch code writes it: the whole (B, H, n, m)
+/// score tensor, softmax, product with v. Differentiable. The benchmarks
+/// compare against it.
+at::Tensor SoftmaxAttentionUnfused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& key_padding);
 
 }  // namespace detr

@@ -55,11 +55,15 @@ void Measure(benchmark::State& state, Fn&& call, double flops) {
   Report(state, flops, peak);
 }
 
-void BM_Softmax(benchmark::State& state, Shape shape) {
+// blocked: the model's CPU inference path (softmax_attention_inference.h);
+// otherwise the plain unfused path.
+void BM_Softmax(benchmark::State& state, Shape shape, bool blocked) {
   at::manual_seed(0);
   auto q = at::randn({1, kHeads, shape.n, kHeadDim}), k = at::randn({1, kHeads, shape.m, kHeadDim});
   auto v = at::randn({1, kHeads, shape.m, kHeadDim});
-  Measure(state, [&] { return detr::SoftmaxAttention(q, k, v, {}); }, 4.0 * shape.n * shape.m * kHeadDim * kHeads);
+  Measure(state,
+          [&] { return blocked ? detr::SoftmaxAttention(q, k, v, {}) : detr::SoftmaxAttentionUnfused(q, k, v, {}); },
+          4.0 * shape.n * shape.m * kHeadDim * kHeads);
 }
 
 void BM_Optimization(benchmark::State& state, Shape shape, int iterations) {
@@ -96,7 +100,9 @@ int main(int argc, char** argv) {
   for (const auto& shape : kShapes) {
     // softmax_identity_qk runs the same kernel as softmax on unprojected
     // inputs: at the attention level its cost is softmax's.
-    benchmark::RegisterBenchmark((std::string("softmax/") + shape.site).c_str(), BM_Softmax, shape)
+    benchmark::RegisterBenchmark((std::string("softmax/") + shape.site).c_str(), BM_Softmax, shape, true)
+        ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string("softmax_unfused/") + shape.site).c_str(), BM_Softmax, shape, false)
         ->Arg(shape.m)->Unit(benchmark::kMillisecond);
     for (int k : {1, 3, 5, 10}) {
       benchmark::RegisterBenchmark(("optimization_K" + std::to_string(k) + "/" + shape.site).c_str(), BM_Optimization,
