@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 
 #ifdef DETR_HAVE_ONEDNN
+#include <algorithm>
 #include <list>
 #include <mutex>
 #include <unordered_map>
@@ -68,6 +69,7 @@ struct Step {
   dnnl::primitive primitive;
   memory::desc dst;
   memory weights, bias;  // empty for pooling
+  std::size_t scratchpad_bytes = 0;
 };
 
 struct BlockPlan {
@@ -83,7 +85,27 @@ struct Plan {
   Step stem, pool;
   std::vector<BlockPlan> blocks;
   memory::dims output_dims;
+  std::size_t scratchpad_bytes = 0;  // the largest any step needs
 };
+
+// Scratchpads are passed in by the caller (user mode), one per forward pass:
+// with oneDNN's own (library) scratchpad, two threads running the same
+// primitive at once crashed in its JIT code (a server with several workers).
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// Copies src into dst's layout, with its own scratchpad (see UserScratchpad).
+void Reorder(dnnl::stream& stream, memory& src, memory& dst) {
+  dnnl::reorder::primitive_desc pd(src, dst, UserScratchpad());
+  const auto bytes = static_cast<int64_t>(pd.scratchpad_desc().get_size());
+  const auto buffer = at::empty({std::max<int64_t>(bytes, 1)}, at::kByte);
+  memory scratchpad(pd.scratchpad_desc(), src.get_engine(), buffer.data_ptr());
+  dnnl::reorder(pd).execute(stream,
+                            Args{{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
+}
 
 // (B, C, H, W) float tensor with room for `desc`, from LibTorch's allocator,
 // so that the caching allocator reuses it and memory scopes count it.
@@ -107,7 +129,7 @@ struct OneDnnResNet::Impl {
     memory plain({conv.WeightDims(), Type::f32, Tag::oihw}, engine, conv.params.weight.data_ptr());
     memory reordered(desc, engine);
     dnnl::stream stream(engine);
-    dnnl::reorder(plain, reordered).execute(stream, plain, reordered);
+    Reorder(stream, plain, reordered);
     stream.wait();
     conv.reordered.emplace_back(desc, reordered);
     return reordered;
@@ -125,7 +147,7 @@ struct OneDnnResNet::Impl {
     dnnl::post_ops ops;
     if (shortcut_sum) ops.append_sum(1.0f);
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = UserScratchpad();
     attr.set_post_ops(ops);
     const memory::desc bias_desc({p.bias.size(0)}, Type::f32, Tag::a);
     const memory::desc dst = dst_layout ? *dst_layout : Blocked(dst_dims);
@@ -139,7 +161,7 @@ struct OneDnnResNet::Impl {
     if (!chosen) chosen = pd(dnnl::algorithm::convolution_direct);
     if (!chosen) throw std::runtime_error("oneDNN has no convolution for this layer");
     return {dnnl::convolution_forward(chosen), chosen.dst_desc(), Weights(conv, chosen.weights_desc()),
-            memory(bias_desc, engine, conv.params.bias.data_ptr())};
+            memory(bias_desc, engine, conv.params.bias.data_ptr()), chosen.scratchpad_desc().get_size()};
   }
 
   // The 1x1 downsample of the shortcut, writing in `dst_layout` (ReLU-free).
@@ -149,9 +171,9 @@ struct OneDnnResNet::Impl {
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
                                       Any(conv.WeightDims()), bias_desc, dst_layout, {p.stride, p.stride}, {0, 0},
                                       {p.padding, p.padding}, {p.padding, p.padding});
-    dnnl::convolution_forward::primitive_desc pd(d, engine);
+    dnnl::convolution_forward::primitive_desc pd(d, UserScratchpad(), engine);
     return {dnnl::convolution_forward(pd), pd.dst_desc(), Weights(conv, pd.weights_desc()),
-            memory(bias_desc, engine, conv.params.bias.data_ptr())};
+            memory(bias_desc, engine, conv.params.bias.data_ptr()), pd.scratchpad_desc().get_size()};
   }
 
   std::shared_ptr<const Plan> BuildPlan(const memory::dims& input_dims, bool channels_last) {
@@ -164,8 +186,8 @@ struct OneDnnResNet::Impl {
     const memory::dims pooled = {dims[0], dims[1], OutputSize(dims[2], 3, 2, 1, 1), OutputSize(dims[3], 3, 2, 1, 1)};
     dnnl::pooling_forward::desc pool(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max,
                                      plan->stem.dst, Blocked(pooled), {2, 2}, {3, 3}, {1, 1}, {1, 1});
-    dnnl::pooling_forward::primitive_desc pool_pd(pool, engine);
-    plan->pool = {dnnl::pooling_forward(pool_pd), pool_pd.dst_desc(), {}, {}};
+    dnnl::pooling_forward::primitive_desc pool_pd(pool, UserScratchpad(), engine);
+    plan->pool = {dnnl::pooling_forward(pool_pd), pool_pd.dst_desc(), {}, {}, pool_pd.scratchpad_desc().get_size()};
     memory::desc x = pool_pd.dst_desc();
     for (auto& [convs, downsample] : blocks) {
       BlockPlan block;
@@ -185,6 +207,13 @@ struct OneDnnResNet::Impl {
       x = out;
     }
     plan->output_dims = x.dims();
+    auto largest = [&](const Step& step) { plan->scratchpad_bytes = std::max(plan->scratchpad_bytes, step.scratchpad_bytes); };
+    largest(plan->stem);
+    largest(plan->pool);
+    for (const auto& block : plan->blocks) {
+      for (const auto& step : block.convs) largest(step);
+      if (block.downsample) largest(*block.downsample);
+    }
     return plan;
   }
 
@@ -242,10 +271,14 @@ at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
   const auto plan = impl_->PlanFor(Dims(input), channels_last);
   const auto& engine = impl_->engine;
   dnnl::stream stream(engine);
+  const auto scratchpad_buffer = at::empty({static_cast<int64_t>(std::max<std::size_t>(plan->scratchpad_bytes, 1))}, at::kByte);
+  const memory::desc scratchpad_desc({static_cast<memory::dim>(scratchpad_buffer.numel())}, Type::u8, Tag::a);
+  const memory scratchpad(scratchpad_desc, engine, scratchpad_buffer.data_ptr());
 
   auto run_conv = [&](const Step& step, const memory& src, const memory& dst) {
     step.primitive.execute(stream, Args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, step.weights},
-                                        {DNNL_ARG_BIAS, step.bias}, {DNNL_ARG_DST, dst}});
+                                        {DNNL_ARG_BIAS, step.bias}, {DNNL_ARG_DST, dst},
+                                        {DNNL_ARG_SCRATCHPAD, scratchpad}});
   };
   const memory input_memory({plan->input_dims, Type::f32, channels_last ? Tag::nhwc : Tag::nchw}, engine,
                             input.data_ptr());
@@ -254,7 +287,7 @@ at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
   run_conv(plan->stem, input_memory, stem_out);
   at::Tensor x_buffer = Buffer(plan->pool.dst);
   memory x(plan->pool.dst, engine, x_buffer.data_ptr());
-  plan->pool.primitive.execute(stream, Args{{DNNL_ARG_SRC, stem_out}, {DNNL_ARG_DST, x}});
+  plan->pool.primitive.execute(stream, Args{{DNNL_ARG_SRC, stem_out}, {DNNL_ARG_DST, x}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
   stem_buffer.reset();
 
   for (const auto& block : plan->blocks) {
@@ -277,7 +310,7 @@ at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
       if (block.downsample) {
         run_conv(*block.downsample, x, shortcut);
       } else {
-        dnnl::reorder(x, shortcut).execute(stream, x, shortcut);
+        Reorder(stream, x, shortcut);
       }
     }
     run_conv(last, src, shortcut);
@@ -286,7 +319,7 @@ at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
   }
   auto features = at::empty(plan->output_dims, at::kFloat);
   memory output({plan->output_dims, Type::f32, Tag::nchw}, engine, features.data_ptr());
-  dnnl::reorder(x, output).execute(stream, x, output);
+  Reorder(stream, x, output);
   stream.wait();
   return features;
 }

@@ -1,7 +1,10 @@
 // The oneDNN backbone (Winograd convolutions in the blocked layout) against
 // the LibTorch ResNet body it replaces, on the same folded weights.
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <tuple>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -58,6 +61,33 @@ INSTANTIATE_TEST_SUITE_P(Backbones, OneDnnResNetTest,
                          [](const auto& info) {
                            return std::get<0>(info.param) + (std::get<1>(info.param) ? "_dc5" : "");
                          });
+
+// As a server with several workers runs it: one prepared body, passes on
+// several threads at once, new shapes among them.
+TEST(OneDnnResNetTest, ConcurrentPassesGiveTheSameResultsAsOneAtATime) {
+  if (!OneDnnResNet::Available()) GTEST_SKIP() << "built without oneDNN";
+  auto body = RandomBody("resnet18", false);
+  body->PrepareForInference();
+  torch::NoGradGuard no_grad;
+  std::vector<at::Tensor> inputs = {at::randn({1, 3, 64, 80}), at::randn({2, 3, 64, 80}), at::randn({1, 3, 96, 64})};
+  std::vector<at::Tensor> expected;
+  for (const auto& input : inputs) expected.push_back(body->forward(input));
+  std::vector<std::thread> threads;
+  std::vector<double> errors(4 * inputs.size(), -1);
+  for (std::size_t t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      torch::NoGradGuard no_grad_here;
+      for (int round = 0; round < 3; ++round) {
+        for (std::size_t i = 0; i < inputs.size(); ++i) {
+          errors[t * inputs.size() + i] =
+              std::max(errors[t * inputs.size() + i], (body->forward(inputs[i]) - expected[i]).abs().max().item<double>());
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (double error : errors) EXPECT_EQ(error, 0.0);
+}
 
 TEST(OneDnnResNetTest, GradientsStillFlowThroughTheLibTorchPath) {
   auto body = RandomBody("resnet18", false);
