@@ -23,6 +23,7 @@ struct BenchCommand {
   double rate = 0;         // requests per second across all workers; 0 = as fast as possible
   std::string model;
   std::vector<std::string> images;  // none: a generated 640x480 image
+  bool raw = false;                 // send decoded RGB pixels instead of the encoded file
   bool json = false;
 };
 int RunBench(const ClientOptions& client, const BenchCommand& command);

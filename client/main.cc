@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--rate", bench.rate, "requests per second in all (default: as fast as possible)");
   bench_cmd->add_option("--model", bench.model, "model or experiment (default: the server's route)");
   bench_cmd->add_option("images", bench.images, "images to send in turn (default: a generated one)");
+  bench_cmd->add_flag("--raw", bench.raw, "decode the images here and send raw RGB (no server-side decode)");
   bench_cmd->add_flag("--json", bench.json, "print the report as JSON");
 
   detr::AbCommand ab;

@@ -13,7 +13,8 @@ A round:
      by detr-client bench with one 640x480 JPEG: concurrency 1 on a model
      without queue delay (p50 latency -> overhead over the forward pass), and
      concurrency 8 with batching on and off (throughput -> share of offline
-     batch 8);
+     batch 8); both once more with the image sent as raw RGB pixels
+     (`bench --raw`: the client decodes, the server only normalises);
   3. the throughput layout (tests/bench/serving_bench_workers.yaml: two
      workers with one intra-op thread each, batches of up to 4) at
      concurrency 8, against both offline batch 8 and two offline 1-thread
@@ -84,9 +85,9 @@ class Server:
         cmd = [f"{self.build}/bin/detr-client", "--target", f"127.0.0.1:{self.port}", *args]
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=check)
 
-    def bench(self, model, concurrency, requests, image):
+    def bench(self, model, concurrency, requests, image, raw=False):
         out = self.client("bench", "--json", "--concurrency", str(concurrency), "--requests", str(requests),
-                          "--model", model, str(image)).stdout
+                          "--model", model, *(["--raw"] if raw else []), str(image)).stdout
         report = json.loads(out.strip().splitlines()[-1])
         if report["codes"] != {"OK": requests}:
             sys.exit(f"bench had errors: {report['codes']}")
@@ -117,9 +118,15 @@ def one_round(build, image, ports, log):
         stages = stage_means(before, server.stage_sums("unbatched"))
         r["grpc_c1_p50"] = report["latency_seconds"]["p50"]
         r["server_preprocess"], r["server_inference"] = stages["preprocess"], stages["inference"]
+        before = server.stage_sums("unbatched")
+        report = server.bench("unbatched", 1, 25, image, raw=True)
+        stages = stage_means(before, server.stage_sums("unbatched"))
+        r["grpc_c1_raw_p50"] = report["latency_seconds"]["p50"]
+        r["server_preprocess_raw"] = stages["preprocess"]
         _, r["offline_b8"] = offline_result(offline(build, 8, 3))
         server.bench("batched", 8, 16, image)  # warm-up of the batch-8 shapes
         r["grpc_c8_batched"] = server.bench("batched", 8, 96, image)["throughput_per_second"]
+        r["grpc_c8_batched_raw"] = server.bench("batched", 8, 96, image, raw=True)["throughput_per_second"]
         r["grpc_c8_unbatched"] = server.bench("unbatched", 8, 48, image)["throughput_per_second"]
     pair = [offline(build, 4, 4, threads=1) for _ in range(2)]
     r["offline_2x1thread_b4"] = sum(offline_result(p)[1] for p in pair)
@@ -135,9 +142,14 @@ ROWS = [
     ("  server-side: preprocess (decode, normalise), mean", "server_preprocess", "{:.1f} ms", 1e3),
     ("  server-side: forward pass, mean", "server_inference", "{:.1f} ms", 1e3),
     ("**serving overhead at p50** (target ≤ 5%)", "overhead", "**{:+.1f}%**", 100),
+    ("gRPC, concurrency 1, raw RGB (`bench --raw`): p50", "grpc_c1_raw_p50", "{:.1f} ms", 1e3),
+    ("  server-side: preprocess (normalise), mean", "server_preprocess_raw", "{:.1f} ms", 1e3),
+    ("**serving overhead at p50, raw RGB**", "overhead_raw", "**{:+.1f}%**", 100),
     ("model alone, batch 8, 2 threads: throughput", "offline_b8", "{:.2f} img/s", 1),
     ("gRPC, c=8, batching on (max 8, 20 ms): throughput", "grpc_c8_batched", "{:.2f} req/s", 1),
     ("**→ share of offline batch 8** (target ≥ 90%)", "share_batched", "**{:.0f}%**", 100),
+    ("gRPC, c=8, batching on, raw RGB: throughput", "grpc_c8_batched_raw", "{:.2f} req/s", 1),
+    ("**→ share of offline batch 8, raw RGB**", "share_batched_raw", "**{:.0f}%**", 100),
     ("gRPC, c=8, batching off: throughput", "grpc_c8_unbatched", "{:.2f} req/s", 1),
     ("→ share of offline batch 8", "share_unbatched", "{:.0f}%", 100),
     ("model alone, two 1-thread processes of batch 4: throughput", "offline_2x1thread_b4", "{:.2f} img/s", 1),
@@ -149,7 +161,9 @@ ROWS = [
 
 def derive(r):
     r["overhead"] = r["grpc_c1_p50"] / r["forward_b1"] - 1
+    r["overhead_raw"] = r["grpc_c1_raw_p50"] / r["forward_b1"] - 1
     r["share_batched"] = r["grpc_c8_batched"] / r["offline_b8"]
+    r["share_batched_raw"] = r["grpc_c8_batched_raw"] / r["offline_b8"]
     r["share_unbatched"] = r["grpc_c8_unbatched"] / r["offline_b8"]
     r["share_workers"] = r["grpc_c8_workers"] / r["offline_b8"]
     r["share_workers_2x1"] = r["grpc_c8_workers"] / r["offline_2x1thread_b4"]

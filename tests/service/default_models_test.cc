@@ -3,9 +3,11 @@
 // `detr-client eval` on the documented synthetic validation set
 // (docs/accuracy.md: detr-data --seed 7, its first 100 validation images).
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,26 @@ TEST(DefaultModelsTest, EachModelFindsTheSampleImagesShapes) {
       });
       EXPECT_TRUE(found) << model << " missed the " << shape.name << " at " << shape.box[0] << "," << shape.box[1];
     }
+  }
+}
+
+// `detr-client bench` with the sample image, encoded and as raw pixels
+// (--raw): every request answered OK, by the models of the experiment.
+TEST(DefaultModelsTest, ClientBenchSendsEncodedAndRawImages) {
+  testing::ServerProcess server("", "default_models_bench");
+  ASSERT_GT(server.pid(), 0);
+  for (const std::string flag : {"", " --raw"}) {
+    const std::string command = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() +
+                                " bench --json --concurrency 2 --requests 6" + flag + " " + DETR_SOURCE_DIR +
+                                "/deploy/samples/shapes.png 2>/dev/null";
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+    ASSERT_TRUE(pipe);
+    std::string out;
+    char buffer[4096];
+    while (std::fgets(buffer, sizeof buffer, pipe.get())) out += buffer;
+    const auto report = nlohmann::json::parse(out);
+    EXPECT_EQ(report.at("codes").at("OK").get<int>(), 6) << "bench" << flag << ": " << out;
+    EXPECT_EQ(report.at("codes").size(), 1u) << "bench" << flag << ": " << out;
   }
 }
 
