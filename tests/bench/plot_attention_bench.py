@@ -27,7 +27,7 @@ def main(source, target):
     for kind, points in sorted(series.items()):
         points.sort()
         tokens = [p[0] for p in points]
-        style = "-o" if kind == "softmax" else "--s"
+        style = "-o" if kind == "softmax" else ":o" if kind == "softmax_unfused" else "--s"
         time_axis.plot(tokens, [p[1] for p in points], style, label=kind)
         memory_axis.plot(tokens, [p[2] for p in points], style, label=kind)
     time_axis.set(title="Encoder self-attention: time per call", xlabel="tokens (n = m)", ylabel="ms", yscale="log")
