@@ -53,10 +53,12 @@ int64_t OutputSize(int64_t in, int64_t kernel, int64_t stride, int64_t padding, 
 }
 
 // A convolution's own copy of its weights in plain layouts, and the weights
-// reordered for each layout a plan's primitive asked for (usually one).
+// reordered for each layout a live plan's primitive asked for (usually one;
+// Winograd's layout can depend on the input shape). Plans own their reordered
+// weights, so evicting a plan frees the layouts only it used.
 struct Conv {
   ConvParams params;
-  std::vector<std::pair<memory::desc, memory>> reordered;  // guarded by Impl::mutex
+  std::vector<std::pair<memory::desc, std::weak_ptr<const memory>>> reordered;  // guarded by Impl::mutex
 
   memory::dims WeightDims() const { return Dims(params.weight); }
   bool Winograd() const {
@@ -68,20 +70,19 @@ struct Conv {
 struct Step {
   dnnl::primitive primitive;
   memory::desc dst;
-  memory weights, bias;  // empty for pooling
+  std::shared_ptr<const memory> weights;  // null for pooling
+  memory bias;                            // empty for pooling
   std::size_t scratchpad_bytes = 0;
 };
 
 struct BlockPlan {
   std::vector<Step> convs;
   std::optional<Step> downsample;
-  bool reorder_shortcut = false;  // the shortcut's layout differs from the output's
 };
 
 // Every primitive for one input shape, built once.
 struct Plan {
   memory::dims input_dims;
-  bool channels_last = false;
   Step stem, pool;
   std::vector<BlockPlan> blocks;
   memory::dims output_dims;
@@ -122,23 +123,25 @@ struct OneDnnResNet::Impl {
   std::mutex mutex;
   std::list<std::shared_ptr<const Plan>> plans;  // most recently used first; guarded by mutex
 
-  memory Weights(Conv& conv, const memory::desc& desc) {
-    for (const auto& [d, m] : conv.reordered) {
-      if (d == desc) return m;
+  std::shared_ptr<const memory> Weights(Conv& conv, const memory::desc& desc) {
+    auto& cache = conv.reordered;
+    cache.erase(std::remove_if(cache.begin(), cache.end(), [](const auto& entry) { return entry.second.expired(); }),
+                cache.end());
+    for (const auto& [layout, weights] : cache) {
+      if (layout == desc) return weights.lock();
     }
     memory plain({conv.WeightDims(), Type::f32, Tag::oihw}, engine, conv.params.weight.data_ptr());
-    memory reordered(desc, engine);
+    auto reordered = std::make_shared<memory>(desc, engine);
     dnnl::stream stream(engine);
-    Reorder(stream, plain, reordered);
+    Reorder(stream, plain, *reordered);
     stream.wait();
-    conv.reordered.emplace_back(desc, reordered);
+    cache.emplace_back(desc, reordered);
     return reordered;
   }
 
   // A convolution from `src` with ReLU; `shortcut_sum` also adds the
   // destination's previous contents (the shortcut) before the ReLU.
-  Step MakeConv(Conv& conv, const memory::desc& src, const memory::dims& src_dims, bool shortcut_sum,
-                const memory::desc* dst_layout = nullptr) {
+  Step MakeConv(Conv& conv, const memory::desc& src, const memory::dims& src_dims, bool shortcut_sum) {
     const auto& p = conv.params;
     const int64_t kh = p.weight.size(2), kw = p.weight.size(3);
     const memory::dims dst_dims = {src_dims[0], p.weight.size(0),
@@ -150,7 +153,7 @@ struct OneDnnResNet::Impl {
     dnnl::primitive_attr attr = UserScratchpad();
     attr.set_post_ops(ops);
     const memory::desc bias_desc({p.bias.size(0)}, Type::f32, Tag::a);
-    const memory::desc dst = dst_layout ? *dst_layout : Blocked(dst_dims);
+    const memory::desc dst = Blocked(dst_dims);
     auto pd = [&](dnnl::algorithm algorithm) {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, algorithm, src, Any(conv.WeightDims()),
                                         bias_desc, dst, {p.stride, p.stride}, {p.dilation - 1, p.dilation - 1},
@@ -176,11 +179,10 @@ struct OneDnnResNet::Impl {
             memory(bias_desc, engine, conv.params.bias.data_ptr()), pd.scratchpad_desc().get_size()};
   }
 
-  std::shared_ptr<const Plan> BuildPlan(const memory::dims& input_dims, bool channels_last) {
+  std::shared_ptr<const Plan> BuildPlan(const memory::dims& input_dims) {
     auto plan = std::make_shared<Plan>();
     plan->input_dims = input_dims;
-    plan->channels_last = channels_last;
-    const memory::desc input(input_dims, Type::f32, channels_last ? Tag::nhwc : Tag::nchw);
+    const memory::desc input(input_dims, Type::f32, Tag::nchw);
     plan->stem = MakeConv(stem, input, input_dims, false);
     auto dims = plan->stem.dst.dims();
     const memory::dims pooled = {dims[0], dims[1], OutputSize(dims[2], 3, 2, 1, 1), OutputSize(dims[3], 3, 2, 1, 1)};
@@ -201,7 +203,8 @@ struct OneDnnResNet::Impl {
       if (downsample) {
         block.downsample = MakeDownsample(*downsample, x, out);
       } else {
-        block.reorder_shortcut = !(x == out);
+        // The last convolution adds into the block's input in place.
+        TORCH_CHECK(x == out, "OneDnnResNet: a block without downsample changes its layout");
       }
       plan->blocks.push_back(std::move(block));
       x = out;
@@ -217,15 +220,15 @@ struct OneDnnResNet::Impl {
     return plan;
   }
 
-  std::shared_ptr<const Plan> PlanFor(const memory::dims& input_dims, bool channels_last) {
+  std::shared_ptr<const Plan> PlanFor(const memory::dims& input_dims) {
     std::lock_guard<std::mutex> lock(mutex);
     for (auto it = plans.begin(); it != plans.end(); ++it) {
-      if ((*it)->input_dims == input_dims && (*it)->channels_last == channels_last) {
+      if ((*it)->input_dims == input_dims) {
         plans.splice(plans.begin(), plans, it);
         return plans.front();
       }
     }
-    plans.push_front(BuildPlan(input_dims, channels_last));
+    plans.push_front(BuildPlan(input_dims));
     if (static_cast<int>(plans.size()) > kMaxPlans) plans.pop_back();
     return plans.front();
   }
@@ -266,9 +269,8 @@ at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
   at::get_num_threads();
   // The stem reads NCHW: oneDNN has no fast 3-channel convolution from NHWC
   // into the blocked layout (its reference one took 5 s).
-  const bool channels_last = false;
   const at::Tensor input = images.contiguous();
-  const auto plan = impl_->PlanFor(Dims(input), channels_last);
+  const auto plan = impl_->PlanFor(Dims(input));
   const auto& engine = impl_->engine;
   dnnl::stream stream(engine);
   const auto scratchpad_buffer = at::empty({static_cast<int64_t>(std::max<std::size_t>(plan->scratchpad_bytes, 1))}, at::kByte);
@@ -276,12 +278,11 @@ at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
   const memory scratchpad(scratchpad_desc, engine, scratchpad_buffer.data_ptr());
 
   auto run_conv = [&](const Step& step, const memory& src, const memory& dst) {
-    step.primitive.execute(stream, Args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, step.weights},
+    step.primitive.execute(stream, Args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *step.weights},
                                         {DNNL_ARG_BIAS, step.bias}, {DNNL_ARG_DST, dst},
                                         {DNNL_ARG_SCRATCHPAD, scratchpad}});
   };
-  const memory input_memory({plan->input_dims, Type::f32, channels_last ? Tag::nhwc : Tag::nchw}, engine,
-                            input.data_ptr());
+  const memory input_memory({plan->input_dims, Type::f32, Tag::nchw}, engine, input.data_ptr());
   at::Tensor stem_buffer = Buffer(plan->stem.dst);
   const memory stem_out(plan->stem.dst, engine, stem_buffer.data_ptr());
   run_conv(plan->stem, input_memory, stem_out);
@@ -300,18 +301,15 @@ at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
       src_buffer = std::move(out_buffer);
       src = out;
     }
-    // The last convolution adds into the shortcut's memory (sum post-op).
+    // The last convolution adds into the shortcut's memory (sum post-op):
+    // the block's input itself, or its downsampled copy.
     const auto& last = block.convs.back();
     at::Tensor shortcut_buffer = x_buffer;
     memory shortcut = x;
-    if (block.downsample || block.reorder_shortcut) {
+    if (block.downsample) {
       shortcut_buffer = Buffer(last.dst);
       shortcut = memory(last.dst, engine, shortcut_buffer.data_ptr());
-      if (block.downsample) {
-        run_conv(*block.downsample, x, shortcut);
-      } else {
-        Reorder(stream, x, shortcut);
-      }
+      run_conv(*block.downsample, x, shortcut);
     }
     run_conv(last, src, shortcut);
     x_buffer = std::move(shortcut_buffer);

@@ -89,6 +89,25 @@ TEST(OneDnnResNetTest, ConcurrentPassesGiveTheSameResultsAsOneAtATime) {
   for (double error : errors) EXPECT_EQ(error, 0.0);
 }
 
+// More input shapes than plans are kept: evicted plans are rebuilt, and
+// their weights in shape-specific layouts are made again.
+TEST(OneDnnResNetTest, MoreShapesThanCachedPlansStayCorrect) {
+  if (!OneDnnResNet::Available()) GTEST_SKIP() << "built without oneDNN";
+  auto reference = RandomBody("resnet18", false);
+  auto fast = RandomBody("resnet18", false);
+  reference->PrepareForInference(/*use_onednn=*/false);
+  fast->PrepareForInference();
+  torch::NoGradGuard no_grad;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int64_t width = 40; width <= 90; width += 10) {
+      const auto images = at::randn({1, 3, 48, width});
+      const auto expected = reference->forward(images);
+      const double scale = expected.abs().max().item<double>();
+      EXPECT_LE((fast->forward(images) - expected).abs().max().item<double>(), 1e-4 * scale) << "width " << width;
+    }
+  }
+}
+
 TEST(OneDnnResNetTest, GradientsStillFlowThroughTheLibTorchPath) {
   auto body = RandomBody("resnet18", false);
   body->PrepareForInference();
