@@ -9,6 +9,7 @@
 #include <torch/nn/init.h>
 #include <torch/version.h>
 
+#include "server/core/onednn_matmul.h"
 #include "server/core/optimization_attention.h"
 #include "server/core/optimization_attention_inference.h"
 #include "server/core/softmax_attention_inference.h"
@@ -89,7 +90,7 @@ at::Tensor MultiheadAttentionImpl::SplitHeads(const at::Tensor& x) const {
 
 at::Tensor MultiheadAttentionImpl::Projected(const at::Tensor& x, int64_t row) const {
   const int64_t begin = options_.type == AttentionType::kSoftmax ? row * embed_dim_ : 0;
-  return at::linear(x, in_proj_weight.narrow(0, begin, embed_dim_), in_proj_bias.narrow(0, begin, embed_dim_));
+  return Linear(x, in_proj_weight.narrow(0, begin, embed_dim_), in_proj_bias.narrow(0, begin, embed_dim_));
 }
 
 at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Tensor& key,
@@ -101,8 +102,8 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
     case AttentionType::kSoftmax: {
       at::Tensor q, k;
       if (query.is_same(key)) {  // self-attention: one matmul for q and k
-        auto qk = at::linear(query, in_proj_weight.narrow(0, 0, 2 * embed_dim_),
-                             in_proj_bias.narrow(0, 0, 2 * embed_dim_)).chunk(2, -1);
+        auto qk = Linear(query, in_proj_weight.narrow(0, 0, 2 * embed_dim_), in_proj_bias.narrow(0, 0, 2 * embed_dim_))
+                      .chunk(2, -1);
         q = qk[0];
         k = qk[1];
       } else {
@@ -130,7 +131,7 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
       break;
     }
   }
-  return out_proj(heads.transpose(1, 2).reshape({batch, n, embed_dim_}));
+  return Linear(heads.transpose(1, 2).reshape({batch, n, embed_dim_}), out_proj->weight, out_proj->bias);
 }
 
 std::vector<std::string> MultiheadAttentionImpl::AdaptCheckpoint(const std::string& prefix,

@@ -7,6 +7,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "server/core/onednn_matmul.h"
+
 namespace detr {
 namespace {
 
@@ -46,11 +48,11 @@ at::Tensor SoftmaxAttentionInference(const at::Tensor& q, const at::Tensor& k, c
       const int64_t b = task / (heads * blocks), h = (task / blocks) % heads, first = (task % blocks) * block_rows;
       const int64_t rows = std::min(block_rows, n - first);
       auto s = scores.narrow(0, 0, rows);
-      at::mm_out(s, queries[b][h].narrow(0, first, rows), keys[b][h].t());
+      MatmulInto(queries[b][h].narrow(0, first, rows), keys[b][h].t(), s);
       if (blocked.defined()) s.add_(blocked[b].unsqueeze(0));
       at::_softmax_out(s, s, 1, false);
       auto r = result.narrow(0, 0, rows);
-      at::mm_out(r, s, values[b][h]);
+      MatmulInto(s, values[b][h], r);
       out[b].narrow(0, first, rows).select(1, h).copy_(r);
     }
   });

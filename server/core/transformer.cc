@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "server/core/onednn_matmul.h"
+
 namespace detr {
 namespace {
 
@@ -26,7 +28,7 @@ EncoderLayerImpl::EncoderLayerImpl(const ModelConfig& config, int index)
 }
 
 at::Tensor EncoderLayerImpl::FeedForward(const at::Tensor& x) {
-  return linear2(linear1(x).relu_());
+  return Linear(Linear(x, linear1->weight, linear1->bias, /*relu=*/true), linear2->weight, linear2->bias);
 }
 
 at::Tensor EncoderLayerImpl::forward(const at::Tensor& src, const at::Tensor& pos,
@@ -54,7 +56,7 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, int index)
 }
 
 at::Tensor DecoderLayerImpl::FeedForward(const at::Tensor& x) {
-  return linear2(linear1(x).relu_());
+  return Linear(Linear(x, linear1->weight, linear1->bias, /*relu=*/true), linear2->weight, linear2->bias);
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& tgt, const at::Tensor& memory,
