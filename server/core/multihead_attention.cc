@@ -1,7 +1,6 @@
 #include "server/core/multihead_attention.h"
 
 #include <cmath>
-#include <limits>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -28,11 +27,9 @@ std::uint64_t StableHash(const std::string& text) {
   return hash;
 }
 
+// (B, m) bool -> (B, 1, 1, m) with -inf on padded keys, broadcast over heads and queries
 at::Tensor AdditivePaddingMask(const at::Tensor& key_padding, const at::TensorOptions& options) {
-  // (B, m) bool -> (B, 1, 1, m) with -inf on padded keys
-  return at::zeros(key_padding.sizes(), options)
-      .masked_fill(key_padding, -std::numeric_limits<float>::infinity())
-      .view({key_padding.size(0), 1, 1, key_padding.size(1)});
+  return AdditiveKeyMask(key_padding, options).view({key_padding.size(0), 1, 1, key_padding.size(1)});
 }
 
 }  // namespace

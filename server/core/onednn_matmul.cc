@@ -6,7 +6,7 @@
 #ifdef DETR_HAVE_ONEDNN
 #include <unordered_map>
 
-#include <oneapi/dnnl/dnnl.hpp>
+#include "server/core/onednn_support.h"
 #endif
 
 namespace detr {
@@ -30,17 +30,11 @@ memory::desc Desc(const at::Tensor& t) {
   return memory::desc({t.size(0), t.size(1)}, memory::data_type::f32, memory::dims{t.stride(0), t.stride(1)});
 }
 
-const dnnl::engine& Engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);  // immutable once built; thread-safe init
-  return engine;
-}
-
 // dst = a · b (+ bias) (ReLU); a (M, K), b (K, N), dst (M, N), bias (1, N) or
-// undefined. Scratchpad from LibTorch's allocator, per call (thread-safe).
+// undefined. A scratchpad of its own per call (thread-safe).
 void Run(const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias, bool relu, at::Tensor& dst) {
-  const auto& engine = Engine();
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const auto& engine = onednn::Engine();
+  dnnl::primitive_attr attr = onednn::UserScratchpad();
   if (relu) {
     dnnl::post_ops ops;
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
@@ -49,12 +43,11 @@ void Run(const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias, bool 
   const auto a_desc = Desc(a), b_desc = Desc(b), dst_desc = Desc(dst);
   const auto bias_desc = bias.defined() ? Desc(bias) : memory::desc();
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_desc, b_desc, bias_desc, dst_desc), attr, engine);
-  const auto scratchpad_bytes = static_cast<int64_t>(pd.scratchpad_desc().get_size());
-  auto scratchpad = at::empty({std::max<int64_t>(scratchpad_bytes, 1)}, at::kByte);
+  const onednn::Scratchpad scratchpad(pd.scratchpad_desc());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(a_desc, engine, a.data_ptr())},
                                        {DNNL_ARG_WEIGHTS, memory(b_desc, engine, b.data_ptr())},
                                        {DNNL_ARG_DST, memory(dst_desc, engine, dst.data_ptr())},
-                                       {DNNL_ARG_SCRATCHPAD, memory(pd.scratchpad_desc(), engine, scratchpad.data_ptr())}};
+                                       {DNNL_ARG_SCRATCHPAD, scratchpad.memory}};
   if (bias.defined()) args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine, bias.data_ptr()));
   dnnl::stream stream(engine);
   dnnl::matmul(pd).execute(stream, args);
@@ -69,7 +62,7 @@ bool Eligible(const at::Tensor& t) {
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool relu) {
   const bool fast = !at::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
-                    weight.dim() == 2 && Eligible(weight) && (!bias.defined() || bias.is_contiguous());
+                    Eligible(weight) && (!bias.defined() || bias.is_contiguous());
   if (!fast) {
     auto y = at::linear(x, weight, bias);
     return relu ? y.relu_() : y;

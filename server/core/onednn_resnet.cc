@@ -11,7 +11,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include <oneapi/dnnl/dnnl.hpp>
+#include "server/core/onednn_support.h"
 #endif
 
 namespace detr {
@@ -89,23 +89,14 @@ struct Plan {
   std::size_t scratchpad_bytes = 0;  // the largest any step needs
 };
 
-// Scratchpads are passed in by the caller (user mode), one per forward pass:
-// with oneDNN's own (library) scratchpad, two threads running the same
-// primitive at once crashed in its JIT code (a server with several workers).
-dnnl::primitive_attr UserScratchpad() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
+using onednn::UserScratchpad;
 
 // Copies src into dst's layout, with its own scratchpad (see UserScratchpad).
 void Reorder(dnnl::stream& stream, memory& src, memory& dst) {
   dnnl::reorder::primitive_desc pd(src, dst, UserScratchpad());
-  const auto bytes = static_cast<int64_t>(pd.scratchpad_desc().get_size());
-  const auto buffer = at::empty({std::max<int64_t>(bytes, 1)}, at::kByte);
-  memory scratchpad(pd.scratchpad_desc(), src.get_engine(), buffer.data_ptr());
+  const onednn::Scratchpad scratchpad(pd.scratchpad_desc());
   dnnl::reorder(pd).execute(stream,
-                            Args{{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
+                            Args{{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad.memory}});
 }
 
 // (B, C, H, W) float tensor with room for `desc`, from LibTorch's allocator,
@@ -117,7 +108,7 @@ at::Tensor Buffer(const memory::desc& desc) {
 }  // namespace
 
 struct OneDnnResNet::Impl {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  const dnnl::engine& engine = onednn::Engine();
   Conv stem;
   std::vector<std::pair<std::vector<Conv>, std::optional<Conv>>> blocks;
   std::mutex mutex;
@@ -273,9 +264,9 @@ at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
   const auto plan = impl_->PlanFor(Dims(input));
   const auto& engine = impl_->engine;
   dnnl::stream stream(engine);
-  const auto scratchpad_buffer = at::empty({static_cast<int64_t>(std::max<std::size_t>(plan->scratchpad_bytes, 1))}, at::kByte);
-  const memory::desc scratchpad_desc({static_cast<memory::dim>(scratchpad_buffer.numel())}, Type::u8, Tag::a);
-  const memory scratchpad(scratchpad_desc, engine, scratchpad_buffer.data_ptr());
+  // One scratchpad, as large as the largest step needs, for every step.
+  const onednn::Scratchpad pass_scratchpad(memory::desc({static_cast<memory::dim>(plan->scratchpad_bytes)}, Type::u8, Tag::a));
+  const memory& scratchpad = pass_scratchpad.memory;
 
   auto run_conv = [&](const Step& step, const memory& src, const memory& dst) {
     step.primitive.execute(stream, Args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *step.weights},

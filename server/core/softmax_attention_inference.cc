@@ -16,6 +16,10 @@ constexpr int64_t kMaxBlockScores = int64_t{1} << 21;  // 8 MB of float scores p
 
 }  // namespace
 
+at::Tensor AdditiveKeyMask(const at::Tensor& key_padding, const at::TensorOptions& options) {
+  return at::zeros(key_padding.sizes(), options).masked_fill(key_padding, -std::numeric_limits<float>::infinity());
+}
+
 at::Tensor SoftmaxAttentionInference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                      const at::Tensor& key_padding, int64_t block_rows) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "expected (B, H, L, dh) heads");
@@ -35,10 +39,7 @@ at::Tensor SoftmaxAttentionInference(const at::Tensor& q, const at::Tensor& k, c
   const auto queries = (q * scale).contiguous();
   const auto keys = k.contiguous();
   const auto values = v.contiguous();
-  at::Tensor blocked;  // (B, m): -inf on padded keys
-  if (key_padding.defined()) {
-    blocked = at::zeros({batch, m}, q.options()).masked_fill(key_padding, -std::numeric_limits<float>::infinity());
-  }
+  const at::Tensor blocked = key_padding.defined() ? AdditiveKeyMask(key_padding, q.options()) : at::Tensor();
   auto out = at::empty({batch, n, heads, dh}, q.options());
 
   at::parallel_for(0, batch * heads * blocks, 1, [&](int64_t begin, int64_t end) {

@@ -15,6 +15,10 @@
 
 namespace detr {
 
+/// (B, m) bool key padding (true = padded) -> (B, m) additive mask of the
+/// options' dtype: 0 on real keys, -inf on padded ones.
+at::Tensor AdditiveKeyMask(const at::Tensor& key_padding, const at::TensorOptions& options);
+
 /// q (B, H, n, dh), k and v (B, H, m, dh), key_padding (B, m) bool (true =
 /// padded) or undefined -> (B, H, n, dh), the same values as
 /// softmax(q k^T / sqrt(dh) + mask) v up to float rounding. The result is a
