@@ -7,7 +7,31 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include "server/core/optimization_attention_kernel.h"
+
 namespace detr {
+
+namespace optimization_kernel {
+
+int64_t ScratchFloats(int64_t cols, int64_t dh) {
+  const int64_t padded = (cols + 15) / 16 * 16;
+  // dictionary, E, Z, W, query rows, residual, transposed tile, G^-1 (float),
+  // G and G^-1 (double)
+  return 2 * padded * dh + 2 * kBlockRows * padded + 2 * kBlockRows * dh + 16 * dh + dh * dh + 4 * dh * dh;
+}
+
+bool Available(int64_t dh) {
+#if defined(DETR_HAVE_AVX512_KERNEL)
+  static const bool cpu_has_avx512 = __builtin_cpu_supports("avx512f");
+  return cpu_has_avx512 && dh > 0 && dh % 16 == 0;
+#else
+  (void)dh;
+  return false;
+#endif
+}
+
+}  // namespace optimization_kernel
+
 namespace {
 
 // One ADMM Z/U step for one head's chunk, in one pass over its state:
@@ -112,6 +136,73 @@ void SolveHead(const HeadProblem& head, const AttentionOptions& options, bool ex
   }
 }
 
+// Whether the vectorised kernel (optimization_attention_kernel.h) computes
+// this problem: float32, a power normaliser without top-k, a head width it
+// vectorises, and a CPU with AVX-512F.
+bool KernelApplies(const OptimizationProblem& problem, const at::Tensor& values, const AttentionOptions& options) {
+  const auto is_float = [](const at::Tensor& t) { return !t.defined() || t.scalar_type() == at::kFloat; };
+  return problem.queries.is_cpu() && is_float(problem.queries) && is_float(problem.dictionary) && is_float(values) &&
+         is_float(problem.random_directions) && options.top_k == 0 && options.normalizer != Normalizer::kSoftmax &&
+         options.iterations >= 1 && optimization_kernel::Available(problem.queries.size(3));
+}
+
+at::Tensor UnitStrideRows(const at::Tensor& x) { return x.stride(-1) == 1 ? x : x.contiguous(); }
+
+// The kernel's path: one task per image, head and range of query rows. A head
+// is split into row ranges only when there are fewer heads than threads:
+// every range prepares the head's dictionary and E again.
+at::Tensor SolveWithKernel(const OptimizationProblem& problem, const at::Tensor& values_in,
+                           const AttentionOptions& options) {
+  using optimization_kernel::kBlockRows;
+  const auto queries = UnitStrideRows(problem.queries), dictionary = UnitStrideRows(problem.dictionary);
+  const auto values = UnitStrideRows(values_in);
+  const auto batch = queries.size(0), heads = queries.size(1), n = queries.size(2), dh = queries.size(3);
+  const auto m = dictionary.size(2);
+  const auto padding = problem.key_padding.defined() ? problem.key_padding.to(at::kBool).contiguous() : at::Tensor();
+  const auto random = problem.random_directions.defined() ? problem.random_directions.contiguous() : at::Tensor();
+  const int64_t r = random.defined() ? random.size(1) : 0;
+  // (B, n, H, dh), returned as a (B, H, n, dh) view: the caller merges heads
+  // back into (B, n, H * dh) without a copy.
+  auto out = at::empty({batch, n, heads, dh}, queries.options());
+  const int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
+  const int64_t parts = std::min(blocks, std::max<int64_t>(1, (at::get_num_threads() + batch * heads - 1) / (batch * heads)));
+  const int64_t blocks_per_part = (blocks + parts - 1) / parts;
+
+  at::parallel_for(0, batch * heads * parts, 1, [&](int64_t begin, int64_t end) {
+    auto scratch = at::empty({optimization_kernel::ScratchFloats(m + r, dh)}, queries.options());
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t b = index / (heads * parts), h = index / parts % heads, part = index % parts;
+      optimization_kernel::HeadTask task;
+      task.queries = queries.data_ptr<float>() + b * queries.stride(0) + h * queries.stride(1);
+      task.query_stride = queries.stride(2);
+      task.dictionary = dictionary.data_ptr<float>() + b * dictionary.stride(0) + h * dictionary.stride(1);
+      task.dictionary_stride = dictionary.stride(2);
+      task.values = values.data_ptr<float>() + b * values.stride(0) + h * values.stride(1);
+      task.value_stride = values.stride(2);
+      task.key_padding = padding.defined() ? padding.data_ptr<bool>() + b * m : nullptr;
+      task.random_directions = r > 0 ? random.data_ptr<float>() + h * r * dh : nullptr;
+      task.out = out.data_ptr<float>() + (b * n * heads + h) * dh;
+      task.out_stride = heads * dh;
+      task.n = n;
+      task.m = m;
+      task.r = r;
+      task.dh = dh;
+      task.row_begin = std::min(n, part * blocks_per_part * kBlockRows);
+      task.row_end = std::min(n, (part + 1) * blocks_per_part * kBlockRows);
+      task.exclude_self = problem.exclude_self;
+      task.normalize_inputs = options.normalize_inputs;
+      task.relu = options.normalizer == Normalizer::kReluPower;
+      task.iterations = options.iterations;
+      task.threshold = static_cast<float>(options.lambda / options.rho);
+      task.rho = static_cast<float>(options.rho);
+      task.power = static_cast<float>(options.power);
+      task.scratch = scratch.data_ptr<float>();
+      if (task.row_begin < task.row_end) optimization_kernel::SolveRowsAvx512(task);
+    }
+  });
+  return out.transpose(1, 2);
+}
+
 }  // namespace
 
 at::Tensor OptimizationAttentionInference(const OptimizationProblem& problem, const at::Tensor& values,
@@ -119,6 +210,7 @@ at::Tensor OptimizationAttentionInference(const OptimizationProblem& problem, co
   const auto batch = problem.queries.size(0), heads = problem.queries.size(1);
   const auto n = problem.queries.size(2), m = problem.dictionary.size(2);
   TORCH_CHECK(!problem.exclude_self || n == m, "exclude_self needs as many queries as keys");
+  if (KernelApplies(problem, values, options)) return SolveWithKernel(problem, values, options);
   auto queries = PrepareQueries(problem.queries, options).contiguous();
   auto dictionary = PrepareDictionary(problem, options).contiguous();  // (B, H, m + r, dh)
   const auto cols = dictionary.size(2);

@@ -322,3 +322,75 @@ TEST(OptimizationAttentionInferenceTest, EqualsTheDifferentiablePath) {
 
 }  // namespace
 }  // namespace detr
+
+#include "server/core/optimization_attention_kernel.h"
+#include "server/core/runtime.h"
+
+namespace detr {
+namespace {
+
+// The vectorised kernel (float32, AVX-512F) against the differentiable path,
+// at the head widths it takes, on inputs laid out as the model hands them
+// over (heads split out of (B, n, H * dh): rows strided), with sizes that are
+// not multiples of its 8-row blocks or 16-column vectors.
+TEST(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
+  if (!optimization_kernel::Available(32)) GTEST_SKIP() << "no AVX-512F on this CPU, or the kernel is not built";
+  at::manual_seed(5);
+  struct Case {
+    int64_t batch, heads, n, m, dh;
+    bool pad, exclude_self;
+    int random_tokens, iterations;
+    Normalizer normalizer;
+    double power;
+    int threads;
+  };
+  const Case cases[] = {
+      {1, 8, 37, 37, 32, false, true, 0, 5, Normalizer::kReluPower, 5, 2},
+      {2, 3, 45, 45, 16, true, true, 0, 3, Normalizer::kReluPower, 5, 2},
+      {2, 2, 21, 50, 48, true, false, 3, 4, Normalizer::kAbsPower, 2.5, 2},
+      {1, 2, 30, 30, 64, false, true, 2, 1, Normalizer::kReluPower, 3, 2},
+      {1, 1, 70, 70, 32, true, true, 0, 6, Normalizer::kReluPower, 5, 4},  // one head, split over 4 threads
+  };
+  for (const auto& c : cases) {
+    ConfigureThreads(c.threads);
+    auto tokens = at::randn({c.batch, c.n, c.heads * c.dh});
+    auto keys = at::randn({c.batch, c.m, c.heads * c.dh});
+    const auto split = [&](const at::Tensor& x) { return x.view({c.batch, x.size(1), c.heads, c.dh}).transpose(1, 2); };
+    OptimizationProblem problem;
+    problem.queries = split(tokens);
+    problem.dictionary = c.exclude_self ? problem.queries : split(keys);
+    if (c.pad) {
+      problem.key_padding = at::zeros({c.batch, c.m}, at::kBool);
+      problem.key_padding.index_put_({c.batch - 1, at::indexing::Slice(c.m - 7, c.m)}, true);
+    }
+    problem.exclude_self = c.exclude_self;
+    if (c.random_tokens) problem.random_directions = at::randn({c.heads, c.random_tokens, c.dh});
+    AttentionOptions options;
+    options.normalizer = c.normalizer;
+    options.power = c.power;
+    options.iterations = c.iterations;
+    auto values = split(at::randn({c.batch, c.m, c.heads * c.dh}));
+    auto reference = OptimizationAttention(problem, values, options);
+    torch::NoGradGuard no_grad;
+    auto fast = OptimizationAttentionInference(problem, values, options, 0);
+    EXPECT_LE((fast - reference).abs().max().item<double>(), 1e-5)
+        << "dh " << c.dh << " n " << c.n << " m " << c.m << " pad " << c.pad << " self " << c.exclude_self
+        << " random " << c.random_tokens << " K " << c.iterations << " power " << c.power;
+    if (c.pad) {  // padded keys' content changes nothing
+      auto changed = problem;
+      changed.dictionary = problem.dictionary.clone();
+      changed.dictionary.select(0, c.batch - 1).narrow(1, c.m - 7, 7).normal_();
+      if (c.exclude_self) changed.queries = changed.dictionary;
+      auto changed_values = values.clone();
+      changed_values.select(0, c.batch - 1).narrow(1, c.m - 7, 7).normal_();
+      auto again = OptimizationAttentionInference(changed, changed_values, options, 0);
+      // With exclude_self the padded rows are also queries: their own outputs change, nobody else's.
+      const int64_t rows = c.exclude_self ? c.n - 7 : c.n;
+      EXPECT_TRUE(again.narrow(2, 0, rows).equal(fast.narrow(2, 0, rows)));
+    }
+  }
+  ConfigureThreads(2);
+}
+
+}  // namespace
+}  // namespace detr

@@ -1,0 +1,57 @@
+// A vectorised kernel for optimization attention's inference path: a whole
+// head's solve (dictionary preparation, G = D^T D + rho I and E = G^-1 D^T,
+// K ADMM steps, normaliser, weights times values) for a range of query rows,
+// with its state in one core's cache.
+//
+// Plain pointers and no LibTorch: optimization_attention_avx512.cc, which
+// implements it, is compiled for AVX-512, and must share no inline code with
+// the rest of the program (an AVX-512 copy of a shared inline function could
+// be the one the linker keeps). optimization_attention_inference.cc decides
+// whether the CPU and the problem allow it, and calls it.
+#pragma once
+
+#include <cstdint>
+
+namespace detr {
+namespace optimization_kernel {
+
+/// Query rows solved together: the state of one block is 2 x kBlockRows x m
+/// floats (Z and W = Z - U; U itself is never stored).
+constexpr int64_t kBlockRows = 8;
+
+/// One head of one image, query rows [row_begin, row_end). Every row pointer
+/// has unit stride along the head width dh.
+struct HeadTask {
+  const float* queries = nullptr;     // row i at queries + i * query_stride, i < n
+  int64_t query_stride = 0;
+  const float* dictionary = nullptr;  // row j at dictionary + j * dictionary_stride, j < m
+  int64_t dictionary_stride = 0;
+  const float* values = nullptr;      // row j at values + j * value_stride, j < m
+  int64_t value_stride = 0;
+  const bool* key_padding = nullptr;  // m entries, true = padding; null = none
+  const float* random_directions = nullptr;  // r x dh, N(0, 1) draws; null when r = 0
+  float* out = nullptr;               // row i at out + i * out_stride
+  int64_t out_stride = 0;
+  int64_t n = 0, m = 0, r = 0, dh = 0;
+  int64_t row_begin = 0, row_end = 0;
+  bool exclude_self = false;  // query i may not use dictionary row i
+  bool normalize_inputs = true;
+  bool relu = true;           // relu_power (true) or abs_power normaliser
+  int iterations = 5;
+  float threshold = 0.05f;    // lambda / rho
+  float rho = 1.0f;
+  float power = 5.0f;
+  float* scratch = nullptr;   // ScratchFloats(m + r, dh) floats, 64-byte aligned
+};
+
+/// Floats of scratch a task needs for a dictionary of `cols` rows.
+int64_t ScratchFloats(int64_t cols, int64_t dh);
+
+/// Whether this CPU and build run the kernel, for head width dh.
+bool Available(int64_t dh);
+
+/// Solves the task (AVX-512F). Call only where Available(task.dh).
+void SolveRowsAvx512(const HeadTask& task);
+
+}  // namespace optimization_kernel
+}  // namespace detr
