@@ -13,17 +13,10 @@ namespace detr {
 
 namespace optimization_kernel {
 
-int64_t ScratchFloats(int64_t cols, int64_t dh) {
-  const int64_t padded = (cols + 15) / 16 * 16;
-  // dictionary, E, Z, W, query rows, residual, transposed tile, G^-1 (float),
-  // G and G^-1 (double)
-  return 2 * padded * dh + 2 * kBlockRows * padded + 2 * kBlockRows * dh + 16 * dh + dh * dh + 4 * dh * dh;
-}
-
 bool Available(int64_t dh) {
 #if defined(DETR_HAVE_AVX512_KERNEL)
   static const bool cpu_has_avx512 = __builtin_cpu_supports("avx512f");
-  return cpu_has_avx512 && dh > 0 && dh % 16 == 0;
+  return cpu_has_avx512 && dh > 0 && dh % 16 == 0 && dh <= 64;
 #else
   (void)dh;
   return false;
@@ -143,7 +136,7 @@ bool KernelApplies(const OptimizationProblem& problem, const at::Tensor& values,
   const auto is_float = [](const at::Tensor& t) { return !t.defined() || t.scalar_type() == at::kFloat; };
   return problem.queries.is_cpu() && is_float(problem.queries) && is_float(problem.dictionary) && is_float(values) &&
          is_float(problem.random_directions) && options.top_k == 0 && options.normalizer != Normalizer::kSoftmax &&
-         options.iterations >= 1 && optimization_kernel::Available(problem.queries.size(3));
+         options.iterations >= 1 && options.power > 0 && optimization_kernel::Available(problem.queries.size(3));
 }
 
 at::Tensor UnitStrideRows(const at::Tensor& x) { return x.stride(-1) == 1 ? x : x.contiguous(); }

@@ -15,8 +15,8 @@
 namespace detr {
 namespace optimization_kernel {
 
-/// Query rows solved together: the state of one block is 2 x kBlockRows x m
-/// floats (Z and W = Z - U; U itself is never stored).
+/// Query rows solved together: the state of one block is kBlockRows x m
+/// floats (Z; W = Z - U lives one column tile at a time, U is never stored).
 constexpr int64_t kBlockRows = 8;
 
 /// One head of one image, query rows [row_begin, row_end). Every row pointer
@@ -44,13 +44,13 @@ struct HeadTask {
   float* scratch = nullptr;   // ScratchFloats(m + r, dh) floats, 64-byte aligned
 };
 
-/// Floats of scratch a task needs for a dictionary of `cols` rows.
-int64_t ScratchFloats(int64_t cols, int64_t dh);
-
 /// Whether this CPU and build run the kernel, for head width dh.
 bool Available(int64_t dh);
 
-/// Solves the task (AVX-512F). Call only where Available(task.dh).
+/// The two below are compiled for AVX-512F: call them only where Available(dh).
+/// Floats of scratch a task needs for a dictionary of `cols` rows.
+int64_t ScratchFloats(int64_t cols, int64_t dh);
+/// Solves the task.
 void SolveRowsAvx512(const HeadTask& task);
 
 }  // namespace optimization_kernel
