@@ -13,9 +13,9 @@
 // Woodbury form A = W + (Q - W D) E gives s = A + U = Z + R E, and
 // s_k D = Z_{k-1} D + R_k E D. So the residual's product with the dictionary
 // is one with Z, which the soft threshold makes sparse (on random unit
-// inputs 0-7% non-zero after 5 steps at lambda 0.05): each row takes only
-// its non-zero coefficients, or all of them when more than a quarter are
-// non-zero. A step then costs one dense product (R E, 2 m dh per row) and
+// inputs 0-7% non-zero after 5 steps at lambda 0.05): each row gathers its
+// non-zero coefficients (AVX-512 compress, no branch per coefficient) and
+// combines only those dictionary rows. A step then costs one dense product (R E, 2 m dh per row) and
 // the sparse ones, where the plain form costs two dense products; the
 // output P V (P = relu(Z)^p) is sparse the same way. Padded keys need no
 // mask: their dictionary rows, and so their columns of E, are zero, so their
@@ -33,7 +33,7 @@ namespace optimization_kernel {
 namespace {
 
 constexpr int64_t kLanes = 16;
-constexpr int64_t kTileColumns = 2 * kLanes;  // columns per step tile: 8 rows x 2 vectors accumulate
+constexpr int64_t kTileVectors = 2;  // a step tile: 8 rows x 3 vectors = 24 accumulators
 constexpr float kNormEps = 1e-12f;   // as UnitRows in optimization_attention.cc
 constexpr float kWeightEps = 1e-6f;  // the spec's epsilon of the power normaliser
 
@@ -52,6 +52,8 @@ struct Buffers {
   float* next_residual;  // kBlockRows x dh: R of even steps > 0
   float* zd;             // kBlockRows x dh: Z_{k-1} D
   float* mix;            // dh x dh: M = I - rho G^-1
+  float* list_values;    // padded + 16: one row's selected coefficients (Gather)
+  int32_t* list_columns; // padded + 16: their columns
   float* tile;        // dh x 16: a transposed block of dictionary rows
   float* inverse;     // dh x dh: G^-1
   double* gram;       // dh x dh: G, then its Cholesky factor
@@ -78,6 +80,8 @@ Buffers Carve(float* scratch, int64_t cols, int64_t dh) {
   b.next_residual = take(kBlockRows * dh);
   b.zd = take(kBlockRows * dh);
   b.mix = take(dh * dh);
+  b.list_values = take(b.padded + kLanes);
+  b.list_columns = reinterpret_cast<int32_t*>(take(b.padded + kLanes));
   b.tile = take(dh * kLanes);
   b.inverse = take(dh * dh);
   b.gram = reinterpret_cast<double*>(take(2 * dh * dh));
@@ -194,26 +198,26 @@ void StepColumns(const float* residual, const Buffers& b, const int64_t* self, _
   __m512 acc[kBlockRows][kVectors];
 #pragma GCC unroll 8
   for (int64_t r = 0; r < kBlockRows; ++r) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int v = 0; v < kVectors; ++v) {
       acc[r][v] = kFirst ? _mm512_setzero_ps() : _mm512_load_ps(b.z + r * padded + j0 + v * kLanes);
     }
   }
   for (int64_t k = 0; k < dh; ++k) {
     __m512 e[kVectors];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int v = 0; v < kVectors; ++v) e[v] = _mm512_load_ps(b.solve_t + k * padded + j0 + v * kLanes);
 #pragma GCC unroll 8
     for (int64_t r = 0; r < kBlockRows; ++r) {
       const __m512 c = _mm512_set1_ps(residual[r * dh + k]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_fmadd_ps(c, e[v], acc[r][v]);
     }
   }
   const __m512 negative_threshold = _mm512_sub_ps(_mm512_setzero_ps(), threshold);
 #pragma GCC unroll 8
   for (int64_t r = 0; r < kBlockRows; ++r) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int v = 0; v < kVectors; ++v) {
       const __m512 s = acc[r][v];
       const __m512 clamped = _mm512_min_ps(_mm512_max_ps(s, negative_threshold), threshold);
@@ -231,10 +235,10 @@ template <bool kFirst>
 void DenseStep(const float* residual, const Buffers& b, const int64_t* self, float threshold) {
   const __m512 t = _mm512_set1_ps(threshold);
   int64_t j0 = 0;
-  for (; j0 + kTileColumns <= b.padded; j0 += kTileColumns) {
-    StepColumns<kFirst, kTileColumns / kLanes>(residual, b, self, t, j0);
+  for (; j0 + kTileVectors * kLanes <= b.padded; j0 += kTileVectors * kLanes) {
+    StepColumns<kFirst, kTileVectors>(residual, b, self, t, j0);
   }
-  if (j0 < b.padded) StepColumns<kFirst, 1>(residual, b, self, t, j0);
+  for (; j0 < b.padded; j0 += kLanes) StepColumns<kFirst, 1>(residual, b, self, t, j0);
 }
 
 // Which coefficients of a row count: non-zero ones, or (relu) positive ones.
@@ -243,27 +247,52 @@ __mmask16 Selected(__m512 z, bool positive_only) {
                        : _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NEQ_UQ);
 }
 
-// Calls visit(j, z[j]) for the selected coefficients j < count of a row:
-// by their bit masks when at most a quarter are selected, else for all j
-// (an unselected one must then contribute nothing, which holds for z = 0 and
-// for relu of z <= 0).
-template <typename Visit>
-void ForEachCoefficient(const float* z, int64_t count, bool positive_only, Visit&& visit) {
-  const int64_t vectors = count / kLanes;  // whole vectors; the tail below
+// The selected coefficients of a row's first `count`, packed into
+// b.list_values and their columns (ascending) into b.list_columns, without a
+// branch per coefficient. Returns how many.
+int64_t Gather(const Buffers& b, const float* z, int64_t count, bool positive_only) {
   int64_t selected = 0;
-  for (int64_t i = 0; i < vectors; ++i) selected += __builtin_popcount(Selected(_mm512_load_ps(z + i * kLanes), positive_only));
-  if (4 * selected > count) {
-    for (int64_t j = 0; j < count; ++j) visit(j, z[j]);
-    return;
+  __m512i columns = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i step = _mm512_set1_epi32(kLanes);
+  for (int64_t j = 0; j < count; j += kLanes) {
+    const int64_t left = count - j;
+    const __mmask16 valid = left >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+    const __m512 values = _mm512_maskz_loadu_ps(valid, z + j);
+    const __mmask16 mask = Selected(values, positive_only) & valid;
+    // Full-width stores of the packed registers: the lists have a vector of slack.
+    _mm512_storeu_ps(b.list_values + selected, _mm512_maskz_compress_ps(mask, values));
+    _mm512_storeu_si512(b.list_columns + selected, _mm512_maskz_compress_epi32(mask, columns));
+    selected += __builtin_popcount(mask);
+    columns = _mm512_add_epi32(columns, step);
   }
-  for (int64_t i = 0; i < vectors; ++i) {
-    for (unsigned mask = Selected(_mm512_load_ps(z + i * kLanes), positive_only); mask != 0; mask &= mask - 1) {
-      const int64_t j = i * kLanes + __builtin_ctz(mask);
-      visit(j, z[j]);
+  return selected;
+}
+
+// sum_i coefficient[i] * matrix row column[i], over four independent
+// accumulators so that the FMA latency does not serialise the sum.
+template <int kV>
+void CombineRows(const float* coefficients, const int32_t* columns, int64_t count, const float* matrix, int64_t stride,
+                 __m512 result[kV]) {
+  __m512 acc[4][kV];
+  for (int u = 0; u < 4; ++u) {
+    for (int v = 0; v < kV; ++v) acc[u][v] = _mm512_setzero_ps();
+  }
+  int64_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {
+      const __m512 c = _mm512_set1_ps(coefficients[i + u]);
+      const float* row = matrix + static_cast<int64_t>(columns[i + u]) * stride;
+      for (int v = 0; v < kV; ++v) acc[u][v] = _mm512_fmadd_ps(c, _mm512_loadu_ps(row + v * kLanes), acc[u][v]);
     }
   }
-  for (int64_t j = vectors * kLanes; j < count; ++j) {
-    if (positive_only ? z[j] > 0 : z[j] != 0) visit(j, z[j]);
+  for (; i < count; ++i) {
+    const __m512 c = _mm512_set1_ps(coefficients[i]);
+    const float* row = matrix + static_cast<int64_t>(columns[i]) * stride;
+    for (int v = 0; v < kV; ++v) acc[0][v] = _mm512_fmadd_ps(c, _mm512_loadu_ps(row + v * kLanes), acc[0][v]);
+  }
+  for (int v = 0; v < kV; ++v) {
+    result[v] = _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v]));
   }
 }
 
@@ -271,60 +300,69 @@ void ForEachCoefficient(const float* z, int64_t count, bool positive_only, Visit
 template <int kV>
 void NextResidual(const Buffers& b, int64_t r, const float* residual, float* next) {
   const int64_t dh = kV * kLanes;
+  const int64_t count = Gather(b, b.z + r * b.padded, b.cols, false);
   __m512 zd[kV];
-  for (int v = 0; v < kV; ++v) zd[v] = _mm512_setzero_ps();
-  ForEachCoefficient(b.z + r * b.padded, b.padded, false, [&](int64_t j, float c) {
-    const __m512 coefficient = _mm512_set1_ps(c);
-    for (int v = 0; v < kV; ++v) zd[v] = _mm512_fmadd_ps(coefficient, _mm512_load_ps(b.dictionary + j * dh + v * kLanes), zd[v]);
-  });
-  __m512 value[kV];
+  CombineRows<kV>(b.list_values, b.list_columns, count, b.dictionary, dh, zd);
+  __m512 value[2][kV];
   for (int v = 0; v < kV; ++v) {
     const __m512 previous = _mm512_load_ps(b.zd + r * dh + v * kLanes);
-    value[v] = _mm512_add_ps(_mm512_load_ps(b.q + r * dh + v * kLanes),
-                             _mm512_fmadd_ps(_mm512_set1_ps(-2.0f), zd[v], previous));
+    value[0][v] = _mm512_add_ps(_mm512_load_ps(b.q + r * dh + v * kLanes),
+                                _mm512_fmadd_ps(_mm512_set1_ps(-2.0f), zd[v], previous));
+    value[1][v] = _mm512_setzero_ps();
     _mm512_store_ps(b.zd + r * dh + v * kLanes, zd[v]);
   }
-  for (int64_t l = 0; l < dh; ++l) {
-    const __m512 coefficient = _mm512_set1_ps(residual[r * dh + l]);
-    for (int v = 0; v < kV; ++v) value[v] = _mm512_fmadd_ps(coefficient, _mm512_load_ps(b.mix + l * dh + v * kLanes), value[v]);
+  for (int64_t l = 0; l < dh; l += 2) {  // R M, two chains
+#pragma GCC unroll 2
+    for (int u = 0; u < 2; ++u) {
+      const __m512 coefficient = _mm512_set1_ps(residual[r * dh + l + u]);
+      for (int v = 0; v < kV; ++v) {
+        value[u][v] = _mm512_fmadd_ps(coefficient, _mm512_load_ps(b.mix + (l + u) * dh + v * kLanes), value[u][v]);
+      }
+    }
   }
-  for (int v = 0; v < kV; ++v) _mm512_store_ps(next + r * dh + v * kLanes, value[v]);
+  for (int v = 0; v < kV; ++v) _mm512_store_ps(next + r * dh + v * kLanes, _mm512_add_ps(value[0][v], value[1][v]));
 }
 
-float PowerOf(float base, float power, int integer_power) {
+__m512 Power(__m512 base, float power, int integer_power) {
   if (integer_power == 5) {
-    const float square = base * base;
-    return square * square * base;
+    const __m512 square = _mm512_mul_ps(base, base);
+    return _mm512_mul_ps(_mm512_mul_ps(square, square), base);
   }
   if (integer_power > 0) {
-    float value = base;
-    for (int i = 1; i < integer_power; ++i) value *= base;
+    __m512 value = base;
+    for (int i = 1; i < integer_power; ++i) value = _mm512_mul_ps(value, base);
     return value;
   }
-  return __builtin_powf(base, power);
+  alignas(64) float lanes[kLanes];
+  _mm512_store_ps(lanes, base);
+  for (int64_t i = 0; i < kLanes; ++i) lanes[i] = __builtin_powf(lanes[i], power);
+  return _mm512_load_ps(lanes);
 }
 
 // One output row: sum_j w_j V_j / (sum_j w_j + eps), w_j = relu(z_j)^p or
-// |z_j|^p over the m real keys (random tokens carry zero values, but their
-// weights count in the sum).
+// |z_j|^p. Random tokens (columns >= m) carry zero values, but their weights
+// count in the sum; the gathered columns ascend, so the real keys come first.
 template <int kV>
 void OutputRow(const HeadTask& task, const Buffers& b, int64_t r, float* out) {
-  const float* z = b.z + r * b.padded;
+  const int64_t count = Gather(b, b.z + r * b.padded, b.cols, task.relu);
   const float power = task.power;
   const int integer_power =
       power >= 1.0f && power <= 16.0f && static_cast<float>(static_cast<int>(power)) == power ? static_cast<int>(power) : 0;
+  __m512 sum = _mm512_setzero_ps();
+  int64_t real = 0;
+  for (int64_t i = 0; i < count; i += kLanes) {
+    const int64_t left = count - i;
+    const __mmask16 valid = left >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+    const __m512 z = _mm512_maskz_loadu_ps(valid, b.list_values + i);
+    const __m512 weight = Power(_mm512_abs_ps(z), power, integer_power);  // relu: only z > 0 were gathered
+    _mm512_storeu_ps(b.list_values + i, weight);
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(valid, weight));
+    const __m512i columns = _mm512_loadu_si512(b.list_columns + i);
+    real += __builtin_popcount(_mm512_mask_cmplt_epi32_mask(valid, columns, _mm512_set1_epi32(static_cast<int32_t>(task.m))));
+  }
   __m512 acc[kV];
-  for (int v = 0; v < kV; ++v) acc[v] = _mm512_setzero_ps();
-  float sum = 0;
-  ForEachCoefficient(z, b.cols, task.relu, [&](int64_t j, float c) {
-    const float base = task.relu ? (c > 0 ? c : 0.0f) : (c < 0 ? -c : c);
-    const float weight = PowerOf(base, power, integer_power);
-    sum += weight;
-    if (j >= task.m) return;
-    const __m512 w = _mm512_set1_ps(weight);
-    for (int v = 0; v < kV; ++v) acc[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(task.values + j * task.value_stride + v * kLanes), acc[v]);
-  });
-  const __m512 scale = _mm512_set1_ps(1.0f / (sum + kWeightEps));
+  CombineRows<kV>(b.list_values, b.list_columns, real, task.values, task.value_stride, acc);
+  const __m512 scale = _mm512_set1_ps(1.0f / (_mm512_reduce_add_ps(sum) + kWeightEps));
   for (int v = 0; v < kV; ++v) _mm512_storeu_ps(out + v * kLanes, _mm512_mul_ps(acc[v], scale));
 }
 
