@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <stdexcept>
 
 #include <ATen/ATen.h>
@@ -65,11 +66,16 @@ std::pair<int, int> ResizedSize(int height, int width, const ResizePolicy& polic
   return {target, static_cast<int>(static_cast<double>(target) * width / height)};
 }
 
-cv::Mat DecodeImage(const std::vector<unsigned char>& bytes) {
-  if (bytes.empty()) throw std::invalid_argument("image is empty (0 bytes)");
+cv::Mat DecodeImage(const std::vector<unsigned char>& bytes) { return DecodeImage(bytes.data(), bytes.size()); }
+
+cv::Mat DecodeImage(const unsigned char* data, std::size_t size) {
+  if (size == 0) throw std::invalid_argument("image is empty (0 bytes)");
+  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max())) throw std::invalid_argument("image is over 2 GiB");
   cv::Mat bgr;
   try {
-    bgr = cv::imdecode(bytes, cv::IMREAD_COLOR);
+    // A header over the caller's bytes: no copy of a request's message.
+    const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<unsigned char*>(data));
+    bgr = cv::imdecode(encoded, cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
     throw std::invalid_argument(std::string("image cannot be decoded: ") + e.what());
   }

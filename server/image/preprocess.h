@@ -2,6 +2,7 @@
 // ImageNet normalisation (OpenCV + LibTorch; no service code).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -26,6 +27,7 @@ std::pair<int, int> ResizedSize(int height, int width, const ResizePolicy& polic
 
 /// Decodes an encoded image (JPEG, PNG, BMP, WebP, ...) to 8-bit RGB.
 /// Throws std::invalid_argument if the bytes are not a decodable image.
+cv::Mat DecodeImage(const unsigned char* data, std::size_t size);
 cv::Mat DecodeImage(const std::vector<unsigned char>& bytes);
 /// Reads and decodes an image file to 8-bit RGB. Throws std::invalid_argument.
 cv::Mat ReadImage(const std::string& path);

@@ -79,7 +79,7 @@ cv::Mat DecodeRequestImage(const v1::Image& image, std::int64_t max_pixels) {
   if (jpeg && (bytes.size() < 4 || data[bytes.size() - 2] != 0xFF || data[bytes.size() - 1] != 0xD9)) {
     throw std::invalid_argument("JPEG is truncated (no end-of-image marker)");
   }
-  auto rgb = DecodeImage(std::vector<unsigned char>(data, data + bytes.size()));
+  auto rgb = DecodeImage(data, bytes.size());
   if (static_cast<std::int64_t>(rgb.rows) * rgb.cols > max_pixels) {
     throw std::invalid_argument("image has " + std::to_string(rgb.cols) + "x" + std::to_string(rgb.rows) +
                                 " pixels, over the server's limit of " + std::to_string(max_pixels));
