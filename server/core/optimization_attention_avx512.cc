@@ -15,9 +15,9 @@
 // is one with Z, which the soft threshold makes sparse (on random unit
 // inputs 0-7% non-zero after 5 steps at lambda 0.05): each row gathers its
 // non-zero coefficients (AVX-512 compress, no branch per coefficient) and
-// combines only those dictionary rows. A step then costs one dense product (R E, 2 m dh per row) and
-// the sparse ones, where the plain form costs two dense products; the
-// output P V (P = relu(Z)^p) is sparse the same way. Padded keys need no
+// combines only those dictionary rows. A step then costs one dense product
+// (R E, 2 m dh per row) and the sparse ones, where the plain form costs two
+// dense products; the output P V (P = relu(Z)^p) is sparse the same way. Padded keys need no
 // mask: their dictionary rows, and so their columns of E, are zero, so their
 // s and Z stay exactly 0.
 #include "server/core/optimization_attention_kernel.h"
@@ -33,7 +33,7 @@ namespace optimization_kernel {
 namespace {
 
 constexpr int64_t kLanes = 16;
-constexpr int64_t kTileVectors = 2;  // a step tile: 8 rows x 3 vectors = 24 accumulators
+constexpr int64_t kTileVectors = 2;  // a step tile: 8 rows x 2 vectors = 16 accumulators (3 was no faster)
 constexpr float kNormEps = 1e-12f;   // as UnitRows in optimization_attention.cc
 constexpr float kWeightEps = 1e-6f;  // the spec's epsilon of the power normaliser
 
@@ -44,21 +44,21 @@ int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 // floats, so every buffer starts 64-byte aligned.
 struct Buffers {
   int64_t cols, padded, dh;
-  float* dictionary;  // padded x dh: the prepared dictionary, zero rows past cols
-  float* solve_t;     // dh x padded: E = G^-1 D^T
-  float* z;              // kBlockRows x padded
-  float* q;              // kBlockRows x dh: the block's prepared query rows
-  float* residual;       // kBlockRows x dh: R of odd steps
-  float* next_residual;  // kBlockRows x dh: R of even steps > 0
-  float* zd;             // kBlockRows x dh: Z_{k-1} D
-  float* mix;            // dh x dh: M = I - rho G^-1
-  float* list_values;    // padded + 16: one row's selected coefficients (Gather)
-  int32_t* list_columns; // padded + 16: their columns
-  float* tile;        // dh x 16: a transposed block of dictionary rows
-  float* inverse;     // dh x dh: G^-1
-  double* gram;       // dh x dh: G, then its Cholesky factor
-  double* inverse64;  // dh x dh
-  int64_t floats;     // all of the above
+  float* dictionary;      // padded x dh: the prepared dictionary, zero rows past cols
+  float* solve_t;         // dh x padded: E = G^-1 D^T
+  float* z;               // kBlockRows x padded: the block's coefficients
+  float* q;               // kBlockRows x dh: the block's prepared query rows
+  float* residual;        // kBlockRows x dh: R of odd steps
+  float* next_residual;   // kBlockRows x dh: R of even steps > 0
+  float* zd;              // kBlockRows x dh: Z_{k-1} D
+  float* mix;             // dh x dh: M = I - rho G^-1
+  float* list_values;     // padded + 16: one row's selected coefficients (Gather)
+  int32_t* list_columns;  // padded + 16: their columns
+  float* tile;            // dh x 16: a transposed block of dictionary rows
+  float* inverse;         // dh x dh: G^-1
+  double* gram;           // dh x dh: G, then its Cholesky factor
+  double* inverse64;      // dh x dh
+  int64_t floats;         // all of the above
 };
 
 // scratch == nullptr: only counts (Buffers::floats).
@@ -128,10 +128,8 @@ void PrepareDictionary(const HeadTask& task, const Buffers& b) {
   __builtin_memset(b.dictionary + b.cols * dh, 0, sizeof(float) * (b.padded - b.cols) * dh);
 }
 
-// G = D^T D + rho I in double (dh x dh), factorised in place (lower Cholesky
-// factor), then inverted: G is at most dh x dh, so its exact inverse is cheap
-// and turns E = G^-1 D^T into one product.
-void InvertGram(const Buffers& b, double rho) {
+// G = D^T D + rho I in double (dh x dh).
+void FormGram(const Buffers& b, double rho) {
   const int64_t dh = b.dh;
   double* g = b.gram;
   for (int64_t i = 0; i < dh * dh; ++i) g[i] = 0;
@@ -143,32 +141,49 @@ void InvertGram(const Buffers& b, double rho) {
     }
   }
   for (int64_t k = 0; k < dh; ++k) g[k * dh + k] += rho;
-  for (int64_t col = 0; col < dh; ++col) {  // Cholesky: G = L L^T, L in the lower triangle
+}
+
+// G = L L^T in place, L in the lower triangle. G >= rho I > 0 (the config
+// requires rho > 0), so every pivot is positive.
+void CholeskyInPlace(double* g, int64_t dh) {
+  for (int64_t col = 0; col < dh; ++col) {
     double diagonal = g[col * dh + col];
     for (int64_t k = 0; k < col; ++k) diagonal -= g[col * dh + k] * g[col * dh + k];
-    g[col * dh + col] = __builtin_sqrt(diagonal);  // > 0: G >= rho I
+    g[col * dh + col] = __builtin_sqrt(diagonal);
     for (int64_t row = col + 1; row < dh; ++row) {
       double value = g[row * dh + col];
       for (int64_t k = 0; k < col; ++k) value -= g[row * dh + k] * g[col * dh + k];
       g[row * dh + col] = value / g[col * dh + col];
     }
   }
-  double* x = b.inverse64;  // column c of G^-1: L y = e_c, then L^T x = y
+}
+
+// x = (L L^T)^-1, column by column: L y = e_c, then L^T x_c = y.
+void InvertFromCholesky(const double* l, int64_t dh, double* x) {
   for (int64_t c = 0; c < dh; ++c) {
     for (int64_t row = 0; row < dh; ++row) {
       double value = row == c ? 1.0 : 0.0;
-      for (int64_t k = 0; k < row; ++k) value -= g[row * dh + k] * x[k * dh + c];
-      x[row * dh + c] = value / g[row * dh + row];
+      for (int64_t k = 0; k < row; ++k) value -= l[row * dh + k] * x[k * dh + c];
+      x[row * dh + c] = value / l[row * dh + row];
     }
     for (int64_t row = dh - 1; row >= 0; --row) {
       double value = x[row * dh + c];
-      for (int64_t k = row + 1; k < dh; ++k) value -= g[k * dh + row] * x[k * dh + c];
-      x[row * dh + c] = value / g[row * dh + row];
+      for (int64_t k = row + 1; k < dh; ++k) value -= l[k * dh + row] * x[k * dh + c];
+      x[row * dh + c] = value / l[row * dh + row];
     }
   }
+}
+
+// G^-1 and M = I - rho G^-1 in float. G is only dh x dh, so its exact
+// inverse (in double) is cheap and turns E = G^-1 D^T into one product.
+void InvertGram(const Buffers& b, double rho) {
+  const int64_t dh = b.dh;
+  FormGram(b, rho);
+  CholeskyInPlace(b.gram, dh);
+  InvertFromCholesky(b.gram, dh, b.inverse64);
   for (int64_t i = 0; i < dh * dh; ++i) {
-    b.inverse[i] = static_cast<float>(x[i]);
-    b.mix[i] = static_cast<float>((i % (dh + 1) == 0 ? 1.0 : 0.0) - rho * x[i]);
+    b.inverse[i] = static_cast<float>(b.inverse64[i]);
+    b.mix[i] = static_cast<float>((i % (dh + 1) == 0 ? 1.0 : 0.0) - rho * b.inverse64[i]);
   }
 }
 

@@ -187,7 +187,7 @@ at::Tensor SolveWithKernel(const OptimizationProblem& problem, const at::Tensor&
       task.relu = options.normalizer == Normalizer::kReluPower;
       task.iterations = options.iterations;
       task.threshold = static_cast<float>(options.lambda / options.rho);
-      task.rho = static_cast<float>(options.rho);
+      task.rho = options.rho;
       task.power = static_cast<float>(options.power);
       task.scratch = scratch.data_ptr<float>();
       if (task.row_begin < task.row_end) optimization_kernel::SolveRowsAvx512(task);

@@ -16,7 +16,7 @@ namespace detr {
 namespace optimization_kernel {
 
 /// Query rows solved together: the state of one block is kBlockRows x m
-/// floats (Z; W = Z - U lives one column tile at a time, U is never stored).
+/// floats (Z; the dual U is folded away, see optimization_attention_avx512.cc).
 constexpr int64_t kBlockRows = 8;
 
 /// One head of one image, query rows [row_begin, row_end). Every row pointer
@@ -39,7 +39,7 @@ struct HeadTask {
   bool relu = true;           // relu_power (true) or abs_power normaliser
   int iterations = 5;
   float threshold = 0.05f;    // lambda / rho
-  float rho = 1.0f;
+  double rho = 1.0;
   float power = 5.0f;
   float* scratch = nullptr;   // ScratchFloats(m + r, dh) floats, 64-byte aligned
 };
