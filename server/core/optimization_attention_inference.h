@@ -2,6 +2,11 @@
 // OptimizationAttention (optimization_attention.h), without autograd, with
 // bounded memory and fewer passes over it.
 //
+// Where the CPU has AVX-512F and the problem is float32 with a power
+// normaliser and no top-k, a vectorised kernel solves it
+// (optimization_attention_kernel.h): 8 query rows of a head at a time, one
+// dense product per step, the others over the sparse coefficients. Otherwise
+// this ATen path:
 // - Query rows are solved in chunks (each row is an independent LASSO
 //   problem), so the coefficient state is chunk x m per head, never n x m.
 // - G = D^T D + rho I is factorised once per head; E = G^-1 D^T is shared by
@@ -19,7 +24,9 @@
 namespace detr {
 
 /// values (B, H, m, dh) -> (B, H, n, dh), equal to OptimizationAttention up
-/// to float rounding. chunk_rows <= 0: all rows at once.
+/// to float rounding (the kernel's result is a view of a (B, n, H, dh)
+/// tensor, so merging the heads back costs no copy). chunk_rows: rows per
+/// chunk on the ATen path, <= 0 for all at once; the kernel ignores it.
 at::Tensor OptimizationAttentionInference(const OptimizationProblem& problem, const at::Tensor& values,
                                           const AttentionOptions& options, int64_t chunk_rows);
 
