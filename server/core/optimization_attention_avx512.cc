@@ -54,6 +54,8 @@ struct Buffers {
   float* mix;             // dh x dh: M = I - rho G^-1
   float* list_values;     // padded + 16: one row's selected coefficients (Gather)
   int32_t* list_columns;  // padded + 16: their columns
+  int64_t words;          // 64-bit words of one row's bitmap below
+  uint64_t* nonzero;      // kBlockRows x words: bit i set when vector i of the row's Z holds a non-zero
   float* tile;            // dh x 16: a transposed block of dictionary rows
   float* inverse;         // dh x dh: G^-1
   double* gram;           // dh x dh: G, then its Cholesky factor
@@ -82,6 +84,8 @@ Buffers Carve(float* scratch, int64_t cols, int64_t dh) {
   b.mix = take(dh * dh);
   b.list_values = take(b.padded + kLanes);
   b.list_columns = reinterpret_cast<int32_t*>(take(b.padded + kLanes));
+  b.words = (b.padded / kLanes + 63) / 64;
+  b.nonzero = reinterpret_cast<uint64_t*>(take(RoundUp(2 * kBlockRows * b.words, kLanes)));
   b.tile = take(dh * kLanes);
   b.inverse = take(dh * dh);
   b.gram = reinterpret_cast<double*>(take(2 * dh * dh));
@@ -230,8 +234,10 @@ void StepColumns(const float* residual, const Buffers& b, const int64_t* self, _
     }
   }
   const __m512 negative_threshold = _mm512_sub_ps(_mm512_setzero_ps(), threshold);
+  const int64_t vector = j0 / kLanes;  // a tile's vectors share one bitmap word (kTileVectors divides 64)
 #pragma GCC unroll 8
   for (int64_t r = 0; r < kBlockRows; ++r) {
+    uint64_t nonzero = 0;
 #pragma GCC unroll 4
     for (int v = 0; v < kVectors; ++v) {
       const __m512 s = acc[r][v];
@@ -242,13 +248,16 @@ void StepColumns(const float* residual, const Buffers& b, const int64_t* self, _
         z = _mm512_mask_mov_ps(z, static_cast<__mmask16>(1u << offset), _mm512_setzero_ps());
       }
       _mm512_store_ps(b.z + r * padded + j0 + v * kLanes, z);
+      nonzero |= static_cast<uint64_t>(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NEQ_UQ) != 0) << v;
     }
+    b.nonzero[r * b.words + vector / 64] |= nonzero << (vector % 64);
   }
 }
 
 template <bool kFirst>
 void DenseStep(const float* residual, const Buffers& b, const int64_t* self, float threshold) {
   const __m512 t = _mm512_set1_ps(threshold);
+  __builtin_memset(b.nonzero, 0, sizeof(uint64_t) * kBlockRows * b.words);
   int64_t j0 = 0;
   for (; j0 + kTileVectors * kLanes <= b.padded; j0 += kTileVectors * kLanes) {
     StepColumns<kFirst, kTileVectors>(residual, b, self, t, j0);
@@ -262,23 +271,29 @@ __mmask16 Selected(__m512 z, bool positive_only) {
                        : _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NEQ_UQ);
 }
 
-// The selected coefficients of a row's first `count`, packed into
+// The selected coefficients of row r's first `count`, packed into
 // b.list_values and their columns (ascending) into b.list_columns, without a
-// branch per coefficient. Returns how many.
-int64_t Gather(const Buffers& b, const float* z, int64_t count, bool positive_only) {
+// branch per coefficient. Only the vectors the last step marked as holding a
+// non-zero are read: on sparse rows most hold none. Returns how many.
+int64_t Gather(const Buffers& b, int64_t r, int64_t count, bool positive_only) {
+  const float* z = b.z + r * b.padded;
+  const uint64_t* marked = b.nonzero + r * b.words;
   int64_t selected = 0;
-  __m512i columns = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i step = _mm512_set1_epi32(kLanes);
-  for (int64_t j = 0; j < count; j += kLanes) {
-    const int64_t left = count - j;
-    const __mmask16 valid = left >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-    const __m512 values = _mm512_maskz_loadu_ps(valid, z + j);
-    const __mmask16 mask = Selected(values, positive_only) & valid;
-    // Full-width stores of the packed registers: the lists have a vector of slack.
-    _mm512_storeu_ps(b.list_values + selected, _mm512_maskz_compress_ps(mask, values));
-    _mm512_storeu_si512(b.list_columns + selected, _mm512_maskz_compress_epi32(mask, columns));
-    selected += __builtin_popcount(mask);
-    columns = _mm512_add_epi32(columns, step);
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t word = 0; word < b.words; ++word) {
+    for (uint64_t bits = marked[word]; bits != 0; bits &= bits - 1) {
+      const int64_t j = (word * 64 + __builtin_ctzll(bits)) * kLanes;
+      if (j >= count) return selected;
+      const int64_t left = count - j;
+      const __mmask16 valid = left >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+      const __m512 values = _mm512_maskz_loadu_ps(valid, z + j);
+      const __mmask16 mask = Selected(values, positive_only) & valid;
+      const __m512i columns = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int32_t>(j)));
+      // Full-width stores of the packed registers: the lists have a vector of slack.
+      _mm512_storeu_ps(b.list_values + selected, _mm512_maskz_compress_ps(mask, values));
+      _mm512_storeu_si512(b.list_columns + selected, _mm512_maskz_compress_epi32(mask, columns));
+      selected += __builtin_popcount(mask);
+    }
   }
   return selected;
 }
@@ -315,7 +330,7 @@ void CombineRows(const float* coefficients, const int32_t* columns, int64_t coun
 template <int kV>
 void NextResidual(const Buffers& b, int64_t r, const float* residual, float* next) {
   const int64_t dh = kV * kLanes;
-  const int64_t count = Gather(b, b.z + r * b.padded, b.cols, false);
+  const int64_t count = Gather(b, r, b.cols, false);
   __m512 zd[kV];
   CombineRows<kV>(b.list_values, b.list_columns, count, b.dictionary, dh, zd);
   __m512 value[2][kV];
@@ -359,7 +374,7 @@ __m512 Power(__m512 base, float power, int integer_power) {
 // count in the sum; the gathered columns ascend, so the real keys come first.
 template <int kV>
 void OutputRow(const HeadTask& task, const Buffers& b, int64_t r, float* out) {
-  const int64_t count = Gather(b, b.z + r * b.padded, b.cols, task.relu);
+  const int64_t count = Gather(b, r, b.cols, task.relu);
   const float power = task.power;
   const int integer_power =
       power >= 1.0f && power <= 16.0f && static_cast<float>(static_cast<int>(power)) == power ? static_cast<int>(power) : 0;
