@@ -13,14 +13,33 @@ namespace detr {
 
 namespace optimization_kernel {
 
-bool Available(int64_t dh) {
-#if defined(DETR_HAVE_AVX512_KERNEL)
-  static const bool cpu_has_avx512 = __builtin_cpu_supports("avx512f");
-  return cpu_has_avx512 && dh > 0 && dh % 16 == 0 && dh <= 64;
+Isa BestIsa() {
+#if defined(DETR_HAVE_SIMD_KERNELS)
+  static const Isa best = __builtin_cpu_supports("avx512f")                                    ? Isa::kAvx512
+                          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::kAvx2
+                                                                                              : Isa::kNone;
+  return best;
 #else
-  (void)dh;
-  return false;
+  return Isa::kNone;
 #endif
+}
+
+bool Available(Isa isa, int64_t dh) {
+  return isa != Isa::kNone && isa <= BestIsa() && dh > 0 && dh % 16 == 0 && dh <= 64;
+}
+
+int64_t ScratchFloats(Isa isa, int64_t cols, int64_t dh) {
+  TORCH_CHECK(Available(isa, dh), "the optimization attention kernel does not run here");
+  return isa == Isa::kAvx512 ? ScratchFloatsAvx512(cols, dh) : ScratchFloatsAvx2(cols, dh);
+}
+
+void SolveRows(Isa isa, const HeadTask& task) {
+  TORCH_CHECK(Available(isa, task.dh), "the optimization attention kernel does not run here");
+  if (isa == Isa::kAvx512) {
+    SolveRowsAvx512(task);
+  } else {
+    SolveRowsAvx2(task);
+  }
 }
 
 }  // namespace optimization_kernel
@@ -130,80 +149,120 @@ void SolveHead(const HeadProblem& head, const AttentionOptions& options, bool ex
 }
 
 // Whether the vectorised kernel (optimization_attention_kernel.h) computes
-// this problem: float32, a power normaliser without top-k, a head width it
-// vectorises, and a CPU with AVX-512F.
-bool KernelApplies(const OptimizationProblem& problem, const at::Tensor& values, const AttentionOptions& options) {
+// this problem, given an instruction set it runs with here: float32 on the
+// CPU, a power normaliser (power > 0) without top-k.
+bool KernelTakes(const OptimizationProblem& problem, const at::Tensor& values, const AttentionOptions& options) {
   const auto is_float = [](const at::Tensor& t) { return !t.defined() || t.scalar_type() == at::kFloat; };
   return problem.queries.is_cpu() && is_float(problem.queries) && is_float(problem.dictionary) && is_float(values) &&
          is_float(problem.random_directions) && options.top_k == 0 && options.normalizer != Normalizer::kSoftmax &&
-         options.iterations >= 1 && options.power > 0 && optimization_kernel::Available(problem.queries.size(3));
+         options.iterations >= 1 && options.power > 0;
+}
+
+optimization_kernel::Isa ChooseIsa(const OptimizationProblem& problem, const at::Tensor& values,
+                                   const AttentionOptions& options, OptimizationBackend backend) {
+  using optimization_kernel::Isa;
+  const auto dh = problem.queries.size(3);
+  if (backend == OptimizationBackend::kAten) return Isa::kNone;
+  if (backend == OptimizationBackend::kAuto) {
+    const Isa best = optimization_kernel::BestIsa();
+    return KernelTakes(problem, values, options) && optimization_kernel::Available(best, dh) ? best : Isa::kNone;
+  }
+  const Isa isa = backend == OptimizationBackend::kAvx512 ? Isa::kAvx512 : Isa::kAvx2;
+  TORCH_CHECK(optimization_kernel::Available(isa, dh), "the ", backend == OptimizationBackend::kAvx512 ? "AVX-512" : "AVX2",
+              " kernel does not run here (CPU, build, or head width ", dh, ")");
+  TORCH_CHECK(KernelTakes(problem, values, options),
+              "the kernel takes float32 with a power normaliser (power > 0) and no top_k");
+  return isa;
 }
 
 at::Tensor UnitStrideRows(const at::Tensor& x) { return x.stride(-1) == 1 ? x : x.contiguous(); }
 
+// The problem's tensors as the kernel reads them, and its output.
+struct KernelInputs {
+  at::Tensor queries, dictionary, values, padding, random, out;
+  int64_t heads = 0, n = 0, m = 0, r = 0, dh = 0;
+};
+
+KernelInputs PrepareKernelInputs(const OptimizationProblem& problem, const at::Tensor& values) {
+  KernelInputs in;
+  in.queries = UnitStrideRows(problem.queries);
+  in.dictionary = UnitStrideRows(problem.dictionary);
+  in.values = UnitStrideRows(values);
+  if (problem.key_padding.defined()) in.padding = problem.key_padding.to(at::kBool).contiguous();
+  if (problem.random_directions.defined()) in.random = problem.random_directions.contiguous();
+  in.heads = in.queries.size(1);
+  in.n = in.queries.size(2);
+  in.m = in.dictionary.size(2);
+  in.r = in.random.defined() ? in.random.size(1) : 0;
+  in.dh = in.queries.size(3);
+  // (B, n, H, dh), returned as a (B, H, n, dh) view: the caller merges heads
+  // back into (B, n, H * dh) without a copy.
+  in.out = at::empty({in.queries.size(0), in.n, in.heads, in.dh}, in.queries.options());
+  return in;
+}
+
+optimization_kernel::HeadTask MakeTask(const KernelInputs& in, const AttentionOptions& options, bool exclude_self,
+                                       int64_t b, int64_t h) {
+  optimization_kernel::HeadTask task;
+  task.queries = in.queries.data_ptr<float>() + b * in.queries.stride(0) + h * in.queries.stride(1);
+  task.query_stride = in.queries.stride(2);
+  task.dictionary = in.dictionary.data_ptr<float>() + b * in.dictionary.stride(0) + h * in.dictionary.stride(1);
+  task.dictionary_stride = in.dictionary.stride(2);
+  task.values = in.values.data_ptr<float>() + b * in.values.stride(0) + h * in.values.stride(1);
+  task.value_stride = in.values.stride(2);
+  task.key_padding = in.padding.defined() ? in.padding.data_ptr<bool>() + b * in.m : nullptr;
+  task.random_directions = in.r > 0 ? in.random.data_ptr<float>() + h * in.r * in.dh : nullptr;
+  task.out = in.out.data_ptr<float>() + (b * in.n * in.heads + h) * in.dh;
+  task.out_stride = in.heads * in.dh;
+  task.n = in.n;
+  task.m = in.m;
+  task.r = in.r;
+  task.dh = in.dh;
+  task.exclude_self = exclude_self;
+  task.normalize_inputs = options.normalize_inputs;
+  task.relu = options.normalizer == Normalizer::kReluPower;
+  task.iterations = options.iterations;
+  task.threshold = static_cast<float>(options.lambda / options.rho);
+  task.rho = options.rho;
+  task.power = static_cast<float>(options.power);
+  return task;
+}
+
 // The kernel's path: one task per image, head and range of query rows. A head
 // is split into row ranges only when there are fewer heads than threads:
 // every range prepares the head's dictionary and E again.
-at::Tensor SolveWithKernel(const OptimizationProblem& problem, const at::Tensor& values_in,
-                           const AttentionOptions& options) {
+at::Tensor SolveWithKernel(const OptimizationProblem& problem, const at::Tensor& values, const AttentionOptions& options,
+                           optimization_kernel::Isa isa) {
   using optimization_kernel::kBlockRows;
-  const auto queries = UnitStrideRows(problem.queries), dictionary = UnitStrideRows(problem.dictionary);
-  const auto values = UnitStrideRows(values_in);
-  const auto batch = queries.size(0), heads = queries.size(1), n = queries.size(2), dh = queries.size(3);
-  const auto m = dictionary.size(2);
-  const auto padding = problem.key_padding.defined() ? problem.key_padding.to(at::kBool).contiguous() : at::Tensor();
-  const auto random = problem.random_directions.defined() ? problem.random_directions.contiguous() : at::Tensor();
-  const int64_t r = random.defined() ? random.size(1) : 0;
-  // (B, n, H, dh), returned as a (B, H, n, dh) view: the caller merges heads
-  // back into (B, n, H * dh) without a copy.
-  auto out = at::empty({batch, n, heads, dh}, queries.options());
-  const int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
-  const int64_t parts = std::min(blocks, std::max<int64_t>(1, (at::get_num_threads() + batch * heads - 1) / (batch * heads)));
-  const int64_t blocks_per_part = (blocks + parts - 1) / parts;
-
-  at::parallel_for(0, batch * heads * parts, 1, [&](int64_t begin, int64_t end) {
-    auto scratch = at::empty({optimization_kernel::ScratchFloats(m + r, dh)}, queries.options());
+  const KernelInputs in = PrepareKernelInputs(problem, values);
+  const int64_t batch = in.queries.size(0), tasks_per_part = batch * in.heads;
+  const int64_t blocks = (in.n + kBlockRows - 1) / kBlockRows;
+  const int64_t parts = std::min(blocks, std::max<int64_t>(1, (at::get_num_threads() + tasks_per_part - 1) / tasks_per_part));
+  const int64_t rows_per_part = (blocks + parts - 1) / parts * kBlockRows;
+  at::parallel_for(0, tasks_per_part * parts, 1, [&](int64_t begin, int64_t end) {
+    auto scratch = at::empty({optimization_kernel::ScratchFloats(isa, in.m + in.r, in.dh)}, in.queries.options());
     for (int64_t index = begin; index < end; ++index) {
-      const int64_t b = index / (heads * parts), h = index / parts % heads, part = index % parts;
-      optimization_kernel::HeadTask task;
-      task.queries = queries.data_ptr<float>() + b * queries.stride(0) + h * queries.stride(1);
-      task.query_stride = queries.stride(2);
-      task.dictionary = dictionary.data_ptr<float>() + b * dictionary.stride(0) + h * dictionary.stride(1);
-      task.dictionary_stride = dictionary.stride(2);
-      task.values = values.data_ptr<float>() + b * values.stride(0) + h * values.stride(1);
-      task.value_stride = values.stride(2);
-      task.key_padding = padding.defined() ? padding.data_ptr<bool>() + b * m : nullptr;
-      task.random_directions = r > 0 ? random.data_ptr<float>() + h * r * dh : nullptr;
-      task.out = out.data_ptr<float>() + (b * n * heads + h) * dh;
-      task.out_stride = heads * dh;
-      task.n = n;
-      task.m = m;
-      task.r = r;
-      task.dh = dh;
-      task.row_begin = std::min(n, part * blocks_per_part * kBlockRows);
-      task.row_end = std::min(n, (part + 1) * blocks_per_part * kBlockRows);
-      task.exclude_self = problem.exclude_self;
-      task.normalize_inputs = options.normalize_inputs;
-      task.relu = options.normalizer == Normalizer::kReluPower;
-      task.iterations = options.iterations;
-      task.threshold = static_cast<float>(options.lambda / options.rho);
-      task.rho = options.rho;
-      task.power = static_cast<float>(options.power);
+      const int64_t b = index / (in.heads * parts), h = index / parts % in.heads, part = index % parts;
+      auto task = MakeTask(in, options, problem.exclude_self, b, h);
+      task.row_begin = std::min(in.n, part * rows_per_part);
+      task.row_end = std::min(in.n, (part + 1) * rows_per_part);
       task.scratch = scratch.data_ptr<float>();
-      if (task.row_begin < task.row_end) optimization_kernel::SolveRowsAvx512(task);
+      if (task.row_begin < task.row_end) optimization_kernel::SolveRows(isa, task);
     }
   });
-  return out.transpose(1, 2);
+  return in.out.transpose(1, 2);
 }
 
 }  // namespace
 
 at::Tensor OptimizationAttentionInference(const OptimizationProblem& problem, const at::Tensor& values,
-                                          const AttentionOptions& options, int64_t chunk_rows) {
+                                          const AttentionOptions& options, int64_t chunk_rows,
+                                          OptimizationBackend backend) {
   const auto batch = problem.queries.size(0), heads = problem.queries.size(1);
   const auto n = problem.queries.size(2), m = problem.dictionary.size(2);
   TORCH_CHECK(!problem.exclude_self || n == m, "exclude_self needs as many queries as keys");
-  if (KernelApplies(problem, values, options)) return SolveWithKernel(problem, values, options);
+  const auto isa = ChooseIsa(problem, values, options, backend);
+  if (isa != optimization_kernel::Isa::kNone) return SolveWithKernel(problem, values, options, isa);
   auto queries = PrepareQueries(problem.queries, options).contiguous();
   auto dictionary = PrepareDictionary(problem, options).contiguous();  // (B, H, m + r, dh)
   const auto cols = dictionary.size(2);

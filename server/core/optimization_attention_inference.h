@@ -2,7 +2,7 @@
 // OptimizationAttention (optimization_attention.h), without autograd, with
 // bounded memory and fewer passes over it.
 //
-// Where the CPU has AVX-512F and the problem is float32 with a power
+// Where the CPU has AVX-512F or AVX2 and the problem is float32 with a power
 // normaliser and no top-k, a vectorised kernel solves it
 // (optimization_attention_kernel.h): 8 query rows of a head at a time, one
 // dense product per step, the others over the sparse coefficients. Otherwise
@@ -23,11 +23,17 @@
 
 namespace detr {
 
+/// Which implementation runs. kAuto: the best kernel this CPU runs, where it
+/// takes the problem, else ATen. The others force one, for tests and
+/// benchmarks; a kernel that cannot run the problem here is an error.
+enum class OptimizationBackend { kAuto, kAten, kAvx2, kAvx512 };
+
 /// values (B, H, m, dh) -> (B, H, n, dh), equal to OptimizationAttention up
 /// to float rounding (the kernel's result is a view of a (B, n, H, dh)
 /// tensor, so merging the heads back costs no copy). chunk_rows: rows per
 /// chunk on the ATen path, <= 0 for all at once; the kernel ignores it.
 at::Tensor OptimizationAttentionInference(const OptimizationProblem& problem, const at::Tensor& values,
-                                          const AttentionOptions& options, int64_t chunk_rows);
+                                          const AttentionOptions& options, int64_t chunk_rows,
+                                          OptimizationBackend backend = OptimizationBackend::kAuto);
 
 }  // namespace detr

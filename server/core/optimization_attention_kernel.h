@@ -3,11 +3,13 @@
 // K ADMM steps, normaliser, weights times values) for a range of query rows,
 // with its state in one core's cache.
 //
-// Plain pointers and no LibTorch: optimization_attention_avx512.cc, which
-// implements it, is compiled for AVX-512, and must share no inline code with
-// the rest of the program (an AVX-512 copy of a shared inline function could
-// be the one the linker keeps). optimization_attention_inference.cc decides
-// whether the CPU and the problem allow it, and calls it.
+// Plain pointers and no LibTorch: optimization_attention_avx512.cc and
+// optimization_attention_avx2.cc, which implement it (one body,
+// optimization_attention_kernel_impl.inc), are compiled for their
+// instruction sets and must share no inline code with the rest of the
+// program (an AVX-512 copy of a shared inline function could be the one the
+// linker keeps). optimization_attention_inference.cc decides whether the CPU
+// and the problem allow it, and calls it.
 #pragma once
 
 #include <cstdint>
@@ -44,14 +46,25 @@ struct HeadTask {
   float* scratch = nullptr;   // ScratchFloats(m + r, dh) floats, 64-byte aligned
 };
 
-/// Whether this CPU and build run the kernel, for head width dh.
-bool Available(int64_t dh);
+/// The instruction sets the kernel is built for, best last.
+enum class Isa { kNone, kAvx2, kAvx512 };
 
-/// The two below are compiled for AVX-512F: call them only where Available(dh).
+/// The best instruction set this CPU and build run the kernel with.
+Isa BestIsa();
+/// Whether the kernel runs here, with `isa`, for head width dh (16, 32, 48
+/// or 64).
+bool Available(Isa isa, int64_t dh);
+
 /// Floats of scratch a task needs for a dictionary of `cols` rows.
-int64_t ScratchFloats(int64_t cols, int64_t dh);
-/// Solves the task.
+int64_t ScratchFloats(Isa isa, int64_t cols, int64_t dh);
+/// Solves the task. Call only where Available(isa, task.dh).
+void SolveRows(Isa isa, const HeadTask& task);
+
+/// The kernels themselves, each compiled for its instruction set.
+int64_t ScratchFloatsAvx512(int64_t cols, int64_t dh);
 void SolveRowsAvx512(const HeadTask& task);
+int64_t ScratchFloatsAvx2(int64_t cols, int64_t dh);
+void SolveRowsAvx2(const HeadTask& task);
 
 }  // namespace optimization_kernel
 }  // namespace detr

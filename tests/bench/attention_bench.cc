@@ -14,6 +14,7 @@
 #include "server/core/cpu_allocator.h"
 #include "server/core/multihead_attention.h"
 #include "server/core/optimization_attention_inference.h"
+#include "server/core/optimization_attention_kernel.h"
 #include "server/core/runtime.h"
 
 namespace {
@@ -66,7 +67,8 @@ void BM_Softmax(benchmark::State& state, Shape shape, bool blocked) {
           4.0 * shape.n * shape.m * kHeadDim * kHeads);
 }
 
-void BM_Optimization(benchmark::State& state, Shape shape, int iterations, double lambda) {
+void BM_Optimization(benchmark::State& state, Shape shape, int iterations, double lambda,
+                     detr::OptimizationBackend backend) {
   at::manual_seed(0);
   detr::OptimizationProblem problem;
   problem.queries = at::randn({1, kHeads, shape.n, kHeadDim});
@@ -77,7 +79,7 @@ void BM_Optimization(benchmark::State& state, Shape shape, int iterations, doubl
   options.type = detr::AttentionType::kOptimization;
   options.iterations = iterations;
   options.lambda = lambda;
-  Measure(state, [&] { return detr::OptimizationAttentionInference(problem, v, options, options.query_chunk); },
+  Measure(state, [&] { return detr::OptimizationAttentionInference(problem, v, options, options.query_chunk, backend); },
           (4.0 * iterations + 4) * shape.n * shape.m * kHeadDim * kHeads);
 }
 
@@ -107,14 +109,24 @@ int main(int argc, char** argv) {
         ->Arg(shape.m)->Unit(benchmark::kMillisecond);
     for (int k : {1, 3, 5, 10}) {
       benchmark::RegisterBenchmark(("optimization_K" + std::to_string(k) + "/" + shape.site).c_str(), BM_Optimization,
-                                   shape, k, detr::AttentionOptions{}.lambda)
+                                   shape, k, detr::AttentionOptions{}.lambda, detr::OptimizationBackend::kAuto)
           ->Arg(shape.m)->Unit(benchmark::kMillisecond);
     }
     if (shape.n == 850 && shape.self) {
       // The kernel skips products with zero coefficients; at lambda 0.001
       // almost none is zero: its worst case.
       benchmark::RegisterBenchmark((std::string("optimization_K5_dense_lambda0.001/") + shape.site).c_str(),
-                                   BM_Optimization, shape, 5, 0.001)
+                                   BM_Optimization, shape, 5, 0.001, detr::OptimizationBackend::kAuto)
+          ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+      // The other implementations of the same call: the AVX2 kernel (CPUs
+      // without AVX-512) and the portable ATen path.
+      if (detr::optimization_kernel::Available(detr::optimization_kernel::Isa::kAvx2, kHeadDim)) {
+        benchmark::RegisterBenchmark((std::string("optimization_K5_avx2/") + shape.site).c_str(), BM_Optimization, shape,
+                                     5, detr::AttentionOptions{}.lambda, detr::OptimizationBackend::kAvx2)
+            ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+      }
+      benchmark::RegisterBenchmark((std::string("optimization_K5_aten/") + shape.site).c_str(), BM_Optimization, shape,
+                                   5, detr::AttentionOptions{}.lambda, detr::OptimizationBackend::kAten)
           ->Arg(shape.m)->Unit(benchmark::kMillisecond);
     }
   }

@@ -19,9 +19,9 @@ def main(source, target):
     series = {}
     for run in runs:
         name = run["name"]
-        if "/encoder.self/" not in name or "_dense_" in name:  # one-point rows: in the table only
-            continue
         kind = name.split("/")[0]
+        if "/encoder.self/" not in name or kind.count("_") > 1:
+            continue  # one-point rows (dense coefficients, other backends): in the table only
         series.setdefault(kind, []).append((run["tokens"], run["real_time"], run["peak_extra_MB"]))
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
     for kind, points in sorted(series.items()):

@@ -329,12 +329,18 @@ TEST(OptimizationAttentionInferenceTest, EqualsTheDifferentiablePath) {
 namespace detr {
 namespace {
 
-// The vectorised kernel (float32, AVX-512F) against the differentiable path,
-// at the head widths it takes, on inputs laid out as the model hands them
-// over (heads split out of (B, n, H * dh): rows strided), with sizes that are
-// not multiples of its 8-row blocks or 16-column vectors.
-TEST(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
-  if (!optimization_kernel::Available(32)) GTEST_SKIP() << "no AVX-512F on this CPU, or the kernel is not built";
+// The vectorised kernels (float32; AVX-512F, AVX2) against the
+// differentiable path, at the head widths they take, on inputs laid out as
+// the model hands them over (heads split out of (B, n, H * dh): rows
+// strided), with sizes that are not multiples of its 8-row blocks or
+// 16-column groups.
+class OptimizationAttentionKernelTest : public ::testing::TestWithParam<OptimizationBackend> {};
+
+TEST_P(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
+  const auto backend = GetParam();
+  const auto isa = backend == OptimizationBackend::kAvx512 ? optimization_kernel::Isa::kAvx512
+                                                           : optimization_kernel::Isa::kAvx2;
+  if (!optimization_kernel::Available(isa, 32)) GTEST_SKIP() << "this CPU lacks the instruction set, or it is not built";
   at::manual_seed(5);
   struct Case {
     int64_t batch, heads, n, m, dh;
@@ -383,7 +389,7 @@ TEST(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
     if (c.random_tokens) exact.random_directions = problem.random_directions.to(at::kDouble);
     auto reference = OptimizationAttention(exact, values.to(at::kDouble), options);
     torch::NoGradGuard no_grad;
-    auto fast = OptimizationAttentionInference(problem, values, options, 0);
+    auto fast = OptimizationAttentionInference(problem, values, options, 0, backend);
     ASSERT_EQ(fast.scalar_type(), at::kFloat);
     EXPECT_LE((fast.to(at::kDouble) - reference).abs().max().item<double>(), 1e-5)
         << "dh " << c.dh << " n " << c.n << " m " << c.m << " pad " << c.pad << " self " << c.exclude_self
@@ -395,13 +401,36 @@ TEST(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
       if (c.exclude_self) changed.queries = changed.dictionary;
       auto changed_values = values.clone();
       changed_values.select(0, c.batch - 1).narrow(1, c.m - 7, 7).normal_();
-      auto again = OptimizationAttentionInference(changed, changed_values, options, 0);
+      auto again = OptimizationAttentionInference(changed, changed_values, options, 0, backend);
       // With exclude_self the padded rows are also queries: their own outputs change, nobody else's.
       const int64_t rows = c.exclude_self ? c.n - 7 : c.n;
       EXPECT_TRUE(again.narrow(2, 0, rows).equal(fast.narrow(2, 0, rows)));
     }
   }
   ConfigureThreads(2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, OptimizationAttentionKernelTest,
+                         ::testing::Values(OptimizationBackend::kAvx512, OptimizationBackend::kAvx2),
+                         [](const auto& info) { return info.param == OptimizationBackend::kAvx512 ? "avx512" : "avx2"; });
+
+// A forced kernel that cannot take the problem is an error, not a silent
+// fallback: double inputs and the softmax normaliser.
+TEST(OptimizationAttentionKernelChoiceTest, ForcedKernelRefusesWhatItCannotRun) {
+  if (!optimization_kernel::Available(optimization_kernel::Isa::kAvx2, 32)) GTEST_SKIP() << "no kernel here";
+  OptimizationProblem problem;
+  problem.queries = at::randn({1, 2, 9, 32}, at::kDouble);
+  problem.dictionary = problem.queries;
+  auto values = at::randn({1, 2, 9, 32}, at::kDouble);
+  AttentionOptions options;
+  torch::NoGradGuard no_grad;
+  EXPECT_THROW(OptimizationAttentionInference(problem, values, options, 0, OptimizationBackend::kAvx2), c10::Error);
+  problem.queries = problem.queries.to(at::kFloat);
+  problem.dictionary = problem.queries;
+  options.normalizer = Normalizer::kSoftmax;
+  EXPECT_THROW(OptimizationAttentionInference(problem, values.to(at::kFloat), options, 0, OptimizationBackend::kAvx2),
+               c10::Error);
+  EXPECT_NO_THROW(OptimizationAttentionInference(problem, values.to(at::kFloat), options, 0, OptimizationBackend::kAten));
 }
 
 }  // namespace
