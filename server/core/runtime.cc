@@ -13,6 +13,8 @@
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 
+#include "server/core/optimization_attention_kernel.h"
+
 namespace detr {
 
 void ConfigureThreads(int intra_op_threads) {
@@ -46,8 +48,10 @@ std::string ErrorMessage(const std::exception& error) {
 
 std::string RuntimeSummary() {
   std::ostringstream text;
+  const auto isa = optimization_kernel::BestIsa();
   text << "LibTorch " << TORCH_VERSION << ", " << at::get_num_threads() << " intra-op thread(s), MKL-DNN "
-       << (at::hasMKLDNN() ? "on" : "off");
+       << (at::hasMKLDNN() ? "on" : "off") << ", optimization attention kernel "
+       << (isa == optimization_kernel::Isa::kAvx512 ? "AVX-512" : isa == optimization_kernel::Isa::kAvx2 ? "AVX2" : "none (ATen path)");
   return text.str();
 }
 

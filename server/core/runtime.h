@@ -35,7 +35,8 @@ void KeepFreedBuffersForReuse();
 /// its C++ backtrace, anything else as what() says.
 std::string ErrorMessage(const std::exception& error);
 
-/// One line for logs: LibTorch version, threads, and the BLAS/oneDNN build.
+/// One line for logs: LibTorch version, threads, the BLAS/oneDNN build, and
+/// which optimization attention kernel this CPU runs.
 std::string RuntimeSummary();
 
 }  // namespace detr
