@@ -350,6 +350,8 @@ TEST_P(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
     double power;
     int threads;
     double lambda;  // the kernel takes a row's coefficients one by one when sparse, all of them when dense
+    bool normalize_inputs = true;
+    double rho = 1.0;
   };
   const Case cases[] = {
       {1, 8, 37, 37, 32, false, true, 0, 5, Normalizer::kReluPower, 5, 2, 0.05},
@@ -360,6 +362,7 @@ TEST_P(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
       {2, 2, 21, 50, 48, true, false, 3, 4, Normalizer::kAbsPower, 2.5, 2, 0.002},
       {1, 2, 30, 30, 64, false, true, 2, 1, Normalizer::kReluPower, 3, 2, 0.05},
       {1, 1, 70, 70, 32, true, true, 0, 6, Normalizer::kReluPower, 5, 4, 0.05},  // one head, split over 4 threads
+      {1, 2, 40, 40, 32, false, true, 0, 4, Normalizer::kReluPower, 5, 2, 0.05, false, 2.5},  // raw rows, rho 2.5
   };
   for (const auto& c : cases) {
     ConfigureThreads(c.threads);
@@ -380,6 +383,8 @@ TEST_P(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
     options.power = c.power;
     options.iterations = c.iterations;
     options.lambda = c.lambda;
+    options.normalize_inputs = c.normalize_inputs;
+    options.rho = c.rho;
     auto values = split(at::randn({c.batch, c.m, c.heads * c.dh}));
     // The reference runs in double: in float it is itself up to 2e-5 off at
     // 400 tokens (the kernel, which factors G in double, about 7e-6).
@@ -393,7 +398,8 @@ TEST_P(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
     ASSERT_EQ(fast.scalar_type(), at::kFloat);
     EXPECT_LE((fast.to(at::kDouble) - reference).abs().max().item<double>(), 1e-5)
         << "dh " << c.dh << " n " << c.n << " m " << c.m << " pad " << c.pad << " self " << c.exclude_self
-        << " random " << c.random_tokens << " K " << c.iterations << " power " << c.power << " lambda " << c.lambda;
+        << " random " << c.random_tokens << " K " << c.iterations << " power " << c.power << " lambda " << c.lambda
+        << " normalize " << c.normalize_inputs << " rho " << c.rho;
     if (c.pad) {  // padded keys' content changes nothing
       auto changed = problem;
       changed.dictionary = problem.dictionary.clone();
