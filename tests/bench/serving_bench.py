@@ -18,7 +18,10 @@ A round:
   3. the throughput layout (tests/bench/serving_bench_workers.yaml: two
      workers with one intra-op thread each, batches of up to 4) at
      concurrency 8, against both offline batch 8 and two offline 1-thread
-     processes of batch 4 running side by side.
+     processes of batch 4 running side by side;
+  4. the overhead at concurrency 1 once more with DETR-R50
+     (tests/bench/serving_bench_r50.yaml, 800x1066 canvas), whose forward
+     pass is ten times the small model's, against its offline forward pass.
 
 Usage: serving_bench.py BUILD_DIR [--rounds N] [--port P] [--metrics-port P]
 """
@@ -34,6 +37,8 @@ from pathlib import Path
 
 MODEL_CONFIG = "deploy/models/default-softmax.json"
 HEIGHT, WIDTH = 480, 640
+R50_CONFIG = "tests/bench/detr_r50.json"
+R50_CANVAS = (800, 1066)
 
 
 def make_jpeg(path):
@@ -43,10 +48,10 @@ def make_jpeg(path):
     write_jpeg((torch.rand(3, HEIGHT, WIDTH, generator=g) * 255).to(torch.uint8), str(path), quality=90)
 
 
-def offline(build, batch, runs, threads=0):
+def offline(build, batch, runs, threads=0, config=MODEL_CONFIG, size=(HEIGHT, WIDTH)):
     """Starts the model-alone bench; returns its process (stdout piped)."""
-    cmd = [f"{build}/bin/offline_forward_bench", "--model-config", MODEL_CONFIG, "--height", str(HEIGHT),
-           "--width", str(WIDTH), "--batch", str(batch), "--runs", str(runs), "--threads", str(threads)]
+    cmd = [f"{build}/bin/offline_forward_bench", "--model-config", config, "--height", str(size[0]),
+           "--width", str(size[1]), "--batch", str(batch), "--runs", str(runs), "--threads", str(threads)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
 
@@ -133,6 +138,10 @@ def one_round(build, image, ports, log):
     with Server(build, "tests/bench/serving_bench_workers.yaml", *ports, log) as server:
         server.bench("batched", 8, 16, image)
         r["grpc_c8_workers"] = server.bench("batched", 8, 96, image)["throughput_per_second"]
+    r["r50_forward_b1"], _ = offline_result(offline(build, 1, 7, config=R50_CONFIG, size=R50_CANVAS))
+    with Server(build, "tests/bench/serving_bench_r50.yaml", *ports, log) as server:
+        server.bench("r50", 1, 2, image)  # warm-up
+        r["r50_grpc_c1_p50"] = server.bench("r50", 1, 7, image)["latency_seconds"]["p50"]
     return r
 
 
@@ -156,6 +165,9 @@ ROWS = [
     ("gRPC, c=8, 2 workers × 1 thread, batches ≤ 4: throughput", "grpc_c8_workers", "{:.2f} req/s", 1),
     ("**→ share of offline batch 8**", "share_workers", "**{:.0f}%**", 100),
     ("→ share of the two offline 1-thread processes", "share_workers_2x1", "{:.0f}%", 100),
+    ("DETR-R50 alone, batch 1, 800×1066: median forward", "r50_forward_b1", "{:.0f} ms", 1e3),
+    ("DETR-R50 through gRPC, concurrency 1, JPEG: p50", "r50_grpc_c1_p50", "{:.0f} ms", 1e3),
+    ("**serving overhead at p50, DETR-R50, JPEG**", "r50_overhead", "**{:+.1f}%**", 100),
 ]
 
 
@@ -167,6 +179,7 @@ def derive(r):
     r["share_unbatched"] = r["grpc_c8_unbatched"] / r["offline_b8"]
     r["share_workers"] = r["grpc_c8_workers"] / r["offline_b8"]
     r["share_workers_2x1"] = r["grpc_c8_workers"] / r["offline_2x1thread_b4"]
+    r["r50_overhead"] = r["r50_grpc_c1_p50"] / r["r50_forward_b1"] - 1
     return r
 
 
