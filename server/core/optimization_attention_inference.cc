@@ -236,6 +236,7 @@ at::Tensor SolveWithKernel(const OptimizationProblem& problem, const at::Tensor&
   using optimization_kernel::kBlockRows;
   const KernelInputs in = PrepareKernelInputs(problem, values);
   const int64_t batch = in.queries.size(0), tasks_per_part = batch * in.heads;
+  if (tasks_per_part == 0 || in.n == 0) return in.out.transpose(1, 2);
   const int64_t blocks = (in.n + kBlockRows - 1) / kBlockRows;
   const int64_t parts = std::min(blocks, std::max<int64_t>(1, (at::get_num_threads() + tasks_per_part - 1) / tasks_per_part));
   const int64_t rows_per_part = (blocks + parts - 1) / parts * kBlockRows;

@@ -439,5 +439,17 @@ TEST(OptimizationAttentionKernelChoiceTest, ForcedKernelRefusesWhatItCannotRun) 
   EXPECT_NO_THROW(OptimizationAttentionInference(problem, values.to(at::kFloat), options, 0, OptimizationBackend::kAten));
 }
 
+// No query rows (an empty decoder input, say): an empty output, not a crash.
+TEST(OptimizationAttentionKernelChoiceTest, NoQueryRowsGiveAnEmptyOutput) {
+  if (!optimization_kernel::Available(optimization_kernel::Isa::kAvx2, 32)) GTEST_SKIP() << "no kernel here";
+  OptimizationProblem problem;
+  problem.queries = at::randn({1, 2, 0, 32});
+  problem.dictionary = at::randn({1, 2, 9, 32});
+  torch::NoGradGuard no_grad;
+  auto out = OptimizationAttentionInference(problem, at::randn({1, 2, 9, 32}), AttentionOptions{}, 0,
+                                            OptimizationBackend::kAvx2);
+  EXPECT_EQ(out.sizes(), (at::IntArrayRef{1, 2, 0, 32}));
+}
+
 }  // namespace
 }  // namespace detr
