@@ -214,7 +214,6 @@ optimization_kernel::HeadTask MakeTask(const KernelInputs& in, const AttentionOp
   task.random_directions = in.r > 0 ? in.random.data_ptr<float>() + h * in.r * in.dh : nullptr;
   task.out = in.out.data_ptr<float>() + (b * in.n * in.heads + h) * in.dh;
   task.out_stride = in.heads * in.dh;
-  task.n = in.n;
   task.m = in.m;
   task.r = in.r;
   task.dh = in.dh;

@@ -24,7 +24,7 @@ constexpr int64_t kBlockRows = 8;
 /// One head of one image, query rows [row_begin, row_end). Every row pointer
 /// has unit stride along the head width dh.
 struct HeadTask {
-  const float* queries = nullptr;     // row i at queries + i * query_stride, i < n
+  const float* queries = nullptr;     // row i at queries + i * query_stride
   int64_t query_stride = 0;
   const float* dictionary = nullptr;  // row j at dictionary + j * dictionary_stride, j < m
   int64_t dictionary_stride = 0;
@@ -34,7 +34,7 @@ struct HeadTask {
   const float* random_directions = nullptr;  // r x dh, N(0, 1) draws; null when r = 0
   float* out = nullptr;               // row i at out + i * out_stride
   int64_t out_stride = 0;
-  int64_t n = 0, m = 0, r = 0, dh = 0;
+  int64_t m = 0, r = 0, dh = 0;  // keys, random tokens, head width
   int64_t row_begin = 0, row_end = 0;
   bool exclude_self = false;  // query i may not use dictionary row i
   bool normalize_inputs = true;
