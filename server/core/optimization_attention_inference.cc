@@ -24,6 +24,15 @@ Isa BestIsa() {
 #endif
 }
 
+const char* ToString(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return "AVX-512";
+    case Isa::kAvx2: return "AVX2";
+    case Isa::kNone: break;
+  }
+  return "none (ATen path)";
+}
+
 bool Available(Isa isa, int64_t dh) {
   return isa != Isa::kNone && isa <= BestIsa() && dh > 0 && dh % 16 == 0 && dh <= 64;
 }
@@ -168,7 +177,7 @@ optimization_kernel::Isa ChooseIsa(const OptimizationProblem& problem, const at:
     return KernelTakes(problem, values, options) && optimization_kernel::Available(best, dh) ? best : Isa::kNone;
   }
   const Isa isa = backend == OptimizationBackend::kAvx512 ? Isa::kAvx512 : Isa::kAvx2;
-  TORCH_CHECK(optimization_kernel::Available(isa, dh), "the ", backend == OptimizationBackend::kAvx512 ? "AVX-512" : "AVX2",
+  TORCH_CHECK(optimization_kernel::Available(isa, dh), "the ", optimization_kernel::ToString(isa),
               " kernel does not run here (CPU, build, or head width ", dh, ")");
   TORCH_CHECK(KernelTakes(problem, values, options),
               "the kernel takes float32 with a power normaliser (power > 0) and no top_k");

@@ -51,6 +51,8 @@ enum class Isa { kNone, kAvx2, kAvx512 };
 
 /// The best instruction set this CPU and build run the kernel with.
 Isa BestIsa();
+/// "AVX-512", "AVX2" or "none (ATen path)", for logs and errors.
+const char* ToString(Isa isa);
 /// Whether the kernel runs here, with `isa`, for head width dh (16, 32, 48
 /// or 64).
 bool Available(Isa isa, int64_t dh);

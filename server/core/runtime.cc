@@ -1,9 +1,6 @@
 #include "server/core/runtime.h"
 
 #include <dlfcn.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include <sstream>
 #include <thread>
@@ -33,14 +30,6 @@ void ReleaseIntraOpThreads() {
   if (pause_all != nullptr) pause_all(kOmpPauseSoft);
 }
 
-void KeepFreedBuffersForReuse() {
-#if defined(__GLIBC__)
-  constexpr int kMiB = 1 << 20;
-  mallopt(M_MMAP_THRESHOLD, 64 * kMiB);
-  mallopt(M_TRIM_THRESHOLD, 256 * kMiB);
-#endif
-}
-
 std::string ErrorMessage(const std::exception& error) {
   if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error)) return torch_error->what_without_backtrace();
   return error.what();
@@ -48,10 +37,9 @@ std::string ErrorMessage(const std::exception& error) {
 
 std::string RuntimeSummary() {
   std::ostringstream text;
-  const auto isa = optimization_kernel::BestIsa();
   text << "LibTorch " << TORCH_VERSION << ", " << at::get_num_threads() << " intra-op thread(s), MKL-DNN "
        << (at::hasMKLDNN() ? "on" : "off") << ", optimization attention kernel "
-       << (isa == optimization_kernel::Isa::kAvx512 ? "AVX-512" : isa == optimization_kernel::Isa::kAvx2 ? "AVX2" : "none (ATen path)");
+       << optimization_kernel::ToString(optimization_kernel::BestIsa());
   return text.str();
 }
 

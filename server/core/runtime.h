@@ -22,15 +22,6 @@ void ConfigureThreads(int intra_op_threads);
 /// LibTorch for a while. No-op when no OpenMP runtime is loaded.
 void ReleaseIntraOpThreads();
 
-/// glibc's malloc: blocks up to 64 MiB come from the heap, not from mmaps of
-/// their own, and up to 256 MiB of freed heap is kept. Why: a request's
-/// buffers (its encoded bytes, the decoded image and its RGB copy: 0.3-1 MB
-/// each) are otherwise mapped and page-faulted in afresh for every request;
-/// measured here, decoding a 640x480 JPEG to RGB took 4.7 ms, 3.7 ms with
-/// this. LibTorch's tensors go through CachingCpuAllocator either way. A no-op
-/// without glibc.
-void KeepFreedBuffersForReuse();
-
 /// The message of an exception for people: LibTorch's c10::Error without
 /// its C++ backtrace, anything else as what() says.
 std::string ErrorMessage(const std::exception& error);
