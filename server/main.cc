@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   if (!metrics_listen.empty()) config.metrics_listen = metrics_listen;
   ConfigureLogging(config.json_logs);
   detr::ConfigureThreads(config.intra_op_threads);
+  detr::KeepFreedBuffersForReuse();
   detr::CachingCpuAllocator allocator;
   detr::ScopedCpuAllocator use_allocator(allocator);
 

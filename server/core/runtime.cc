@@ -1,6 +1,9 @@
 #include "server/core/runtime.h"
 
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <sstream>
 #include <thread>
@@ -28,6 +31,14 @@ void ReleaseIntraOpThreads() {
   static const auto pause_all = reinterpret_cast<PauseAll>(dlsym(RTLD_DEFAULT, "omp_pause_resource_all"));
   constexpr int kOmpPauseSoft = 1;
   if (pause_all != nullptr) pause_all(kOmpPauseSoft);
+}
+
+void KeepFreedBuffersForReuse() {
+#if defined(__GLIBC__)
+  constexpr int kMiB = 1 << 20;
+  mallopt(M_MMAP_THRESHOLD, 64 * kMiB);
+  mallopt(M_TRIM_THRESHOLD, 256 * kMiB);
+#endif
 }
 
 std::string ErrorMessage(const std::exception& error) {
