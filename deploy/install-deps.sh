@@ -11,6 +11,7 @@ BUILD_PACKAGES=(
   libopenblas0-openmp          # LibTorch's BLAS: ~15x the reference BLAS here
   libdnnl-dev                  # oneDNN, called directly for Winograd backbone convolutions
   libopencv-dev
+  libjpeg-dev                  # libjpeg-turbo, called directly to decode JPEG requests
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   prometheus-cpp-dev
   libspdlog-dev libfmt-dev

@@ -1,5 +1,7 @@
 #include "server/image/preprocess.h"
 
+#include "server/image/jpeg_decode.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -71,6 +73,9 @@ cv::Mat DecodeImage(const std::vector<unsigned char>& bytes) { return DecodeImag
 cv::Mat DecodeImage(const unsigned char* data, std::size_t size) {
   if (size == 0) throw std::invalid_argument("image is empty (0 bytes)");
   if (size > static_cast<std::size_t>(std::numeric_limits<int>::max())) throw std::invalid_argument("image is over 2 GiB");
+  if (LooksLikeJpeg(data, size)) {
+    if (auto rgb = DecodeJpegToRgb(data, size)) return std::move(*rgb);
+  }
   cv::Mat bgr;
   try {
     // A header over the caller's bytes: no copy of a request's message.

@@ -25,8 +25,10 @@ struct ResizePolicy {
 /// official get_size_with_aspect_ratio computes it.
 std::pair<int, int> ResizedSize(int height, int width, const ResizePolicy& policy);
 
-/// Decodes an encoded image (JPEG, PNG, BMP, WebP, ...) to 8-bit RGB.
-/// Throws std::invalid_argument if the bytes are not a decodable image.
+/// Decodes an encoded image (JPEG, PNG, BMP, WebP, ...) to 8-bit RGB, upright
+/// (Exif orientation applied). JPEGs go straight to libjpeg (jpeg_decode.h),
+/// the rest through OpenCV. Throws std::invalid_argument if the bytes are not
+/// a decodable image, or are a truncated JPEG.
 cv::Mat DecodeImage(const unsigned char* data, std::size_t size);
 cv::Mat DecodeImage(const std::vector<unsigned char>& bytes);
 /// Reads and decodes an image file to 8-bit RGB. Throws std::invalid_argument.

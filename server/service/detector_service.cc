@@ -73,12 +73,6 @@ cv::Mat DecodeRequestImage(const v1::Image& image, std::int64_t max_pixels) {
                                   std::to_string(max_pixels) + " pixels");
     }
   }
-  // libjpeg decodes a truncated JPEG "successfully", grey where data is
-  // missing; a JPEG must end with its end-of-image marker.
-  const bool jpeg = bytes.size() >= 2 && data[0] == 0xFF && data[1] == 0xD8;
-  if (jpeg && (bytes.size() < 4 || data[bytes.size() - 2] != 0xFF || data[bytes.size() - 1] != 0xD9)) {
-    throw std::invalid_argument("JPEG is truncated (no end-of-image marker)");
-  }
   auto rgb = DecodeImage(data, bytes.size());
   if (static_cast<std::int64_t>(rgb.rows) * rgb.cols > max_pixels) {
     throw std::invalid_argument("image has " + std::to_string(rgb.cols) + "x" + std::to_string(rgb.rows) +
