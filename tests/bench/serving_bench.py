@@ -10,8 +10,10 @@ A round:
   1. the model alone (offline_forward_bench, same architecture, canvas and
      threads as the server): batch 1, then batch 8;
   2. detr-server (tests/bench/serving_bench.yaml, 2 intra-op threads) driven
-     by detr-client bench with one 640x480 JPEG: concurrency 1 on a model
-     without queue delay (p50 latency -> overhead over the forward pass), and
+     by detr-client bench with 640x480 JPEGs: concurrency 1 on a model
+     without queue delay (p50 latency -> overhead over the forward pass), with
+     a photograph (66 KB) and with uniform noise (275 KB, the worst case for
+     the decoder, used for everything after), and
      concurrency 8 with batching on and off (throughput -> share of offline
      batch 8); both once more with the image sent as raw RGB pixels
      (`bench --raw`: the client decodes, the server only normalises);
@@ -41,11 +43,28 @@ R50_CONFIG = "tests/bench/detr_r50.json"
 R50_CANVAS = (800, 1066)
 
 
+# A real photograph (Grace Hopper, public domain), shipped with matplotlib's
+# Debian package, which install-deps.sh installs.
+PHOTO = Path("/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg")
+
+
 def make_jpeg(path):
+    """Uniform noise: the worst case for a JPEG decoder (275 KB at 640x480)."""
     import torch
     from torchvision.io import write_jpeg
     g = torch.Generator().manual_seed(3)
     write_jpeg((torch.rand(3, HEIGHT, WIDTH, generator=g) * 255).to(torch.uint8), str(path), quality=90)
+
+
+def make_photo_jpeg(path):
+    """The photograph at the bench's 640x480, as a camera would save it (~66 KB)."""
+    import torch
+    from torchvision.io import read_image, write_jpeg
+    from torchvision.transforms.functional import resize
+    if not PHOTO.exists():
+        sys.exit(f"{PHOTO} is missing: install python3-matplotlib (deploy/install-deps.sh)")
+    photo = resize(read_image(str(PHOTO)).unsqueeze(0).float(), [HEIGHT, WIDTH], antialias=True)
+    write_jpeg(photo[0].round().clamp(0, 255).to(torch.uint8), str(path), quality=90)
 
 
 def offline(build, batch, runs, threads=0, config=MODEL_CONFIG, size=(HEIGHT, WIDTH)):
@@ -113,20 +132,24 @@ def stage_means(before, after):
     return {s: (after[s][0] - before[s][0]) / max(1.0, after[s][1] - before[s][1]) for s in after}
 
 
-def one_round(build, image, ports, log):
+def concurrency_1(server, image, raw=False):
+    """(p50 seconds, {stage: mean seconds}) of 25 sequential requests."""
+    before = server.stage_sums("unbatched")
+    report = server.bench("unbatched", 1, 25, image, raw=raw)
+    return report["latency_seconds"]["p50"], stage_means(before, server.stage_sums("unbatched"))
+
+
+def one_round(build, images, ports, log):
+    image, photo = images
     r = {}
     r["forward_b1"], _ = offline_result(offline(build, 1, 15))
     with Server(build, "tests/bench/serving_bench.yaml", *ports, log) as server:
         server.bench("unbatched", 1, 5, image)  # warm-up
-        before = server.stage_sums("unbatched")
-        report = server.bench("unbatched", 1, 25, image)
-        stages = stage_means(before, server.stage_sums("unbatched"))
-        r["grpc_c1_p50"] = report["latency_seconds"]["p50"]
+        r["grpc_c1_photo_p50"], stages = concurrency_1(server, photo)
+        r["server_preprocess_photo"] = stages["preprocess"]
+        r["grpc_c1_p50"], stages = concurrency_1(server, image)
         r["server_preprocess"], r["server_inference"] = stages["preprocess"], stages["inference"]
-        before = server.stage_sums("unbatched")
-        report = server.bench("unbatched", 1, 25, image, raw=True)
-        stages = stage_means(before, server.stage_sums("unbatched"))
-        r["grpc_c1_raw_p50"] = report["latency_seconds"]["p50"]
+        r["grpc_c1_raw_p50"], stages = concurrency_1(server, image, raw=True)
         r["server_preprocess_raw"] = stages["preprocess"]
         _, r["offline_b8"] = offline_result(offline(build, 8, 3))
         server.bench("batched", 8, 16, image)  # warm-up of the batch-8 shapes
@@ -147,10 +170,13 @@ def one_round(build, image, ports, log):
 
 ROWS = [
     ("model alone, batch 1: median forward", "forward_b1", "{:.1f} ms", 1e3),
-    ("gRPC, concurrency 1: p50", "grpc_c1_p50", "{:.1f} ms", 1e3),
+    ("gRPC, concurrency 1, photograph JPEG: p50", "grpc_c1_photo_p50", "{:.1f} ms", 1e3),
+    ("  server-side: preprocess (decode, normalise), mean", "server_preprocess_photo", "{:.1f} ms", 1e3),
+    ("**serving overhead at p50, photograph** (target ≤ 5%)", "overhead_photo", "**{:+.1f}%**", 100),
+    ("gRPC, concurrency 1, noise JPEG: p50", "grpc_c1_p50", "{:.1f} ms", 1e3),
     ("  server-side: preprocess (decode, normalise), mean", "server_preprocess", "{:.1f} ms", 1e3),
     ("  server-side: forward pass, mean", "server_inference", "{:.1f} ms", 1e3),
-    ("**serving overhead at p50** (target ≤ 5%)", "overhead", "**{:+.1f}%**", 100),
+    ("**serving overhead at p50, noise JPEG** (target ≤ 5%)", "overhead", "**{:+.1f}%**", 100),
     ("gRPC, concurrency 1, raw RGB (`bench --raw`): p50", "grpc_c1_raw_p50", "{:.1f} ms", 1e3),
     ("  server-side: preprocess (normalise), mean", "server_preprocess_raw", "{:.1f} ms", 1e3),
     ("**serving overhead at p50, raw RGB**", "overhead_raw", "**{:+.1f}%**", 100),
@@ -173,6 +199,7 @@ ROWS = [
 
 def derive(r):
     r["overhead"] = r["grpc_c1_p50"] / r["forward_b1"] - 1
+    r["overhead_photo"] = r["grpc_c1_photo_p50"] / r["forward_b1"] - 1
     r["overhead_raw"] = r["grpc_c1_raw_p50"] / r["forward_b1"] - 1
     r["share_batched"] = r["grpc_c8_batched"] / r["offline_b8"]
     r["share_batched_raw"] = r["grpc_c8_batched_raw"] / r["offline_b8"]
@@ -192,13 +219,14 @@ def main():
     args = parser.parse_args()
     bench_dir = Path(args.build) / "bench"
     bench_dir.mkdir(parents=True, exist_ok=True)
-    image = bench_dir / "serving-640x480.jpg"
-    make_jpeg(image)
+    images = (bench_dir / "serving-640x480.jpg", bench_dir / "serving-photo-640x480.jpg")
+    make_jpeg(images[0])
+    make_photo_jpeg(images[1])
     rounds = []
     with open(bench_dir / "serving-server.log", "w") as log:
         for i in range(args.rounds):
             print(f"[serving bench] round {i + 1}/{args.rounds} ...", file=sys.stderr, flush=True)
-            rounds.append(derive(one_round(args.build, image, (args.port, args.metrics_port), log)))
+            rounds.append(derive(one_round(args.build, images, (args.port, args.metrics_port), log)))
     (bench_dir / "serving.json").write_text(json.dumps(rounds, indent=1))
     header = "| " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + " | " + \
         " | ".join(f"round {i + 1}" for i in range(len(rounds))) + " | median |"
