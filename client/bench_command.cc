@@ -67,6 +67,12 @@ struct Tally {
   std::vector<double> latencies;                        // successful requests; guarded by mutex
   std::map<std::string, std::vector<double>> by_model;  // guarded by mutex
   std::map<std::string, int> codes;                     // guarded by mutex
+  // From each successful response's server-side timings; guarded by mutex.
+  std::vector<double> preprocess, inference;
+  // Latency minus the forward pass that served the request: what serving
+  // adds (transport, decode, queue, postprocess). Taken per request, it is
+  // unaffected by the forward pass's speed drifting during a run.
+  std::vector<double> beyond_inference;
 };
 
 }  // namespace
@@ -108,6 +114,9 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
         if (status.ok()) {
           tally.latencies.push_back(seconds);
           tally.by_model[response.model()].push_back(seconds);
+          tally.preprocess.push_back(response.timings().preprocess_seconds());
+          tally.inference.push_back(response.timings().inference_seconds());
+          tally.beyond_inference.push_back(seconds - response.timings().inference_seconds());
         }
       }
       done.fetch_add(1);
@@ -138,7 +147,11 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
                            {"seconds", elapsed},
                            {"throughput_per_second", all.count / elapsed},
                            {"latency_seconds", {{"p50", all.p50}, {"p90", all.p90}, {"p99", all.p99}, {"max", all.max}}},
-                           {"codes", tally.codes}};
+                           {"codes", tally.codes},
+                           {"server_p50_seconds",
+                            {{"preprocess", Summarize(tally.preprocess).p50},
+                             {"inference", Summarize(tally.inference).p50},
+                             {"latency_minus_inference", Summarize(tally.beyond_inference).p50}}}};
   for (const auto& [model, latencies] : tally.by_model) {
     const auto s = Summarize(latencies);
     report["models"][model] = {{"requests", s.count}, {"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}};
@@ -149,6 +162,10 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
     std::printf("requests %lld in %.2f s: %.2f req/s\n", static_cast<long long>(done.load()), elapsed, all.count / elapsed);
     std::printf("latency p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", all.p50 * 1e3, all.p90 * 1e3,
                 all.p99 * 1e3, all.max * 1e3);
+    const auto& server = report["server_p50_seconds"];
+    std::printf("server-side p50: preprocess %.1f ms, inference %.1f ms; latency minus inference p50 %.1f ms\n",
+                server["preprocess"].get<double>() * 1e3, server["inference"].get<double>() * 1e3,
+                server["latency_minus_inference"].get<double>() * 1e3);
     for (const auto& [code, count] : tally.codes) std::printf("  %-20s %d\n", code.c_str(), count);
     for (const auto& [model, stats] : report["models"].items()) {
       std::printf("  model %-16s %4d requests, p50 %.1f ms, p99 %.1f ms\n", model.c_str(), stats["requests"].get<int>(),

@@ -8,13 +8,15 @@ the summary is the median over rounds.
 
 A round:
   1. the model alone (offline_forward_bench, same architecture, canvas and
-     threads as the server): batch 1, then batch 8;
+     threads as the server): batch 1 before and after each concurrency-1
+     block below (the block's reference is the mean of the two), batch 8;
   2. detr-server (tests/bench/serving_bench.yaml, 2 intra-op threads) driven
      by detr-client bench with 640x480 JPEGs: concurrency 1 on a model
-     without queue delay (p50 latency -> overhead over the forward pass), with
-     a photograph (66 KB) and with uniform noise (275 KB, the worst case for
-     the decoder, used for everything after), and
-     concurrency 8 with batching on and off (throughput -> share of offline
+     without queue delay, with a photograph (66 KB) and with uniform noise
+     (275 KB, the worst case for the decoder, used for everything after):
+     p50 latency against the model alone, and, drift-free, the p50 of each
+     request's latency minus the forward pass that served it (from the
+     responses' server-side timings); concurrency 8 with batching on and off (throughput -> share of offline
      batch 8); both once more with the image sent as raw RGB pixels
      (`bench --raw`: the client decodes, the server only normalises);
   3. the throughput layout (tests/bench/serving_bench_workers.yaml: two
@@ -34,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 MODEL_CONFIG = "deploy/models/default-softmax.json"
@@ -117,40 +118,37 @@ class Server:
             sys.exit(f"bench had errors: {report['codes']}")
         return report
 
-    def stage_sums(self, model):
-        """{stage: (sum seconds, count)} of detr_stage_duration_seconds, and mean batch size."""
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
-        sums = {}
-        for line in text.splitlines():
-            m = re.match(r'detr_stage_duration_seconds_(sum|count)\{model="%s",stage="(\w+)"\} (\S+)' % model, line)
-            if m:
-                sums.setdefault(m.group(2), [0.0, 0.0])[0 if m.group(1) == "sum" else 1] = float(m.group(3))
-        return sums
-
-
-def stage_means(before, after):
-    return {s: (after[s][0] - before[s][0]) / max(1.0, after[s][1] - before[s][1]) for s in after}
-
 
 def concurrency_1(server, image, raw=False):
-    """(p50 seconds, {stage: mean seconds}) of 25 sequential requests."""
-    before = server.stage_sums("unbatched")
+    """(p50 latency, {preprocess, inference, latency_minus_inference: p50}) of
+    25 sequential requests, the server-side figures from the responses."""
     report = server.bench("unbatched", 1, 25, image, raw=raw)
-    return report["latency_seconds"]["p50"], stage_means(before, server.stage_sums("unbatched"))
+    return report["latency_seconds"]["p50"], report["server_p50_seconds"]
+
+
+def forward_b1(build, config=MODEL_CONFIG, size=(HEIGHT, WIDTH), runs=15):
+    return offline_result(offline(build, 1, runs, config=config, size=size))[0]
 
 
 def one_round(build, images, ports, log):
     image, photo = images
     r = {}
-    r["forward_b1"], _ = offline_result(offline(build, 1, 15))
+    # Each concurrency-1 block is compared with the mean of the model-alone
+    # medians measured right before and right after it (the server idles
+    # meanwhile): this VM's speed drifts within seconds, and a reference taken
+    # on one side only turns that drift into overhead, or hides overhead.
+    forward = [forward_b1(build)]
     with Server(build, "tests/bench/serving_bench.yaml", *ports, log) as server:
-        server.bench("unbatched", 1, 5, image)  # warm-up
-        r["grpc_c1_photo_p50"], stages = concurrency_1(server, photo)
-        r["server_preprocess_photo"] = stages["preprocess"]
-        r["grpc_c1_p50"], stages = concurrency_1(server, image)
-        r["server_preprocess"], r["server_inference"] = stages["preprocess"], stages["inference"]
-        r["grpc_c1_raw_p50"], stages = concurrency_1(server, image, raw=True)
-        r["server_preprocess_raw"] = stages["preprocess"]
+        for warm_up in (photo, image):
+            server.bench("unbatched", 1, 5, warm_up)
+        for name, block_image, raw in [("photo", photo, False), ("noise", image, False), ("raw", image, True)]:
+            r[f"c1_{name}_p50"], server_p50 = concurrency_1(server, block_image, raw=raw)
+            r[f"c1_{name}_preprocess"] = server_p50["preprocess"]
+            r[f"c1_{name}_inference"] = server_p50["inference"]
+            r[f"c1_{name}_beyond"] = server_p50["latency_minus_inference"]
+            forward.append(forward_b1(build))
+            r[f"forward_b1_{name}"] = (forward[-2] + forward[-1]) / 2
+        r["forward_b1_median"] = statistics.median(forward)
         _, r["offline_b8"] = offline_result(offline(build, 8, 3))
         server.bench("batched", 8, 16, image)  # warm-up of the batch-8 shapes
         r["grpc_c8_batched"] = server.bench("batched", 8, 96, image)["throughput_per_second"]
@@ -161,25 +159,40 @@ def one_round(build, images, ports, log):
     with Server(build, "tests/bench/serving_bench_workers.yaml", *ports, log) as server:
         server.bench("batched", 8, 16, image)
         r["grpc_c8_workers"] = server.bench("batched", 8, 96, image)["throughput_per_second"]
-    r["r50_forward_b1"], _ = offline_result(offline(build, 1, 7, config=R50_CONFIG, size=R50_CANVAS))
     with Server(build, "tests/bench/serving_bench_r50.yaml", *ports, log) as server:
         server.bench("r50", 1, 2, image)  # warm-up
-        r["r50_grpc_c1_p50"] = server.bench("r50", 1, 7, image)["latency_seconds"]["p50"]
+        before = forward_b1(build, R50_CONFIG, R50_CANVAS, runs=7)
+        report = server.bench("r50", 1, 7, image)
+        r["c1_r50_p50"] = report["latency_seconds"]["p50"]
+        r["c1_r50_inference"] = report["server_p50_seconds"]["inference"]
+        r["c1_r50_beyond"] = report["server_p50_seconds"]["latency_minus_inference"]
+        r["forward_b1_r50"] = (before + forward_b1(build, R50_CONFIG, R50_CANVAS, runs=7)) / 2
     return r
 
 
+BLOCKS = [("photo", "photograph JPEG (66 KB)", "decode, normalise"),
+          ("noise", "noise JPEG (275 KB)", "decode, normalise"),
+          ("raw", "raw RGB (`bench --raw`)", "normalise")]
+
+
+def concurrency_1_rows(name, label, preprocess, fmt="{:.1f} ms"):
+    """Rows of one concurrency-1 block: its latency, its model-alone reference,
+    the server's own timings, and the overhead computed two ways."""
+    return [
+        (f"gRPC, concurrency 1, {label}: p50", f"c1_{name}_p50", fmt, 1e3),
+        ("  model alone, before and after this block, mean", f"forward_b1_{name}", fmt, 1e3),
+        (f"  server-side p50: preprocess ({preprocess})", f"c1_{name}_preprocess", "{:.1f} ms", 1e3),
+        ("  server-side p50: forward pass", f"c1_{name}_inference", fmt, 1e3),
+        ("  → server's forward pass / model alone", f"c1_{name}_inference_ratio", "{:.3f}", 1),
+        ("  p50 of latency minus the forward pass, per request", f"c1_{name}_beyond", "{:.1f} ms", 1e3),
+        (f"**overhead at p50 (p50 / model alone), {label}** (target ≤ 5%)", f"overhead_{name}", "**{:+.1f}%**", 100),
+        ("**overhead per request ((latency − forward) / model alone)**", f"added_{name}", "**{:+.1f}%**", 100),
+    ]
+
+
 ROWS = [
-    ("model alone, batch 1: median forward", "forward_b1", "{:.1f} ms", 1e3),
-    ("gRPC, concurrency 1, photograph JPEG: p50", "grpc_c1_photo_p50", "{:.1f} ms", 1e3),
-    ("  server-side: preprocess (decode, normalise), mean", "server_preprocess_photo", "{:.1f} ms", 1e3),
-    ("**serving overhead at p50, photograph** (target ≤ 5%)", "overhead_photo", "**{:+.1f}%**", 100),
-    ("gRPC, concurrency 1, noise JPEG: p50", "grpc_c1_p50", "{:.1f} ms", 1e3),
-    ("  server-side: preprocess (decode, normalise), mean", "server_preprocess", "{:.1f} ms", 1e3),
-    ("  server-side: forward pass, mean", "server_inference", "{:.1f} ms", 1e3),
-    ("**serving overhead at p50, noise JPEG** (target ≤ 5%)", "overhead", "**{:+.1f}%**", 100),
-    ("gRPC, concurrency 1, raw RGB (`bench --raw`): p50", "grpc_c1_raw_p50", "{:.1f} ms", 1e3),
-    ("  server-side: preprocess (normalise), mean", "server_preprocess_raw", "{:.1f} ms", 1e3),
-    ("**serving overhead at p50, raw RGB**", "overhead_raw", "**{:+.1f}%**", 100),
+    ("model alone, batch 1: median forward (median of the 4 measurements)", "forward_b1_median", "{:.1f} ms", 1e3),
+    *[row for block in BLOCKS for row in concurrency_1_rows(*block)],
     ("model alone, batch 8, 2 threads: throughput", "offline_b8", "{:.2f} img/s", 1),
     ("gRPC, c=8, batching on (max 8, 20 ms): throughput", "grpc_c8_batched", "{:.2f} req/s", 1),
     ("**→ share of offline batch 8** (target ≥ 90%)", "share_batched", "**{:.0f}%**", 100),
@@ -191,22 +204,22 @@ ROWS = [
     ("gRPC, c=8, 2 workers × 1 thread, batches ≤ 4: throughput", "grpc_c8_workers", "{:.2f} req/s", 1),
     ("**→ share of offline batch 8**", "share_workers", "**{:.0f}%**", 100),
     ("→ share of the two offline 1-thread processes", "share_workers_2x1", "{:.0f}%", 100),
-    ("DETR-R50 alone, batch 1, 800×1066: median forward", "r50_forward_b1", "{:.0f} ms", 1e3),
-    ("DETR-R50 through gRPC, concurrency 1, JPEG: p50", "r50_grpc_c1_p50", "{:.0f} ms", 1e3),
-    ("**serving overhead at p50, DETR-R50, JPEG**", "r50_overhead", "**{:+.1f}%**", 100),
+    *[row for row in concurrency_1_rows("r50", "DETR-R50 800×1066, noise JPEG", "decode, resize, normalise",
+                                        fmt="{:.0f} ms") if "preprocess" not in row[1]],
 ]
 
 
 def derive(r):
-    r["overhead"] = r["grpc_c1_p50"] / r["forward_b1"] - 1
-    r["overhead_photo"] = r["grpc_c1_photo_p50"] / r["forward_b1"] - 1
-    r["overhead_raw"] = r["grpc_c1_raw_p50"] / r["forward_b1"] - 1
+    for name in [block[0] for block in BLOCKS] + ["r50"]:
+        reference = r[f"forward_b1_{name}"]
+        r[f"overhead_{name}"] = r[f"c1_{name}_p50"] / reference - 1
+        r[f"added_{name}"] = r[f"c1_{name}_beyond"] / reference
+        r[f"c1_{name}_inference_ratio"] = r[f"c1_{name}_inference"] / reference
     r["share_batched"] = r["grpc_c8_batched"] / r["offline_b8"]
     r["share_batched_raw"] = r["grpc_c8_batched_raw"] / r["offline_b8"]
     r["share_unbatched"] = r["grpc_c8_unbatched"] / r["offline_b8"]
     r["share_workers"] = r["grpc_c8_workers"] / r["offline_b8"]
     r["share_workers_2x1"] = r["grpc_c8_workers"] / r["offline_2x1thread_b4"]
-    r["r50_overhead"] = r["r50_grpc_c1_p50"] / r["r50_forward_b1"] - 1
     return r
 
 

@@ -58,7 +58,7 @@ TEST(DefaultModelsTest, EachModelFindsTheSampleImagesShapes) {
 }
 
 // `detr-client bench` with the sample image, encoded and as raw pixels
-// (--raw): every request answered OK, by the models of the experiment.
+// (--raw): every request answered OK, with the server's timings summarised.
 TEST(DefaultModelsTest, ClientBenchSendsEncodedAndRawImages) {
   testing::ServerProcess server("", "default_models_bench");
   ASSERT_GT(server.pid(), 0);
@@ -74,6 +74,14 @@ TEST(DefaultModelsTest, ClientBenchSendsEncodedAndRawImages) {
     const auto report = nlohmann::json::parse(out);
     EXPECT_EQ(report.at("codes").at("OK").get<int>(), 6) << "bench" << flag << ": " << out;
     EXPECT_EQ(report.at("codes").size(), 1u) << "bench" << flag << ": " << out;
+    // The server's own timings, from the responses: a forward pass and a
+    // preprocessing step took time, and the latency covers the forward pass.
+    const auto& server_p50 = report.at("server_p50_seconds");
+    EXPECT_GT(server_p50.at("inference").get<double>(), 0.0) << out;
+    EXPECT_GT(server_p50.at("preprocess").get<double>(), 0.0) << out;
+    const double beyond = server_p50.at("latency_minus_inference").get<double>();
+    EXPECT_GT(beyond, 0.0) << out;
+    EXPECT_LT(beyond, report.at("latency_seconds").at("p50").get<double>()) << out;
   }
 }
 
