@@ -67,13 +67,19 @@ struct Tally {
   std::vector<double> latencies;                        // successful requests; guarded by mutex
   std::map<std::string, std::vector<double>> by_model;  // guarded by mutex
   std::map<std::string, int> codes;                     // guarded by mutex
-  // From each successful response's server-side timings; guarded by mutex.
+  // From each successful response's server-side timings, in the order of
+  // `latencies`; guarded by mutex.
   std::vector<double> preprocess, inference;
-  // Latency minus the forward pass that served the request: what serving
-  // adds (transport, decode, queue, postprocess). Taken per request, it is
-  // unaffected by the forward pass's speed drifting during a run.
-  std::vector<double> beyond_inference;
 };
+
+// Each request's latency minus the forward pass that served it: what serving
+// adds (transport, decode, queue, postprocess). Taken per request, it is
+// unaffected by the forward pass's speed drifting during a run.
+std::vector<double> LatencyBeyondInference(const Tally& tally) {
+  std::vector<double> beyond(tally.latencies.size());
+  for (std::size_t i = 0; i < beyond.size(); ++i) beyond[i] = tally.latencies[i] - tally.inference[i];
+  return beyond;
+}
 
 }  // namespace
 
@@ -116,7 +122,6 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
           tally.by_model[response.model()].push_back(seconds);
           tally.preprocess.push_back(response.timings().preprocess_seconds());
           tally.inference.push_back(response.timings().inference_seconds());
-          tally.beyond_inference.push_back(seconds - response.timings().inference_seconds());
         }
       }
       done.fetch_add(1);
@@ -151,7 +156,7 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
                            {"server_p50_seconds",
                             {{"preprocess", Summarize(tally.preprocess).p50},
                              {"inference", Summarize(tally.inference).p50},
-                             {"latency_minus_inference", Summarize(tally.beyond_inference).p50}}}};
+                             {"latency_minus_inference", Summarize(LatencyBeyondInference(tally)).p50}}}};
   for (const auto& [model, latencies] : tally.by_model) {
     const auto s = Summarize(latencies);
     report["models"][model] = {{"requests", s.count}, {"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}};

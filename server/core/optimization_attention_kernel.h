@@ -18,7 +18,7 @@ namespace detr {
 namespace optimization_kernel {
 
 /// Query rows solved together: the state of one block is kBlockRows x m
-/// floats (Z; the dual U is folded away, see optimization_attention_avx512.cc).
+/// floats (Z; the dual U is folded away, see optimization_attention_kernel_impl.inc).
 constexpr int64_t kBlockRows = 8;
 
 /// One head of one image, query rows [row_begin, row_end). Every row pointer

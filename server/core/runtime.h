@@ -24,8 +24,8 @@ void ReleaseIntraOpThreads();
 
 /// glibc's malloc: blocks up to 64 MiB come from the heap, not from mmaps of
 /// their own, and up to 256 MiB of freed heap is kept. Why: a request's
-/// buffers (its encoded bytes, the decoded image and its RGB copy: 0.3-1 MB
-/// each) are otherwise mapped and page-faulted in afresh for every request,
+/// buffers (its encoded bytes and the decoded image: 0.3-1 MB each) are
+/// otherwise mapped and page-faulted in afresh for every request,
 /// in the kernel, while the model runs on the same cores. Measured here with
 /// batching at concurrency 8 on JPEG input: 92-93% of offline batch 8 in
 /// three runs with it, 88-90% in two without (docs/benchmarks.md). LibTorch's

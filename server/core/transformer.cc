@@ -16,6 +16,11 @@ torch::nn::LayerNorm MakeNorm(const ModelConfig& config) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.hidden_dim}));
 }
 
+// linear2(relu(linear1(x))), the ReLU fused into the first product.
+at::Tensor FeedForwardOf(const torch::nn::Linear& linear1, const torch::nn::Linear& linear2, const at::Tensor& x) {
+  return Linear(Linear(x, linear1->weight, linear1->bias, /*relu=*/true), linear2->weight, linear2->bias);
+}
+
 }  // namespace
 
 EncoderLayerImpl::EncoderLayerImpl(const ModelConfig& config, int index)
@@ -27,9 +32,7 @@ EncoderLayerImpl::EncoderLayerImpl(const ModelConfig& config, int index)
   norm2 = register_module("norm2", MakeNorm(config));
 }
 
-at::Tensor EncoderLayerImpl::FeedForward(const at::Tensor& x) {
-  return Linear(Linear(x, linear1->weight, linear1->bias, /*relu=*/true), linear2->weight, linear2->bias);
-}
+at::Tensor EncoderLayerImpl::FeedForward(const at::Tensor& x) { return FeedForwardOf(linear1, linear2, x); }
 
 at::Tensor EncoderLayerImpl::forward(const at::Tensor& src, const at::Tensor& pos,
                                      const at::Tensor& padding) {
@@ -55,9 +58,7 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, int index)
   norm3 = register_module("norm3", MakeNorm(config));
 }
 
-at::Tensor DecoderLayerImpl::FeedForward(const at::Tensor& x) {
-  return Linear(Linear(x, linear1->weight, linear1->bias, /*relu=*/true), linear2->weight, linear2->bias);
-}
+at::Tensor DecoderLayerImpl::FeedForward(const at::Tensor& x) { return FeedForwardOf(linear1, linear2, x); }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& tgt, const at::Tensor& memory,
                                      const at::Tensor& keys, const at::Tensor& memory_padding,

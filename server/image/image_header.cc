@@ -4,17 +4,15 @@
 #include <cstring>
 #include <cstdlib>
 
+#include "server/image/byte_order.h"
+
 namespace detr {
 namespace {
 
 using Size = std::optional<std::pair<long long, long long>>;
 
-std::uint32_t Be16(const unsigned char* p) { return (p[0] << 8) | p[1]; }
-std::uint32_t Be32(const unsigned char* p) { return (std::uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]; }
-std::uint32_t Le16(const unsigned char* p) { return p[0] | (p[1] << 8); }
-std::int32_t Le32(const unsigned char* p) {
-  return static_cast<std::int32_t>(p[0] | (p[1] << 8) | (p[2] << 16) | (std::uint32_t(p[3]) << 24));
-}
+// BMP's height is signed (negative: rows stored top-down).
+std::int32_t SignedLe32(const unsigned char* p) { return static_cast<std::int32_t>(Le32(p)); }
 
 Size Png(const unsigned char* d, std::size_t n) {
   static const unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -38,7 +36,7 @@ Size Jpeg(const unsigned char* d, std::size_t n) {
 
 Size Bmp(const unsigned char* d, std::size_t n) {
   if (n < 26 || d[0] != 'B' || d[1] != 'M') return std::nullopt;
-  return std::make_pair<long long, long long>(std::llabs(Le32(d + 18)), std::llabs(Le32(d + 22)));
+  return std::make_pair<long long, long long>(std::llabs(SignedLe32(d + 18)), std::llabs(SignedLe32(d + 22)));
 }
 
 Size Gif(const unsigned char* d, std::size_t n) {

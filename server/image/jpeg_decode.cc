@@ -12,6 +12,8 @@
 #include <jpeglib.h>
 #include <opencv2/core.hpp>
 
+#include "server/image/byte_order.h"
+
 namespace detr {
 namespace {
 
@@ -59,12 +61,6 @@ struct Decompressor {
 
 constexpr int kOrientationAsStored = 1;
 
-// Reads a 16- or 32-bit TIFF integer in the Exif block's byte order.
-uint32_t ReadTiff(const unsigned char* p, int bytes, bool big_endian) {
-  uint32_t value = 0;
-  for (int i = 0; i < bytes; ++i) value |= static_cast<uint32_t>(p[big_endian ? i : bytes - 1 - i]) << (8 * (bytes - 1 - i));
-  return value;
-}
 
 // Tag 0x0112 (Orientation) of IFD0 in an APP1 "Exif\0\0" payload.
 int ExifOrientation(const unsigned char* data, std::size_t size) {
@@ -74,14 +70,15 @@ int ExifOrientation(const unsigned char* data, std::size_t size) {
   const std::size_t tiff_size = size - 6;
   const bool big_endian = tiff[0] == 'M' && tiff[1] == 'M';
   if (!big_endian && !(tiff[0] == 'I' && tiff[1] == 'I')) return kOrientationAsStored;
-  const std::size_t ifd = ReadTiff(tiff + 4, 4, big_endian);
+  const auto u16 = [big_endian](const unsigned char* p) { return big_endian ? Be16(p) : Le16(p); };
+  const std::size_t ifd = big_endian ? Be32(tiff + 4) : Le32(tiff + 4);
   if (ifd + 2 > tiff_size) return kOrientationAsStored;
-  const std::size_t entries = ReadTiff(tiff + ifd, 2, big_endian);
+  const std::size_t entries = u16(tiff + ifd);
   for (std::size_t i = 0; i < entries; ++i) {
     const std::size_t entry = ifd + 2 + 12 * i;
     if (entry + 12 > tiff_size) break;
-    if (ReadTiff(tiff + entry, 2, big_endian) != 0x0112) continue;
-    const int value = static_cast<int>(ReadTiff(tiff + entry + 8, 2, big_endian));  // a SHORT, left-aligned
+    if (u16(tiff + entry) != 0x0112) continue;
+    const int value = static_cast<int>(u16(tiff + entry + 8));  // a SHORT, left-aligned
     return value >= 1 && value <= 8 ? value : kOrientationAsStored;
   }
   return kOrientationAsStored;

@@ -1,7 +1,5 @@
 #include "server/image/preprocess.h"
 
-#include "server/image/jpeg_decode.h"
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -12,6 +10,8 @@
 #include <ATen/ATen.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+
+#include "server/image/jpeg_decode.h"
 
 namespace detr {
 namespace {

@@ -107,27 +107,22 @@ int main(int argc, char** argv) {
         ->Arg(shape.m)->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark((std::string("softmax_unfused/") + shape.site).c_str(), BM_Softmax, shape, false)
         ->Arg(shape.m)->Unit(benchmark::kMillisecond);
-    for (int k : {1, 3, 5, 10}) {
-      benchmark::RegisterBenchmark(("optimization_K" + std::to_string(k) + "/" + shape.site).c_str(), BM_Optimization,
-                                   shape, k, detr::AttentionOptions{}.lambda, detr::OptimizationBackend::kAuto)
+    const double lambda = detr::AttentionOptions{}.lambda;
+    auto add_optimization = [&](const std::string& name, int k, double lambda_k, detr::OptimizationBackend backend) {
+      benchmark::RegisterBenchmark((name + "/" + shape.site).c_str(), BM_Optimization, shape, k, lambda_k, backend)
           ->Arg(shape.m)->Unit(benchmark::kMillisecond);
-    }
+    };
+    for (int k : {1, 3, 5, 10}) add_optimization("optimization_K" + std::to_string(k), k, lambda, detr::OptimizationBackend::kAuto);
     if (shape.n == 850 && shape.self) {
       // The kernel skips products with zero coefficients; at lambda 0.001
       // almost none is zero: its worst case.
-      benchmark::RegisterBenchmark((std::string("optimization_K5_dense_lambda0.001/") + shape.site).c_str(),
-                                   BM_Optimization, shape, 5, 0.001, detr::OptimizationBackend::kAuto)
-          ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+      add_optimization("optimization_K5_dense_lambda0.001", 5, 0.001, detr::OptimizationBackend::kAuto);
       // The other implementations of the same call: the AVX2 kernel (CPUs
       // without AVX-512) and the portable ATen path.
       if (detr::optimization_kernel::Available(detr::optimization_kernel::Isa::kAvx2, kHeadDim)) {
-        benchmark::RegisterBenchmark((std::string("optimization_K5_avx2/") + shape.site).c_str(), BM_Optimization, shape,
-                                     5, detr::AttentionOptions{}.lambda, detr::OptimizationBackend::kAvx2)
-            ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+        add_optimization("optimization_K5_avx2", 5, lambda, detr::OptimizationBackend::kAvx2);
       }
-      benchmark::RegisterBenchmark((std::string("optimization_K5_aten/") + shape.site).c_str(), BM_Optimization, shape,
-                                   5, detr::AttentionOptions{}.lambda, detr::OptimizationBackend::kAten)
-          ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+      add_optimization("optimization_K5_aten", 5, lambda, detr::OptimizationBackend::kAten);
     }
   }
   benchmark::Initialize(&argc, argv);
