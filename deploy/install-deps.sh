@@ -6,10 +6,13 @@ set -euo pipefail
 
 # Build and runtime of the C++ code.
 BUILD_PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config
+  make build-essential cmake ninja-build ccache pkg-config
   libtorch-dev
   libopenblas0-openmp          # LibTorch's BLAS: ~15x the reference BLAS here
   libdnnl-dev                  # oneDNN, called directly for Winograd backbone convolutions
+  # Debian's oneDNN is built with its OpenCL GPU runtime: its CMake config
+  # requires OpenCL, but libdnnl-dev does not depend on these two.
+  ocl-icd-opencl-dev opencl-headers
   libopencv-dev
   libjpeg-dev                  # libjpeg-turbo, called directly to decode JPEG requests
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
