@@ -22,6 +22,8 @@ class BackboneImpl : public torch::nn::Module {
 
   void PrepareForInference(bool use_onednn = true);
   int64_t num_channels() const { return body->num_channels(); }
+  /// What runs the backbone's convolutions at inference, and why.
+  const std::string& engine() const { return body->engine(); }
 
  private:
   ResNetBody body{nullptr};

@@ -44,6 +44,8 @@ class DetrImpl : public torch::nn::Module {
   /// onednn_backbone: run the backbone through OneDnnResNet (Winograd).
   void PrepareForInference(bool onednn_backbone = true);
   bool prepared_for_inference() const { return prepared_; }
+  /// For logs: what runs the backbone's convolutions at inference, and why.
+  const std::string& backbone_engine() const { return backbone0->engine(); }
 
   const ModelConfig& config() const { return config_; }
   /// Number of parameters as built (frozen batch-norm statistics are buffers).

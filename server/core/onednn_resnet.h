@@ -3,19 +3,27 @@
 // convolutions run on.
 //
 // Why not LibTorch's convolutions: ATen always asks oneDNN for its direct
-// algorithm, which already runs at this CPU's fp32 peak (measured: 225-235
-// GFLOP/s on every 3x3 convolution of ResNet-50, sgemm 208). Winograd
-// F(4x4, 3x3) does 4x fewer multiplications for 3x3 convolutions of stride 1;
-// oneDNN's implementation ran the same convolutions in 6.8-9.0 ms instead of
-// 17 ms, with output differences of ~2e-6 relative (measured here). It needs
-// oneDNN's blocked layout (nChw16c), so the whole body runs in that layout,
-// with the residual add and ReLU fused into the convolutions as post-ops, and
-// converts back to NCHW once at the end.
+// algorithm. Winograd F(4x4, 3x3) / F(2x2, 3x3) does 2-4x fewer
+// multiplications for 3x3 convolutions of stride 1; on an AVX-512 CPU
+// oneDNN's implementation ran ResNet-50's in 6.8-9.0 ms instead of 17 ms, with
+// output differences of ~2e-6 relative (measured here). The residual add and
+// ReLU are fused into the convolutions as post-ops.
+//
+// Layouts are oneDNN's choice (format_tag::any), because the fast layout
+// depends on the instruction set: 16-channel blocks on AVX-512, 8 on AVX2 and
+// SSE4.1. Each convolution is asked to read the layout its input already has;
+// only where no fast implementation does is the input reordered. A primitive
+// whose implementation is oneDNN's reference code (impl_info_str "ref:...",
+// 100x slower) is never accepted: the constructor throws Unavailable instead,
+// and the caller keeps LibTorch's convolutions.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <ATen/Tensor.h>
@@ -41,9 +49,24 @@ class OneDnnResNet {
   /// True when the project was built with oneDNN (libdnnl-dev).
   static bool Available();
 
+  /// oneDNN cannot run some layer here with an implementation the body
+  /// accepts; what() names the layer and what oneDNN offered.
+  class Unavailable : public std::runtime_error {
+   public:
+    using std::runtime_error::runtime_error;
+  };
+
+  /// Whether an implementation (a primitive's impl_info_str) may run.
+  using Acceptable = std::function<bool(const std::string& implementation)>;
+  /// Anything but oneDNN's reference code ("ref:any", "ref_...").
+  static bool NotReference(const std::string& implementation);
+
   /// stem: the 7x7 convolution (then ReLU and 3x3/2 max-pooling); blocks: all
-  /// residual blocks of layer1..layer4 in order. Copies the weights.
-  OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks);
+  /// residual blocks of layer1..layer4 in order. Copies the weights, and plans
+  /// a small probe input at once, so that a CPU on which oneDNN offers only
+  /// unacceptable code throws Unavailable here, not at the first request.
+  OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks,
+               Acceptable acceptable = NotReference);
   ~OneDnnResNet();
   OneDnnResNet(const OneDnnResNet&) = delete;
   OneDnnResNet& operator=(const OneDnnResNet&) = delete;
@@ -51,7 +74,16 @@ class OneDnnResNet {
   /// (B, 3, H, W) float image -> (B, C, h, w) contiguous float features,
   /// equal to the LibTorch body's output up to float rounding. Thread-safe;
   /// the plan for each input shape is built once (a few shapes are kept).
+  /// Throws Unavailable if this shape has no acceptable plan.
   at::Tensor forward(const at::Tensor& images) const;
+
+  /// The implementation of every primitive in the plan for an input of
+  /// `input_sizes` (B, 3, H, W), in execution order, reorders included.
+  std::vector<std::string> Implementations(at::IntArrayRef input_sizes) const;
+
+  /// For logs: the instruction set oneDNN runs with and the probe plan's
+  /// implementations with their counts, e.g. "AVX2: 17x jit:avx2, ...".
+  std::string Summary() const;
 
  private:
   struct Impl;

@@ -2,6 +2,8 @@
 // onednn_matmul.cc). Included only where DETR_HAVE_ONEDNN is defined.
 #pragma once
 
+#include <string>
+
 #include <ATen/Tensor.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -9,6 +11,10 @@ namespace detr::onednn {
 
 /// The CPU engine every primitive of the process runs on (built once).
 const dnnl::engine& Engine();
+
+/// The instruction set oneDNN's JIT code runs with here ("AVX-512", "AVX2",
+/// ...): the CPU's best, capped by ONEDNN_MAX_CPU_ISA.
+std::string EffectiveIsaName();
 
 /// Primitive attributes with caller-provided scratchpads. Why: with oneDNN's
 /// own (library) scratchpad, two threads running the same primitive at once

@@ -1,7 +1,11 @@
 #include "server/core/optimization_attention_inference.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -13,15 +17,33 @@ namespace detr {
 
 namespace optimization_kernel {
 
-Isa BestIsa() {
+namespace {
+
+Isa CpuIsa() {
 #if defined(DETR_HAVE_SIMD_KERNELS)
-  static const Isa best = __builtin_cpu_supports("avx512f")                                    ? Isa::kAvx512
-                          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::kAvx2
-                                                                                              : Isa::kNone;
-  return best;
+  return __builtin_cpu_supports("avx512f")                                    ? Isa::kAvx512
+         : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::kAvx2
+                                                                             : Isa::kNone;
 #else
   return Isa::kNone;
 #endif
+}
+
+}  // namespace
+
+Isa IsaCap(const char* value) {
+  if (value == nullptr || *value == '\0') return Isa::kAvx512;
+  std::string name(value);
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (name == "AVX512" || name == "ALL") return Isa::kAvx512;
+  if (name == "AVX2") return Isa::kAvx2;
+  if (name == "NONE" || name == "ATEN") return Isa::kNone;
+  throw std::invalid_argument(std::string(kIsaCapVariable) + "=" + value + ": expected AVX512, AVX2 or NONE");
+}
+
+Isa BestIsa() {
+  static const Isa best = std::min(CpuIsa(), IsaCap(std::getenv(kIsaCapVariable)));
+  return best;
 }
 
 const char* ToString(Isa isa) {

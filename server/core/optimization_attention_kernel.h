@@ -49,7 +49,17 @@ struct HeadTask {
 /// The instruction sets the kernel is built for, best last.
 enum class Isa { kNone, kAvx2, kAvx512 };
 
-/// The best instruction set this CPU and build run the kernel with.
+/// The environment variable that caps the kernel's instruction set, as
+/// ONEDNN_MAX_CPU_ISA caps oneDNN's: AVX512 (no cap), AVX2, or NONE (the ATen
+/// path). Why: to test and measure every path on one machine.
+constexpr const char* kIsaCapVariable = "DETR_KERNEL_MAX_ISA";
+/// The cap a value of that variable names (null or empty: no cap). Throws
+/// std::invalid_argument for anything else.
+Isa IsaCap(const char* value);
+
+/// The best instruction set this CPU and build run the kernel with, under
+/// the cap of DETR_KERNEL_MAX_ISA. Throws std::invalid_argument if the
+/// variable holds an unknown value.
 Isa BestIsa();
 /// "AVX-512", "AVX2" or "none (ATen path)", for logs and errors.
 const char* ToString(Isa isa);

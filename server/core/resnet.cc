@@ -128,7 +128,14 @@ torch::nn::Sequential ResNetBodyImpl::MakeLayer(bool bottleneck, int64_t planes,
 }
 
 at::Tensor ResNetBodyImpl::forward(const at::Tensor& x) {
-  if (onednn_ && !at::GradMode::is_enabled()) return onednn_->forward(x);
+  if (onednn_ && !at::GradMode::is_enabled()) {
+    try {
+      return onednn_->forward(x);
+    } catch (const OneDnnResNet::Unavailable&) {
+      // This input shape has no acceptable oneDNN plan (the probe shape had
+      // one): LibTorch's convolutions run it, on the same folded weights.
+    }
+  }
   auto out = bn1(conv1(x)).relu_();
   out = at::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
   out = layer1->forward(out);
@@ -137,7 +144,7 @@ at::Tensor ResNetBodyImpl::forward(const at::Tensor& x) {
   return layer4->forward(out);
 }
 
-void ResNetBodyImpl::PrepareForInference(bool use_onednn) {
+void ResNetBodyImpl::PrepareForInference(bool use_onednn, const OneDnnResNet::Acceptable& acceptable) {
   bn1->FoldInto(*conv1);
   std::vector<ResidualBlockParams> blocks;
   for (auto* layer : {&layer1, &layer2, &layer3, &layer4}) {
@@ -148,7 +155,14 @@ void ResNetBodyImpl::PrepareForInference(bool use_onednn) {
     }
   }
   ToChannelsLast(*this);
-  if (use_onednn && OneDnnResNet::Available()) onednn_ = std::make_shared<const OneDnnResNet>(ParamsOf(*conv1), blocks);
+  engine_ = "LibTorch convolutions (channels-last, folded batch-norm)";
+  if (!use_onednn || !OneDnnResNet::Available()) return;
+  try {
+    onednn_ = std::make_shared<const OneDnnResNet>(ParamsOf(*conv1), blocks, acceptable);
+    engine_ = "oneDNN " + onednn_->Summary();
+  } catch (const OneDnnResNet::Unavailable& e) {
+    engine_ += ", because " + std::string(e.what());
+  }
 }
 
 }  // namespace detr

@@ -48,10 +48,20 @@ class ResNetBodyImpl : public torch::nn::Module {
   /// Folds every frozen batch-norm into its convolution and stores the
   /// convolution weights channels-last, the layout oneDNN's CPU kernels prefer.
   /// With `use_onednn` (and oneDNN built in), forward passes without autograd
-  /// then run through OneDnnResNet (Winograd 3x3 convolutions).
-  void PrepareForInference(bool use_onednn = true);
+  /// then run through OneDnnResNet (Winograd 3x3 convolutions), unless oneDNN
+  /// offers an implementation `acceptable` refuses for some layer (by
+  /// default: its reference code); then they keep LibTorch's convolutions,
+  /// and engine() says why.
+  void PrepareForInference(bool use_onednn = true,
+                           const OneDnnResNet::Acceptable& acceptable = OneDnnResNet::NotReference);
 
   int64_t num_channels() const { return num_channels_; }
+
+  /// For logs: what runs the convolutions of inference passes, and why.
+  const std::string& engine() const { return engine_; }
+  /// The oneDNN body inference passes run through; null when they run on
+  /// LibTorch's convolutions.
+  const OneDnnResNet* onednn() const { return onednn_.get(); }
 
  private:
   torch::nn::Sequential MakeLayer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride,
@@ -64,6 +74,7 @@ class ResNetBodyImpl : public torch::nn::Module {
   FrozenBatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   std::shared_ptr<const OneDnnResNet> onednn_;  // set by PrepareForInference
+  std::string engine_ = "LibTorch convolutions";
 };
 TORCH_MODULE(ResNetBody);
 

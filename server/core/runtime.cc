@@ -14,6 +14,9 @@
 #include <torch/version.h>
 
 #include "server/core/optimization_attention_kernel.h"
+#ifdef DETR_HAVE_ONEDNN
+#include "server/core/onednn_support.h"
+#endif
 
 namespace detr {
 
@@ -49,8 +52,13 @@ std::string ErrorMessage(const std::exception& error) {
 std::string RuntimeSummary() {
   std::ostringstream text;
   text << "LibTorch " << TORCH_VERSION << ", " << at::get_num_threads() << " intra-op thread(s), MKL-DNN "
-       << (at::hasMKLDNN() ? "on" : "off") << ", optimization attention kernel "
-       << optimization_kernel::ToString(optimization_kernel::BestIsa());
+       << (at::hasMKLDNN() ? "on" : "off") << ", oneDNN "
+#ifdef DETR_HAVE_ONEDNN
+       << onednn::EffectiveIsaName()
+#else
+       << "not built in"
+#endif
+       << ", optimization attention kernel " << optimization_kernel::ToString(optimization_kernel::BestIsa());
   return text.str();
 }
 

@@ -1,6 +1,7 @@
 // The oneDNN backbone (Winograd convolutions in the blocked layout) against
 // the LibTorch ResNet body it replaces, on the same folded weights.
 #include <algorithm>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -33,6 +34,19 @@ ResNetBody RandomBody(const std::string& name, bool dilation) {
   return body;
 }
 
+// Every primitive oneDNN runs for this input is JIT code, never its
+// reference implementation. Run under ONEDNN_MAX_CPU_ISA=AVX2 and =SSE41 too
+// (tests/core/CMakeLists.txt), this covers CPUs without AVX-512.
+void ExpectNoReferenceCode(ResNetBodyImpl& body, at::IntArrayRef sizes) {
+  ASSERT_NE(body.engine().rfind("oneDNN", 0), std::string::npos) << body.engine();
+  const auto implementations = body.onednn()->Implementations(sizes);
+  ASSERT_FALSE(implementations.empty());
+  std::string all;
+  for (const auto& name : implementations) all += name + " ";
+  for (const auto& name : implementations) EXPECT_TRUE(OneDnnResNet::NotReference(name)) << all;
+  std::cout << body.engine() << "\n  plan for " << sizes << ": " << all << "\n";
+}
+
 class OneDnnResNetTest : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
 
 TEST_P(OneDnnResNetTest, MatchesTheLibTorchBody) {
@@ -46,6 +60,7 @@ TEST_P(OneDnnResNetTest, MatchesTheLibTorchBody) {
   // Batch of two, odd sizes; once NCHW and once channels-last, as the
   // backbone hands it over.
   auto images = at::randn({2, 3, 75, 94});
+  ExpectNoReferenceCode(*fast, images.sizes());
   for (const auto& input : {images, images.contiguous(at::MemoryFormat::ChannelsLast)}) {
     auto expected = reference->forward(input);
     auto actual = fast->forward(input);
@@ -106,6 +121,38 @@ TEST(OneDnnResNetTest, MoreShapesThanCachedPlansStayCorrect) {
       EXPECT_LE((fast->forward(images) - expected).abs().max().item<double>(), 1e-4 * scale) << "width " << width;
     }
   }
+}
+
+// Where oneDNN offers only code the body refuses (here: everything, through
+// the acceptance rule), the body keeps LibTorch's convolutions, says why,
+// and still computes the same features.
+TEST(OneDnnResNetTest, RefusedImplementationsLeaveTheLibTorchConvolutions) {
+  if (!OneDnnResNet::Available()) GTEST_SKIP() << "built without oneDNN";
+  auto reference = RandomBody("resnet18", false);
+  auto body = RandomBody("resnet18", false);
+  reference->PrepareForInference(/*use_onednn=*/false);
+  std::vector<std::string> refused;
+  body->PrepareForInference(true, [&](const std::string& implementation) {
+    refused.push_back(implementation);
+    return false;
+  });
+  EXPECT_EQ(body->onednn(), nullptr);
+  EXPECT_FALSE(refused.empty());
+  EXPECT_NE(body->engine().find("LibTorch convolutions"), std::string::npos) << body->engine();
+  EXPECT_NE(body->engine().find("stem convolution"), std::string::npos) << body->engine();
+  EXPECT_NE(body->engine().find(refused.front()), std::string::npos) << body->engine();
+  torch::NoGradGuard no_grad;
+  const auto images = at::randn({1, 3, 48, 64});
+  EXPECT_TRUE(at::allclose(body->forward(images), reference->forward(images)));
+}
+
+// The reference implementation is what NotReference refuses, and only it.
+TEST(OneDnnResNetTest, NotReferenceRefusesOnlyReferenceCode) {
+  EXPECT_FALSE(OneDnnResNet::NotReference("ref:any"));
+  EXPECT_FALSE(OneDnnResNet::NotReference("ref_fused_convolution:any"));
+  EXPECT_TRUE(OneDnnResNet::NotReference("jit:avx2"));
+  EXPECT_TRUE(OneDnnResNet::NotReference("jit_fp32_wino_2x3:avx512_core"));
+  EXPECT_TRUE(OneDnnResNet::NotReference("brg:avx512_core"));
 }
 
 TEST(OneDnnResNetTest, GradientsStillFlowThroughTheLibTorchPath) {
