@@ -32,6 +32,13 @@ TOOL_PACKAGES=(
 packages=("${BUILD_PACKAGES[@]}")
 [[ "${DETR_DEPS:-all}" == build ]] || packages+=("${TOOL_PACKAGES[@]}")
 
+# --list: print the packages, one per line, and change nothing (the
+# dependency-closure test reads them from here).
+if [[ "${1:-}" == --list ]]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
+
 missing=()
 for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

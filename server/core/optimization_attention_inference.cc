@@ -41,8 +41,19 @@ Isa IsaCap(const char* value) {
   throw std::invalid_argument(std::string(kIsaCapVariable) + "=" + value + ": expected AVX512, AVX2 or NONE");
 }
 
+Isa IsaCapOfOneDnn(const char* value) {
+  std::string name(value == nullptr ? "" : value);
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (name.rfind("AVX2", 0) == 0) return Isa::kAvx2;
+  if (name == "SSE41" || name == "AVX") return Isa::kNone;
+  return Isa::kAvx512;  // unset, ALL, AVX512_*, or a value oneDNN itself rejects
+}
+
 Isa BestIsa() {
-  static const Isa best = std::min(CpuIsa(), IsaCap(std::getenv(kIsaCapVariable)));
+  static const Isa best = [] {
+    const char* cap = std::getenv(kIsaCapVariable);
+    return std::min(CpuIsa(), cap != nullptr ? IsaCap(cap) : IsaCapOfOneDnn(std::getenv("ONEDNN_MAX_CPU_ISA")));
+  }();
   return best;
 }
 

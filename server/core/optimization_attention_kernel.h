@@ -57,9 +57,16 @@ constexpr const char* kIsaCapVariable = "DETR_KERNEL_MAX_ISA";
 /// std::invalid_argument for anything else.
 Isa IsaCap(const char* value);
 
+/// The cap that follows oneDNN's, for a value of ONEDNN_MAX_CPU_ISA: AVX2*
+/// caps the kernel at AVX2, SSE41 and AVX at the ATen path, anything else
+/// (unset, ALL, AVX512_*) not at all.
+Isa IsaCapOfOneDnn(const char* value);
+
 /// The best instruction set this CPU and build run the kernel with, under
-/// the cap of DETR_KERNEL_MAX_ISA. Throws std::invalid_argument if the
-/// variable holds an unknown value.
+/// the cap of DETR_KERNEL_MAX_ISA, or where that is unset, of
+/// ONEDNN_MAX_CPU_ISA (so that one variable makes the process behave as on a
+/// CPU without AVX-512). Throws std::invalid_argument if DETR_KERNEL_MAX_ISA
+/// holds an unknown value.
 Isa BestIsa();
 /// "AVX-512", "AVX2" or "none (ATen path)", for logs and errors.
 const char* ToString(Isa isa);

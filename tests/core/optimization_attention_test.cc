@@ -326,6 +326,9 @@ TEST(OptimizationAttentionInferenceTest, EqualsTheDifferentiablePath) {
 #include "server/core/optimization_attention_kernel.h"
 #include "server/core/runtime.h"
 
+#include <cstdlib>
+#include <iostream>
+
 namespace detr {
 namespace {
 
@@ -449,6 +452,27 @@ TEST(OptimizationAttentionKernelChoiceTest, NoQueryRowsGiveAnEmptyOutput) {
   auto out = OptimizationAttentionInference(problem, at::randn({1, 2, 9, 32}), AttentionOptions{}, 0,
                                             OptimizationBackend::kAvx2);
   EXPECT_EQ(out.sizes(), (at::IntArrayRef{1, 2, 0, 32}));
+}
+
+// The kernel's instruction-set cap: DETR_KERNEL_MAX_ISA by name, else the
+// one that follows ONEDNN_MAX_CPU_ISA, and the cap this process runs under.
+TEST(OptimizationAttentionKernelChoiceTest, TheCapFollowsTheEnvironment) {
+  using optimization_kernel::Isa;
+  EXPECT_EQ(optimization_kernel::IsaCap(nullptr), Isa::kAvx512);
+  EXPECT_EQ(optimization_kernel::IsaCap("avx2"), Isa::kAvx2);
+  EXPECT_EQ(optimization_kernel::IsaCap("NONE"), Isa::kNone);
+  EXPECT_THROW(optimization_kernel::IsaCap("avx-2"), std::invalid_argument);
+  EXPECT_EQ(optimization_kernel::IsaCapOfOneDnn(nullptr), Isa::kAvx512);
+  EXPECT_EQ(optimization_kernel::IsaCapOfOneDnn("AVX512_CORE"), Isa::kAvx512);
+  EXPECT_EQ(optimization_kernel::IsaCapOfOneDnn("avx2_vnni"), Isa::kAvx2);
+  EXPECT_EQ(optimization_kernel::IsaCapOfOneDnn("SSE41"), Isa::kNone);
+
+  const char* own = std::getenv(optimization_kernel::kIsaCapVariable);
+  const Isa cap = own != nullptr ? optimization_kernel::IsaCap(own)
+                                 : optimization_kernel::IsaCapOfOneDnn(std::getenv("ONEDNN_MAX_CPU_ISA"));
+  EXPECT_LE(optimization_kernel::BestIsa(), cap);
+  EXPECT_EQ(optimization_kernel::Available(Isa::kAvx512, 32), cap >= Isa::kAvx512 && optimization_kernel::BestIsa() == Isa::kAvx512);
+  std::cout << "kernel: " << optimization_kernel::ToString(optimization_kernel::BestIsa()) << "\n";
 }
 
 }  // namespace

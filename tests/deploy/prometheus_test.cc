@@ -75,8 +75,10 @@ class PrometheusProcess {
     const std::string storage = "--storage.tsdb.path=" + kOut + "/prometheus-data";
     const std::string config = "--config.file=" + config_path;
     const std::string listen = "--web.listen-address=" + address_;
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      DieWithParent(parent);
       const int log = open((kOut + "/prometheus.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(log, 1);
       dup2(log, 2);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <tuple>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -410,6 +411,53 @@ TEST(ServerStartupTest, BadConfigOrWeightsStopStartUpWithAMessage) {
   EXPECT_EQ(code, 1);
   EXPECT_NE(output.find("model 'a' cannot be loaded"), std::string::npos) << output;
   EXPECT_NE(output.find(weights), std::string::npos) << output;
+}
+
+// Not a test on its own: the helper process of the next test. It starts a
+// server, reports the server's pid on the file descriptor the next test
+// names, and waits to be killed.
+TEST(ServerProcessTest, HelperThatHoldsAServer) {
+  const char* fd = std::getenv("DETR_HELPER_FD");
+  if (fd == nullptr) GTEST_SKIP() << "runs only as the helper of ServerDiesWithTheTestThatStartedIt";
+  ServerProcess server(Config(), "HelperThatHoldsAServer");
+  const int pid = server.pid();
+  ASSERT_EQ(::write(std::atoi(fd), &pid, sizeof pid), static_cast<ssize_t>(sizeof pid));
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+
+bool ProcessIsGone(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_field, name, state;
+  return !(stat >> pid_field >> name >> state) || state == "Z";  // a zombie runs no code
+}
+
+// A test killed as CTest kills one at its timeout takes its server with it.
+TEST(ServerProcessTest, ServerDiesWithTheTestThatStartedIt) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t helper = ::fork();
+  if (helper == 0) {
+    ::close(fds[0]);
+    ::setenv("DETR_HELPER_FD", std::to_string(fds[1]).c_str(), 1);
+    const std::string self = "/proc/self/exe";
+    ::execl(self.c_str(), self.c_str(), "--gtest_filter=ServerProcessTest.HelperThatHoldsAServer",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  int server_pid = -1;
+  ASSERT_EQ(::read(fds[0], &server_pid, sizeof server_pid), static_cast<ssize_t>(sizeof server_pid));
+  ::close(fds[0]);
+  ASSERT_GT(server_pid, 0);
+  EXPECT_FALSE(ProcessIsGone(server_pid));
+  ::kill(helper, SIGKILL);
+  ::waitpid(helper, nullptr, 0);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!ProcessIsGone(server_pid) && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(ProcessIsGone(server_pid)) << "detr-server " << server_pid << " outlived the test that started it";
+  if (!ProcessIsGone(server_pid)) ::kill(server_pid, SIGKILL);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -56,6 +57,11 @@ bool Serving(const std::string& target) {
 
 }  // namespace
 
+void DieWithParent(pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);  // it died before the request took effect
+}
+
 int FreePort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
@@ -76,8 +82,10 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
   target_ = "127.0.0.1:" + std::to_string(FreePort());
   metrics_ = "127.0.0.1:" + std::to_string(FreePort());
   log_path_ = dir + "/" + name + ".log";
+  const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
+    DieWithParent(parent);
     const int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);

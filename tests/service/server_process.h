@@ -3,6 +3,8 @@
 // SIGTERM (checking that it exits 0) when destroyed.
 #pragma once
 
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
 
@@ -14,6 +16,11 @@ namespace detr::testing {
 
 /// GET http://host_port/path; the body, or "" on failure.
 std::string HttpGet(const std::string& host_port, const std::string& path);
+
+/// In a child just forked from `parent`: asks the kernel to kill this
+/// process when the parent dies, so that a test killed by CTest's timeout
+/// leaves no server behind. Exits at once if the parent is already gone.
+void DieWithParent(pid_t parent);
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (prometheus-style
 /// servers cannot bind port 0 and report it, so the test picks one).
