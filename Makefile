@@ -7,7 +7,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench train clean
+.PHONY: all deps configure build test serve bench train fresh-check clean
 
 all: build
 
@@ -42,6 +42,12 @@ bench: build
 TRAIN_DIR ?= runs/accuracy
 train: build
 	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_default_models.sh $(TRAIN_DIR)
+
+# The README's commands in a chroot of a minimal Debian 12 built from this
+# machine's mirror, on the committed checkout (tests/fresh_machine/). Minutes;
+# run it after changing install-deps, CMake or the Dockerfile.
+fresh-check:
+	bash tests/fresh_machine/fresh_check.sh
 
 clean:
 	rm -rf $(BUILD_DIR)
