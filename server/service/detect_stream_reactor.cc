@@ -5,7 +5,7 @@
 namespace detr {
 
 DetectStreamReactor::DetectStreamReactor(DetectorService& service, grpc::CallbackServerContext* context)
-    : service_(service), context_(context) {
+    : service_(service), call_(std::make_shared<CallState>(context->deadline())) {
   StartRead(&request_);
 }
 
@@ -23,7 +23,7 @@ void DetectStreamReactor::OnReadDone(bool ok) {
   v1::DetectRequest frame = request_;
   lock.unlock();
   StartRead(&request_);  // read the next frame while this one runs
-  service_.Handle(std::move(frame), context_, [this, sequence](const grpc::Status& status, v1::DetectResponse&& response) {
+  service_.Handle(std::move(frame), call_, [this, sequence](const grpc::Status& status, v1::DetectResponse&& response) {
     OnResult(sequence, status, std::move(response));
   });
 }
@@ -47,6 +47,7 @@ void DetectStreamReactor::OnWriteDone(bool ok) {
   if (!ok && !finished_) {  // the client is gone
     finished_ = true;
     lock.unlock();
+    call_->Cancel();
     Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
     return;
   }
@@ -80,10 +81,16 @@ DetectStreamReactor::Action DetectStreamReactor::NextAction() {
 
 void DetectStreamReactor::Perform(Action action) {
   if (action == Action::kWrite) StartWrite(&write_buffer_);
-  if (action == Action::kFinish) Finish(final_status_);
+  if (action == Action::kFinish) {
+    call_->Cancel();  // frames still queued have nobody to answer
+    Finish(final_status_);
+  }
 }
 
+void DetectStreamReactor::OnCancel() { call_->Cancel(); }
+
 void DetectStreamReactor::OnDone() {
+  call_->Cancel();
   std::unique_lock<std::mutex> lock(mutex_);
   done_ = true;
   ReleaseIfDone(lock);

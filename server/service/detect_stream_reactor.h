@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "detr/v1/detector.grpc.pb.h"
+#include "server/service/call_state.h"
 
 namespace detr {
 
@@ -19,6 +20,7 @@ class DetectStreamReactor final : public grpc::ServerBidiReactor<v1::DetectReque
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
+  void OnCancel() override;
   void OnDone() override;
 
  private:
@@ -36,7 +38,9 @@ class DetectStreamReactor final : public grpc::ServerBidiReactor<v1::DetectReque
   void ReleaseIfDone(std::unique_lock<std::mutex>& lock);
 
   DetectorService& service_;
-  grpc::CallbackServerContext* context_;
+  // Shared with every frame's queued work; cancelled once nobody can read
+  // the answers (the client cancelled, or the stream is finished).
+  const std::shared_ptr<CallState> call_;
   v1::DetectRequest request_;   // the read buffer; only one read is outstanding
 
   std::mutex mutex_;

@@ -11,6 +11,7 @@
 #include "server/core/runtime.h"
 #include "server/image/image_header.h"
 #include "server/image/preprocess.h"
+#include "server/service/client_text.h"
 #include "server/service/detect_stream_reactor.h"
 
 namespace detr {
@@ -20,7 +21,19 @@ using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+std::optional<RequestError> CheckLength(const char* field, const std::string& value) {
+  if (value.size() <= kMaxClientStringBytes) return std::nullopt;
+  return RequestError{ErrorKind::kInvalidArgument, std::string(field) + " is " + std::to_string(value.size()) +
+                                                       " bytes long; the limit is " +
+                                                       std::to_string(kMaxClientStringBytes)};
+}
+
 std::optional<RequestError> Validate(const v1::DetectRequest& request, std::int64_t max_pixels) {
+  for (const auto& [field, value] : {std::pair<const char*, const std::string&>{"model", request.model()},
+                                     {"request_id", request.request_id()},
+                                     {"routing_key", request.routing_key()}}) {
+    if (auto error = CheckLength(field, value)) return error;
+  }
   const float threshold = request.score_threshold();
   if (!std::isfinite(threshold) || threshold < 0 || threshold > 1) {
     return RequestError{ErrorKind::kInvalidArgument, "score_threshold must be a number in [0, 1], got " +
@@ -135,12 +148,15 @@ void DetectorService::Reject(const std::string& model, const std::string& reques
                              Clock::time_point start, const Done& done) {
   const auto status = ToGrpcStatus(error);
   const char* code = StatusCodeName(status.error_code());
-  metrics_.RecordRequest(model.empty() ? "none" : model, "none", code, SecondsSince(start));
-  spdlog::warn("request '{}' failed: {} {}", request_id, code, error.message);
+  // Metric labels come only from configured names: a client's made-up name
+  // must not add series.
+  const bool known = runners_.count(model) != 0 || config_.FindExperiment(model) != nullptr;
+  metrics_.RecordRequest(known ? model : (model.empty() ? "none" : "unknown"), "none", code, SecondsSince(start));
+  spdlog::warn("request '{}' failed: {} {}", Echo(request_id), code, error.message);
   done(status, v1::DetectResponse());
 }
 
-void DetectorService::Handle(v1::DetectRequest request, grpc::CallbackServerContext* context, Done done) {
+void DetectorService::Handle(v1::DetectRequest request, std::shared_ptr<const CallState> call, Done done) {
   const auto start = Clock::now();
   if (draining_.load()) {
     return Reject(request.model(), request.request_id(), {ErrorKind::kDraining, "the server is shutting down"}, start, done);
@@ -151,12 +167,11 @@ void DetectorService::Handle(v1::DetectRequest request, grpc::CallbackServerCont
   if (!router_.Resolve(request.model(), request.routing_key(), route, error)) {
     return Reject(request.model(), request.request_id(), error, start, done);
   }
-  preprocess_pool_.Post([this, request = std::move(request), context, route, start, done = std::move(done)]() mutable {
-    Prepare(request, context, route, start, std::move(done));
-  });
+  preprocess_pool_.Post([this, request = std::move(request), call = std::move(call), route, start,
+                         done = std::move(done)]() mutable { Prepare(request, std::move(call), route, start, std::move(done)); });
 }
 
-void DetectorService::Prepare(const v1::DetectRequest& request, grpc::CallbackServerContext* context, const Route& route,
+void DetectorService::Prepare(const v1::DetectRequest& request, std::shared_ptr<const CallState> call, const Route& route,
                               Clock::time_point start, Done done) {
   const auto preprocess_start = Clock::now();
   cv::Mat rgb;
@@ -179,9 +194,7 @@ void DetectorService::Prepare(const v1::DetectRequest& request, grpc::CallbackSe
                            if (outcome.ok) OfferShadowResult(comparison, false, outcome.detections, metrics_, experiment);
                          });
   }
-  auto abandoned = [context] {
-    return context->IsCancelled() || std::chrono::system_clock::now() > context->deadline();
-  };
+  auto abandoned = [call = std::move(call)] { return call->abandoned(); };
   const int width = rgb.cols, height = rgb.rows;
   route.primary->Submit(std::move(image), OptionsOf(request), abandoned,
                         [this, route, request_id = request.request_id(), start, preprocess_seconds, width, height, comparison,
@@ -200,7 +213,8 @@ void DetectorService::Answer(const Route& route, const std::string& request_id, 
   if (!outcome.ok) {
     const auto status = ToGrpcStatus(outcome.error);
     metrics_.RecordRequest(model.name(), model.attention_label(), StatusCodeName(status.error_code()), SecondsSince(start));
-    spdlog::warn("request '{}' failed: {} {}", request_id, StatusCodeName(status.error_code()), outcome.error.message);
+    spdlog::warn("request '{}' failed: {} {}", Echo(request_id), StatusCodeName(status.error_code()),
+                 outcome.error.message);
     return done(status, v1::DetectResponse());
   }
   v1::DetectResponse response;
@@ -231,10 +245,27 @@ void DetectorService::Answer(const Route& route, const std::string& request_id, 
   done(grpc::Status::OK, std::move(response));
 }
 
+namespace {
+
+// A unary Detect: its CallState learns of the client's cancellation.
+class DetectReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit DetectReactor(grpc::CallbackServerContext* context)
+      : call_(std::make_shared<CallState>(context->deadline())) {}
+  std::shared_ptr<const CallState> call() const { return call_; }
+  void OnCancel() override { call_->Cancel(); }
+  void OnDone() override { delete this; }  // gRPC's reactor contract: the last event
+
+ private:
+  const std::shared_ptr<CallState> call_;
+};
+
+}  // namespace
+
 grpc::ServerUnaryReactor* DetectorService::Detect(grpc::CallbackServerContext* context, const v1::DetectRequest* request,
                                                   v1::DetectResponse* response) {
-  auto* reactor = context->DefaultReactor();
-  Handle(*request, context, [reactor, response](const grpc::Status& status, v1::DetectResponse&& result) {
+  auto* reactor = new DetectReactor(context);  // deletes itself in OnDone
+  Handle(*request, reactor->call(), [reactor, response](const grpc::Status& status, v1::DetectResponse&& result) {
     if (status.ok()) *response = std::move(result);
     reactor->Finish(status);
   });
@@ -284,7 +315,7 @@ grpc::ServerUnaryReactor* DetectorService::GetModel(grpc::CallbackServerContext*
   auto* reactor = context->DefaultReactor();
   const auto it = runners_.find(request->name());
   if (it == runners_.end()) {
-    reactor->Finish(ToGrpcStatus({ErrorKind::kNotFound, "no model named '" + request->name() + "'"}));
+    reactor->Finish(ToGrpcStatus({ErrorKind::kNotFound, "no model named '" + Echo(request->name()) + "'"}));
   } else {
     *response = Describe(*it->second);
     reactor->Finish(grpc::Status::OK);

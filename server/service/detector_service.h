@@ -10,6 +10,7 @@
 #include <string>
 
 #include "detr/v1/detector.grpc.pb.h"
+#include "server/service/call_state.h"
 #include "server/service/metrics.h"
 #include "server/service/model_runner.h"
 #include "server/service/router.h"
@@ -38,10 +39,11 @@ class DetectorService final : public v1::Detector::CallbackService {
   using Done = std::function<void(const grpc::Status&, v1::DetectResponse&&)>;
   /// Runs one detection request (taken by value: it outlives the caller's
   /// message on the preprocessing pool); `done` is called exactly once.
-  void Handle(v1::DetectRequest request, grpc::CallbackServerContext* context, Done done);
+  /// `call` tells queued work whether anyone still waits for the answer.
+  void Handle(v1::DetectRequest request, std::shared_ptr<const CallState> call, Done done);
 
  private:
-  void Prepare(const v1::DetectRequest& request, grpc::CallbackServerContext* context, const Route& route,
+  void Prepare(const v1::DetectRequest& request, std::shared_ptr<const CallState> call, const Route& route,
                std::chrono::steady_clock::time_point start, Done done);
   void Answer(const Route& route, const std::string& request_id, std::chrono::steady_clock::time_point start,
               double preprocess_seconds, int width, int height, InferenceOutcome outcome, const Done& done);

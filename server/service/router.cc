@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "server/service/client_text.h"
+
 namespace detr {
 namespace {
 
@@ -50,7 +52,7 @@ bool Router::Resolve(const std::string& target, const std::string& routing_key, 
   }
   const auto* experiment = config_.FindExperiment(name);
   if (!experiment) {
-    error = {ErrorKind::kNotFound, "no model or experiment named '" + name + "' (ListModels lists them)"};
+    error = {ErrorKind::kNotFound, "no model or experiment named '" + Echo(name) + "' (ListModels lists them)"};
     return false;
   }
   route.experiment = experiment->name;
