@@ -5,9 +5,9 @@
 
 #include "client/commands.h"
 #include "client/latency_stats.h"
-#include "server/core/detection_agreement.h"
+#include "server/types/detection_agreement.h"
 
-namespace detr {
+namespace detr::client {
 namespace {
 
 struct Arm {
@@ -62,4 +62,4 @@ int RunAb(const ClientOptions& client, const AbCommand& command) {
   return 0;
 }
 
-}  // namespace detr
+}  // namespace detr::client

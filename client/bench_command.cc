@@ -17,20 +17,12 @@
 
 #include "client/commands.h"
 #include "client/latency_stats.h"
+#include "server/types/status_code_name.h"
 
-namespace detr {
+namespace detr::client {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-const char* CodeName(grpc::StatusCode code) {
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-                                 "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-                                 "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
-}
 
 // The images as requests carry them: encoded as read, or (raw) decoded here
 // into RGB pixels, which spares the server its decode for larger messages.
@@ -116,7 +108,7 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
       const double seconds = std::chrono::duration<double>(Clock::now() - sent).count();
       {
         std::lock_guard<std::mutex> lock(tally.mutex);
-        tally.codes[CodeName(status.error_code())]++;
+        tally.codes[StatusCodeName(status.error_code())]++;
         if (status.ok()) {
           tally.latencies.push_back(seconds);
           tally.by_model[response.model()].push_back(seconds);
@@ -180,4 +172,4 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
   return tally.codes.size() == 1 && tally.codes.count("OK") ? 0 : 1;
 }
 
-}  // namespace detr
+}  // namespace detr::client

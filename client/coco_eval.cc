@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace detr {
+namespace detr::client {
 namespace {
 
 struct AreaRange {
@@ -216,4 +216,4 @@ CocoDataset ReadCocoAnnotations(const std::string& path) {
   return dataset;
 }
 
-}  // namespace detr
+}  // namespace detr::client

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace detr {
+namespace detr::client {
 
 struct CocoBox {
   int image_id = 0;
@@ -41,4 +41,4 @@ struct CocoDataset {
 };
 CocoDataset ReadCocoAnnotations(const std::string& path);
 
-}  // namespace detr
+}  // namespace detr::client

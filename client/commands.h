@@ -6,7 +6,7 @@
 
 #include "client/detector_client.h"
 
-namespace detr {
+namespace detr::client {
 
 struct DetectCommand {
   std::vector<std::string> inputs;  // files or directories
@@ -51,4 +51,4 @@ int RunHealth(const ClientOptions& client, const std::string& model);
 /// Image files given as files or directories (directories: by extension).
 std::vector<std::string> ExpandImagePaths(const std::vector<std::string>& inputs);
 
-}  // namespace detr
+}  // namespace detr::client

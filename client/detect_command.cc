@@ -9,7 +9,7 @@
 #include "client/commands.h"
 #include "server/image/draw.h"
 
-namespace detr {
+namespace detr::client {
 namespace {
 
 nlohmann::json ToJson(const std::string& file, const v1::DetectResponse& r) {
@@ -43,9 +43,9 @@ void Draw(const std::string& file, const std::string& bytes, const v1::DetectRes
   if (bgr.empty()) return;
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  DrawDetections(rgb, ToDetections(response));
+  image::DrawDetections(rgb, ToDetections(response));
   std::filesystem::create_directories(dir);
-  WriteImage((std::filesystem::path(dir) / (std::filesystem::path(file).stem().string() + ".png")).string(), rgb);
+  image::WriteImage((std::filesystem::path(dir) / (std::filesystem::path(file).stem().string() + ".png")).string(), rgb);
 }
 
 }  // namespace
@@ -106,4 +106,4 @@ int RunDetect(const ClientOptions& client, const DetectCommand& command) {
   return failures == 0 ? 0 : 1;
 }
 
-}  // namespace detr
+}  // namespace detr::client

@@ -5,7 +5,7 @@
 #include <iterator>
 #include <stdexcept>
 
-namespace detr {
+namespace detr::client {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   grpc::ChannelArguments arguments;
@@ -44,4 +44,4 @@ std::unique_ptr<grpc::ClientContext> MakeContext(double seconds) {
   return context;
 }
 
-}  // namespace detr
+}  // namespace detr::client

@@ -7,9 +7,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "detr/v1/detector.grpc.pb.h"
-#include "server/core/detection.h"
+#include "server/types/detection.h"
 
-namespace detr {
+namespace detr::client {
 
 struct ClientOptions {
   std::string target;                  // host:port, or dns:///name:port for client-side balancing
@@ -31,4 +31,4 @@ Detections ToDetections(const v1::DetectResponse& response);
 /// A deadline `seconds` from now on a fresh context.
 std::unique_ptr<grpc::ClientContext> MakeContext(double seconds);
 
-}  // namespace detr
+}  // namespace detr::client

@@ -13,7 +13,7 @@
 #include "client/commands.h"
 #include "client/latency_stats.h"
 
-namespace detr {
+namespace detr::client {
 namespace {
 
 struct ModelRun {
@@ -111,4 +111,4 @@ int RunEval(const ClientOptions& client, const EvalCommand& command) {
   return 0;
 }
 
-}  // namespace detr
+}  // namespace detr::client

@@ -3,7 +3,7 @@
 #include "client/commands.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
-namespace detr {
+namespace detr::client {
 
 int RunHealth(const ClientOptions& client, const std::string& model) {
   auto stub = grpc::health::v1::Health::NewStub(MakeChannel(client));
@@ -21,4 +21,4 @@ int RunHealth(const ClientOptions& client, const std::string& model) {
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
 }
 
-}  // namespace detr
+}  // namespace detr::client

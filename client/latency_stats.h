@@ -5,7 +5,7 @@
 #include <cmath>
 #include <vector>
 
-namespace detr {
+namespace detr::client {
 
 struct LatencySummary {
   double p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;
@@ -32,4 +32,4 @@ inline LatencySummary Summarize(std::vector<double> values) {
   return s;
 }
 
-}  // namespace detr
+}  // namespace detr::client

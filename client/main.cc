@@ -5,7 +5,7 @@
 #include "client/commands.h"
 
 int main(int argc, char** argv) {
-  detr::ClientOptions client;
+  detr::client::ClientOptions client;
   client.target = "127.0.0.1:50051";
   CLI::App app{"detr-client: talks to a detr-server over gRPC."};
   app.add_option("--target", client.target,
@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", client.timeout_seconds, "deadline of each call, seconds")->capture_default_str();
   app.require_subcommand(1);
 
-  detr::DetectCommand detect;
+  detr::client::DetectCommand detect;
   auto* detect_cmd = app.add_subcommand("detect", "detect objects in images; one JSON line per image");
   detect_cmd->add_option("inputs", detect.inputs, "image files or directories")->required();
   detect_cmd->add_option("--model", detect.model, "model or experiment (default: the server's route)");
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   detect_cmd->add_option("--max-detections", detect.max_detections, "0 = all")->capture_default_str();
   detect_cmd->add_option("--draw", detect.draw_dir, "write each image with its boxes drawn into this directory");
 
-  detr::BenchCommand bench;
+  detr::client::BenchCommand bench;
   auto* bench_cmd = app.add_subcommand("bench", "load test: latency percentiles, throughput, errors per code");
   bench_cmd->add_option("--concurrency", bench.concurrency, "concurrent workers")->capture_default_str();
   auto* requests = bench_cmd->add_option("--requests", bench.requests, "stop after this many requests");
@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--raw", bench.raw, "decode the images here and send raw RGB (no server-side decode)");
   bench_cmd->add_flag("--json", bench.json, "print the report as JSON");
 
-  detr::AbCommand ab;
+  detr::client::AbCommand ab;
   auto* ab_cmd = app.add_subcommand("ab", "the same images through two models: latency, memory, agreement");
   ab_cmd->add_option("--model-a", ab.model_a, "model A")->required();
   ab_cmd->add_option("--model-b", ab.model_b, "model B")->required();
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   ab_cmd->add_option("--repeats", ab.repeats, "send each image this many times")->capture_default_str();
   ab_cmd->add_option("images", ab.images, "image files or directories")->required();
 
-  detr::EvalCommand eval;
+  detr::client::EvalCommand eval;
   auto* eval_cmd = app.add_subcommand("eval", "COCO AP/AR of a model (or two, side by side) on an annotated image set");
   eval_cmd->add_option("--annotations", eval.annotations, "COCO annotations JSON")->required()->check(CLI::ExistingFile);
   eval_cmd->add_option("--images", eval.images, "directory of the annotated images")->required()->check(CLI::ExistingDirectory);
@@ -62,11 +62,11 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    if (*detect_cmd) return detr::RunDetect(client, detect);
-    if (*bench_cmd) return detr::RunBench(client, bench);
-    if (*ab_cmd) return detr::RunAb(client, ab);
-    if (*health_cmd) return detr::RunHealth(client, health_model);
-    if (*eval_cmd) return detr::RunEval(client, eval);
+    if (*detect_cmd) return detr::client::RunDetect(client, detect);
+    if (*bench_cmd) return detr::client::RunBench(client, bench);
+    if (*ab_cmd) return detr::client::RunAb(client, ab);
+    if (*health_cmd) return detr::client::RunHealth(client, health_model);
+    if (*eval_cmd) return detr::client::RunEval(client, eval);
   } catch (const std::exception& e) {
     std::cerr << "detr-client: " << e.what() << "\n";
     return 1;

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace detr {
+namespace detr::image {
 
 inline std::uint32_t Be16(const unsigned char* p) { return (std::uint32_t(p[0]) << 8) | p[1]; }
 inline std::uint32_t Be32(const unsigned char* p) {
@@ -15,4 +15,4 @@ inline std::uint32_t Le32(const unsigned char* p) {
   return p[0] | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) | (std::uint32_t(p[3]) << 24);
 }
 
-}  // namespace detr
+}  // namespace detr::image

@@ -7,7 +7,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-namespace detr {
+namespace detr::image {
 namespace {
 
 cv::Scalar ClassColour(int class_id) {
@@ -52,4 +52,4 @@ void WriteImage(const std::string& path, const cv::Mat& rgb) {
   if (!ok) throw std::runtime_error(path + ": cannot write image (unknown extension or unwritable path)");
 }
 
-}  // namespace detr
+}  // namespace detr::image

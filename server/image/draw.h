@@ -5,9 +5,9 @@
 
 #include <opencv2/core/mat.hpp>
 
-#include "server/core/detection.h"
+#include "server/types/detection.h"
 
-namespace detr {
+namespace detr::image {
 
 /// Draws each detection's box and "name score" label on an RGB image, one
 /// colour per class.
@@ -16,4 +16,4 @@ void DrawDetections(cv::Mat& rgb, const Detections& detections);
 /// Writes an RGB image (format by extension). Throws std::runtime_error.
 void WriteImage(const std::string& path, const cv::Mat& rgb);
 
-}  // namespace detr
+}  // namespace detr::image

@@ -6,7 +6,7 @@
 
 #include "server/image/byte_order.h"
 
-namespace detr {
+namespace detr::image {
 namespace {
 
 using Size = std::optional<std::pair<long long, long long>>;
@@ -67,4 +67,4 @@ std::optional<std::pair<long long, long long>> PeekImageSize(const unsigned char
   return std::nullopt;
 }
 
-}  // namespace detr
+}  // namespace detr::image

@@ -7,10 +7,10 @@
 #include <optional>
 #include <utility>
 
-namespace detr {
+namespace detr::image {
 
 /// (width, height) from the header of a PNG, JPEG, BMP, GIF or WebP image;
 /// nullopt when the format is not one of these or the header is cut short.
 std::optional<std::pair<long long, long long>> PeekImageSize(const unsigned char* data, std::size_t size);
 
-}  // namespace detr
+}  // namespace detr::image

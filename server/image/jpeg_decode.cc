@@ -14,7 +14,7 @@
 
 #include "server/image/byte_order.h"
 
-namespace detr {
+namespace detr::image {
 namespace {
 
 // libjpeg reports errors through a callback that must not return; the
@@ -155,4 +155,4 @@ std::optional<cv::Mat> DecodeJpegToRgb(const unsigned char* data, std::size_t si
   return Upright(std::move(rgb), orientation);
 }
 
-}  // namespace detr
+}  // namespace detr::image

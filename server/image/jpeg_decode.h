@@ -9,7 +9,7 @@
 
 #include <opencv2/core/mat.hpp>
 
-namespace detr {
+namespace detr::image {
 
 /// True if the bytes start with a JPEG start-of-image marker.
 bool LooksLikeJpeg(const unsigned char* data, std::size_t size);
@@ -22,4 +22,4 @@ bool LooksLikeJpeg(const unsigned char* data, std::size_t size);
 /// alone would fill the missing part with grey and report success).
 std::optional<cv::Mat> DecodeJpegToRgb(const unsigned char* data, std::size_t size);
 
-}  // namespace detr
+}  // namespace detr::image

@@ -16,15 +16,20 @@
 #include <nlohmann/json.hpp>
 #include <torch/autograd.h>
 
-#include "server/core/cpu_allocator.h"
-#include "server/core/model_factory.h"
-#include "server/core/postprocess.h"
-#include "server/core/runtime.h"
-#include "server/core/tensor_io.h"
+#include "server/core/runtime/cpu_allocator.h"
+#include "server/core/model/model_factory.h"
+#include "server/core/model/postprocess.h"
+#include "server/core/runtime/runtime.h"
+#include "server/core/io/tensor_io.h"
 #include "server/image/draw.h"
+#include "server/core/model/input_tensors.h"
+#include "server/image/decode.h"
 #include "server/image/preprocess.h"
 
 namespace {
+
+namespace core = detr::core;
+namespace image = detr::image;
 
 struct Options {
   std::string model_config, weights, image, json_path, draw_path, raw_input, input_prefix, raw_output;
@@ -33,7 +38,7 @@ struct Options {
   int max_detections = 0;
   int threads = 0;
   bool no_optimize = false;
-  detr::ResizePolicy resize;
+  image::ResizePolicy resize;
 };
 
 nlohmann::json ToJson(const std::string& image, const cv::Mat& rgb, const detr::Detections& detections,
@@ -49,17 +54,20 @@ nlohmann::json ToJson(const std::string& image, const cv::Mat& rgb, const detr::
   return out;
 }
 
-int RunImage(const Options& options, detr::Detr& model) {
-  auto rgb = detr::ReadImage(options.image);
-  auto input = detr::ToModelInput(rgb, options.resize);
-  auto [pixel_values, pixel_mask] = detr::BatchInputs({input});
+int RunImage(const Options& options, core::Detr& model) {
+  auto rgb = image::ReadImage(options.image);
+  const auto prepared = image::Prepare(rgb, options.resize);
+  auto [pixel_values, pixel_mask] = core::BatchInputs({&prepared});
   torch::NoGradGuard no_grad;
   const auto start = std::chrono::steady_clock::now();
   auto out = model->forward(pixel_values, pixel_mask);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   auto sizes = at::tensor({static_cast<int64_t>(rgb.rows), static_cast<int64_t>(rgb.cols)}, at::kLong).view({1, 2});
-  auto detections = detr::ToDetections(detr::PostProcess(out.logits, out.boxes, sizes), 0, options.threshold,
-                                       options.max_detections, model->config().ClassNames());
+  core::DetectOptions keep;
+  keep.score_threshold = options.threshold;
+  keep.max_detections = options.max_detections;
+  auto detections =
+      core::ToDetections(core::PostProcess(out.logits, out.boxes, sizes), 0, keep, model->config().ClassNames());
   const auto json = ToJson(options.image, rgb, detections, ms).dump();
   if (options.json_path.empty()) {
     std::cout << json << "\n";
@@ -67,22 +75,22 @@ int RunImage(const Options& options, detr::Detr& model) {
     std::ofstream(options.json_path) << json << "\n";
   }
   if (!options.draw_path.empty()) {
-    detr::DrawDetections(rgb, detections);
-    detr::WriteImage(options.draw_path, rgb);
+    image::DrawDetections(rgb, detections);
+    image::WriteImage(options.draw_path, rgb);
   }
   std::fprintf(stderr, "%zu detection(s) in %.1f ms\n", detections.size(), ms);
   return 0;
 }
 
-int RunRaw(const Options& options, detr::Detr& model) {
-  auto inputs = detr::LoadSafetensors(options.raw_input);
+int RunRaw(const Options& options, core::Detr& model) {
+  auto inputs = core::LoadSafetensors(options.raw_input);
   const auto values_key = options.input_prefix + "pixel_values", mask_key = options.input_prefix + "pixel_mask";
   for (const auto& key : {values_key, mask_key}) {
     if (!inputs.count(key)) throw std::invalid_argument(options.raw_input + ": no tensor '" + key + "'");
   }
   torch::NoGradGuard no_grad;
   auto out = model->forward(inputs.at(values_key).to(at::kFloat), inputs.at(mask_key).to(at::kBool));
-  detr::SaveSafetensors(options.raw_output, {{"pred_logits", out.logits}, {"pred_boxes", out.boxes}});
+  core::SaveSafetensors(options.raw_output, {{"pred_logits", out.logits}, {"pred_boxes", out.boxes}});
   return 0;
 }
 
@@ -121,21 +129,21 @@ int main(int argc, char** argv) {
     std::cerr << "detr-predict: give --weights, or --random-init SEED for untrained weights\n";
     return 2;
   }
-  detr::CachingCpuAllocator allocator;
-  detr::ScopedCpuAllocator use_allocator(allocator);
+  core::CachingCpuAllocator allocator;
+  core::ScopedCpuAllocator use_allocator(allocator);
   try {
-    detr::ConfigureThreads(options.threads);
-    detr::ModelSpec spec{detr::ModelConfig::FromJsonFile(options.model_config), options.weights,
+    core::ConfigureThreads(options.threads);
+    core::ModelSpec spec{core::ModelConfig::FromJsonFile(options.model_config), options.weights,
                          options.random_init.value_or(0), !options.no_optimize};
-    auto loaded = detr::BuildModel(spec);
+    auto loaded = core::BuildModel(spec);
     for (const auto& line : loaded.report.skipped) std::cerr << "note: " << line << "\n";
     if (loaded.random_weights) {
       std::cerr << "note: random weights (seed " << spec.random_seed << "): detections are meaningless\n";
     }
-    std::cerr << detr::RuntimeSummary() << "\n";
+    std::cerr << core::RuntimeSummary() << "\n";
     return options.image.empty() ? RunRaw(options, loaded.model) : RunImage(options, loaded.model);
   } catch (const std::exception& e) {
-    std::cerr << "detr-predict: " << detr::ErrorMessage(e) << "\n";
+    std::cerr << "detr-predict: " << core::ErrorMessage(e) << "\n";
     return 1;
   }
 }

@@ -21,12 +21,12 @@
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 
-#include "server/core/checkpoint.h"
-#include "server/core/cpu_allocator.h"
-#include "server/core/detr.h"
-#include "server/core/frozen_batch_norm.h"
-#include "server/core/runtime.h"
-#include "server/core/tensor_io.h"
+#include "server/core/io/checkpoint.h"
+#include "server/core/runtime/cpu_allocator.h"
+#include "server/core/model/detr.h"
+#include "server/core/model/frozen_batch_norm.h"
+#include "server/core/runtime/runtime.h"
+#include "server/core/io/tensor_io.h"
 #include "server/training/detection_dataset.h"
 #include "server/training/set_criterion.h"
 
@@ -47,7 +47,7 @@ struct Options {
 
 // Parameters to train: all, except the stem and layer1 when frozen (the
 // official default); trainable batch-norms contribute weight and bias.
-std::vector<at::Tensor> TrainableTensors(detr::DetrImpl& model, bool freeze_stem) {
+std::vector<at::Tensor> TrainableTensors(detr::core::DetrImpl& model, bool freeze_stem) {
   auto frozen = [&](const std::string& name) {
     return freeze_stem && (name.rfind("backbone.0.body.conv1", 0) == 0 || name.rfind("backbone.0.body.bn1.", 0) == 0 ||
                            name.rfind("backbone.0.body.layer1.", 0) == 0);
@@ -58,7 +58,7 @@ std::vector<at::Tensor> TrainableTensors(detr::DetrImpl& model, bool freeze_stem
     else tensors.push_back(item.value());
   }
   for (const auto& item : model.named_modules()) {
-    if (auto* bn = item.value()->as<detr::FrozenBatchNorm2dImpl>()) {
+    if (auto* bn = item.value()->as<detr::core::FrozenBatchNorm2dImpl>()) {
       const bool train = !frozen(item.key() + ".");
       bn->SetTrainable(train);
       if (train) {
@@ -74,8 +74,8 @@ void SetLearningRate(torch::optim::AdamW& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
-void SaveCheckpoint(const Options& options, detr::DetrImpl& model, torch::optim::AdamW& optimizer, int64_t step) {
-  detr::SaveSafetensors((fs::path(options.output) / "checkpoint.safetensors").string(), detr::StateDict(model));
+void SaveCheckpoint(const Options& options, detr::core::DetrImpl& model, torch::optim::AdamW& optimizer, int64_t step) {
+  detr::core::SaveSafetensors((fs::path(options.output) / "checkpoint.safetensors").string(), detr::core::StateDict(model));
   torch::save(optimizer, (fs::path(options.output) / "optimizer.pt").string());
   std::ofstream((fs::path(options.output) / "state.json").string()) << nlohmann::json{{"step", step}}.dump() << "\n";
 }
@@ -110,27 +110,27 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    detr::ConfigureThreads(o.threads);
-    detr::CachingCpuAllocator allocator;
-    detr::ScopedCpuAllocator use_allocator(allocator);
+    detr::core::ConfigureThreads(o.threads);
+    detr::core::CachingCpuAllocator allocator;
+    detr::core::ScopedCpuAllocator use_allocator(allocator);
     fs::create_directories(o.output);
-    auto config = detr::ModelConfig::FromJsonFile(o.model_config);
-    const detr::DetectionDataset data(o.annotations, o.images);
+    auto config = detr::core::ModelConfig::FromJsonFile(o.model_config);
+    const detr::training::DetectionDataset data(o.annotations, o.images);
     if (config.class_names.empty()) config.class_names = data.CategoryNames(config.num_classes);  // into model.json
     if (data.max_category_id() >= config.num_classes) {
       throw std::runtime_error("num_classes " + std::to_string(config.num_classes) + " is too small for category id " +
                                std::to_string(data.max_category_id()));
     }
     at::manual_seed(o.seed);
-    detr::Detr model(config);
+    detr::core::Detr model(config);
     int64_t step = 0;
     const auto checkpoint = (fs::path(o.output) / "checkpoint.safetensors").string();
     if (o.resume && fs::exists(checkpoint)) {
-      detr::LoadWeightsFile(*model, checkpoint);
+      detr::core::LoadWeightsFile(*model, checkpoint);
       std::ifstream state((fs::path(o.output) / "state.json").string());
       step = nlohmann::json::parse(state).at("step").get<int64_t>();
     } else if (!o.init_from.empty()) {
-      for (const auto& line : detr::LoadWeightsFile(*model, o.init_from).skipped) std::fprintf(stderr, "note: %s\n", line.c_str());
+      for (const auto& line : detr::core::LoadWeightsFile(*model, o.init_from).skipped) std::fprintf(stderr, "note: %s\n", line.c_str());
     }
     model->train();
     auto tensors = TrainableTensors(*model, o.freeze_stem);
@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
       torch::load(optimizer, (fs::path(o.output) / "optimizer.pt").string());
       std::fprintf(stderr, "resumed at step %lld\n", static_cast<long long>(step));
     }
-    detr::SetCriterionOptions criterion;
+    detr::training::SetCriterionOptions criterion;
     criterion.num_classes = config.num_classes;
     const int64_t drop_step = o.steps > 0 ? static_cast<int64_t>(o.steps * o.lr_drop_fraction) : -1;
     SetLearningRate(optimizer, drop_step >= 0 && step >= drop_step ? o.lr / 10 : o.lr);
@@ -162,10 +162,10 @@ int main(int argc, char** argv) {
         batch.push_back(order[cursor++]);
       }
       at::Tensor pixels, mask;
-      std::vector<detr::Target> targets;
+      std::vector<detr::training::Target> targets;
       data.Batch(batch, pixels, mask, targets);
       auto out = model->forward(pixels, mask, /*all_layers=*/true);
-      auto [loss, parts] = detr::SetLoss(out, targets, criterion);
+      auto [loss, parts] = detr::training::SetLoss(out, targets, criterion);
       optimizer.zero_grad();
       loss.backward();
       torch::nn::utils::clip_grad_norm_(tensors, o.clip);
@@ -188,19 +188,19 @@ int main(int argc, char** argv) {
     }
     SaveCheckpoint(o, *model, optimizer, step);
     model->eval();
-    auto weights = detr::StateDict(*model);
+    auto weights = detr::core::StateDict(*model);
     if (o.half) {
       for (auto& [name, tensor] : weights) {
         if (tensor.is_floating_point()) tensor = tensor.to(at::kHalf);
       }
     }
-    detr::SaveSafetensors((fs::path(o.output) / "model.safetensors").string(), weights, {{"step", std::to_string(step)}});
+    detr::core::SaveSafetensors((fs::path(o.output) / "model.safetensors").string(), weights, {{"step", std::to_string(step)}});
     std::ofstream((fs::path(o.output) / "model.json").string()) << config.ToJsonText() << "\n";
     std::fprintf(stderr, "done at step %lld: %s\n", static_cast<long long>(step),
                  (fs::path(o.output) / "model.safetensors").string().c_str());
     return 0;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "detr-train: %s\n", detr::ErrorMessage(e).c_str());
+    std::fprintf(stderr, "detr-train: %s\n", detr::core::ErrorMessage(e).c_str());
     return 1;
   }
 }

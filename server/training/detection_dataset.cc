@@ -8,9 +8,11 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "server/core/model/input_tensors.h"
+#include "server/image/decode.h"
 #include "server/image/preprocess.h"
 
-namespace detr {
+namespace detr::training {
 
 DetectionDataset::DetectionDataset(const std::string& annotations, const std::string& image_dir) {
   std::ifstream in(annotations);
@@ -23,8 +25,8 @@ DetectionDataset::DetectionDataset(const std::string& annotations, const std::st
   for (const auto& a : json.at("annotations")) by_image[a.at("image_id").get<int>()].push_back(&a);
   for (const auto& image : json.at("images")) {
     const auto path = (std::filesystem::path(image_dir) / image.at("file_name").get<std::string>()).string();
-    auto rgb = ReadImage(path);
-    images_.push_back(ToModelInput(rgb, ResizePolicy{0, 0}));
+    auto rgb = image::ReadImage(path);
+    images_.push_back(core::ImageTensors(image::Prepare(rgb, image::ResizePolicy{0, 0})).first.clone());
     if (images_.back().sizes() != images_.front().sizes()) throw std::runtime_error(path + ": images differ in size");
     std::vector<int64_t> labels;
     std::vector<float> boxes;
@@ -62,4 +64,4 @@ void DetectionDataset::Batch(const std::vector<int64_t>& indices, at::Tensor& pi
   mask = at::zeros({pixels.size(0), pixels.size(2), pixels.size(3)}, at::kBool);
 }
 
-}  // namespace detr
+}  // namespace detr::training

@@ -10,7 +10,7 @@
 
 #include "server/training/set_criterion.h"
 
-namespace detr {
+namespace detr::training {
 
 class DetectionDataset {
  public:
@@ -33,4 +33,4 @@ class DetectionDataset {
   std::vector<std::pair<int, std::string>> categories_;  // (id, name) as the annotations list them
 };
 
-}  // namespace detr
+}  // namespace detr::training

@@ -3,7 +3,7 @@
 #include <limits>
 #include <stdexcept>
 
-namespace detr {
+namespace detr::training {
 
 // Shortest augmenting paths with row and column potentials (Kuhn-Munkres in
 // the Jonker-Volgenant form): for each row, grow a path from it to a free
@@ -60,4 +60,4 @@ std::vector<int> SolveAssignment(const std::vector<double>& cost, int rows, int 
   return assignment;
 }
 
-}  // namespace detr
+}  // namespace detr::training

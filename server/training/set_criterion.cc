@@ -5,7 +5,7 @@
 
 #include "server/training/hungarian.h"
 
-namespace detr {
+namespace detr::training {
 namespace {
 
 struct LayerLoss {
@@ -96,7 +96,7 @@ std::vector<std::pair<at::Tensor, at::Tensor>> MatchQueries(const at::Tensor& lo
   return matches;
 }
 
-std::pair<at::Tensor, std::map<std::string, double>> SetLoss(const DetrOutput& output, const std::vector<Target>& targets,
+std::pair<at::Tensor, std::map<std::string, double>> SetLoss(const core::DetrOutput& output, const std::vector<Target>& targets,
                                                              const SetCriterionOptions& options) {
   std::map<std::string, double> parts;
   at::Tensor total;
@@ -114,4 +114,4 @@ std::pair<at::Tensor, std::map<std::string, double>> SetLoss(const DetrOutput& o
   return {total, parts};
 }
 
-}  // namespace detr
+}  // namespace detr::training

@@ -11,9 +11,9 @@
 
 #include <ATen/Tensor.h>
 
-#include "server/core/detr.h"
+#include "server/core/model/detr.h"
 
-namespace detr {
+namespace detr::training {
 
 /// One image's ground truth: labels (T) int64 in [0, num_classes), boxes
 /// (T, 4) cx, cy, w, h normalised to [0, 1].
@@ -40,7 +40,7 @@ std::vector<std::pair<at::Tensor, at::Tensor>> MatchQueries(const at::Tensor& lo
 
 /// The weighted total (differentiable) and its parts by name ("loss_ce",
 /// "loss_bbox", "loss_giou", with "_N" suffixes for auxiliary layer N).
-std::pair<at::Tensor, std::map<std::string, double>> SetLoss(const DetrOutput& output, const std::vector<Target>& targets,
+std::pair<at::Tensor, std::map<std::string, double>> SetLoss(const core::DetrOutput& output, const std::vector<Target>& targets,
                                                              const SetCriterionOptions& options);
 
-}  // namespace detr
+}  // namespace detr::training

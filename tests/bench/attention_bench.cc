@@ -11,11 +11,11 @@
 #include <benchmark/benchmark.h>
 #include <torch/autograd.h>
 
-#include "server/core/cpu_allocator.h"
-#include "server/core/multihead_attention.h"
-#include "server/core/optimization_attention_inference.h"
-#include "server/core/optimization_attention_kernel.h"
-#include "server/core/runtime.h"
+#include "server/core/runtime/cpu_allocator.h"
+#include "server/core/model/multihead_attention.h"
+#include "server/core/kernels/optimization_attention_inference.h"
+#include "server/core/kernels/optimization_attention_kernel.h"
+#include "server/core/runtime/runtime.h"
 
 namespace {
 
@@ -43,12 +43,12 @@ void Report(benchmark::State& state, double flops_per_call, std::size_t peak_byt
 
 template <typename Fn>
 void Measure(benchmark::State& state, Fn&& call, double flops) {
-  detr::ConfigureThreads(g_threads);
+  detr::core::ConfigureThreads(g_threads);
   torch::NoGradGuard no_grad;
   call();  // warm-up
   std::size_t peak = 0;
   {
-    detr::MemoryScope scope;
+    detr::core::MemoryScope scope;
     call();
     peak = scope.peak_bytes();
   }
@@ -63,28 +63,28 @@ void BM_Softmax(benchmark::State& state, Shape shape, bool blocked) {
   auto q = at::randn({1, kHeads, shape.n, kHeadDim}), k = at::randn({1, kHeads, shape.m, kHeadDim});
   auto v = at::randn({1, kHeads, shape.m, kHeadDim});
   Measure(state,
-          [&] { return blocked ? detr::SoftmaxAttention(q, k, v, {}) : detr::SoftmaxAttentionUnfused(q, k, v, {}); },
+          [&] { return blocked ? detr::core::SoftmaxAttention(q, k, v, {}) : detr::core::SoftmaxAttentionUnfused(q, k, v, {}); },
           4.0 * shape.n * shape.m * kHeadDim * kHeads);
 }
 
 void BM_Optimization(benchmark::State& state, Shape shape, int iterations, double lambda,
-                     detr::OptimizationBackend backend) {
+                     detr::core::OptimizationBackend backend) {
   at::manual_seed(0);
-  detr::OptimizationProblem problem;
+  detr::core::OptimizationProblem problem;
   problem.queries = at::randn({1, kHeads, shape.n, kHeadDim});
   problem.dictionary = shape.self ? problem.queries : at::randn({1, kHeads, shape.m, kHeadDim});
   problem.exclude_self = shape.self;
   auto v = at::randn({1, kHeads, shape.m, kHeadDim});
-  detr::AttentionOptions options;
-  options.type = detr::AttentionType::kOptimization;
+  detr::core::AttentionOptions options;
+  options.type = detr::core::AttentionType::kOptimization;
   options.iterations = iterations;
   options.lambda = lambda;
-  Measure(state, [&] { return detr::OptimizationAttentionInference(problem, v, options, options.query_chunk, backend); },
+  Measure(state, [&] { return detr::core::OptimizationAttentionInference(problem, v, options, options.query_chunk, backend); },
           (4.0 * iterations + 4) * shape.n * shape.m * kHeadDim * kHeads);
 }
 
 void BM_Sgemm(benchmark::State& state) {
-  detr::ConfigureThreads(g_threads);
+  detr::core::ConfigureThreads(g_threads);
   auto a = at::randn({1024, 1024}), b = at::randn({1024, 1024});
   for (auto _ : state) benchmark::DoNotOptimize(at::mm(a, b).data_ptr());
   state.counters["GFLOPs"] = benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations() / 1e9,
@@ -97,8 +97,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) g_threads = std::atoi(argv[i] + 10);
   }
-  detr::CachingCpuAllocator allocator;  // the server's allocator: measures and reuses
-  detr::ScopedCpuAllocator use_allocator(allocator);
+  detr::core::CachingCpuAllocator allocator;  // the server's allocator: measures and reuses
+  detr::core::ScopedCpuAllocator use_allocator(allocator);
   benchmark::RegisterBenchmark("sgemm/1024", BM_Sgemm)->Unit(benchmark::kMillisecond);
   for (const auto& shape : kShapes) {
     // softmax_identity_qk runs the same kernel as softmax on unprojected
@@ -107,22 +107,22 @@ int main(int argc, char** argv) {
         ->Arg(shape.m)->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark((std::string("softmax_unfused/") + shape.site).c_str(), BM_Softmax, shape, false)
         ->Arg(shape.m)->Unit(benchmark::kMillisecond);
-    const double lambda = detr::AttentionOptions{}.lambda;
-    auto add_optimization = [&](const std::string& name, int k, double lambda_k, detr::OptimizationBackend backend) {
+    const double lambda = detr::core::AttentionOptions{}.lambda;
+    auto add_optimization = [&](const std::string& name, int k, double lambda_k, detr::core::OptimizationBackend backend) {
       benchmark::RegisterBenchmark((name + "/" + shape.site).c_str(), BM_Optimization, shape, k, lambda_k, backend)
           ->Arg(shape.m)->Unit(benchmark::kMillisecond);
     };
-    for (int k : {1, 3, 5, 10}) add_optimization("optimization_K" + std::to_string(k), k, lambda, detr::OptimizationBackend::kAuto);
+    for (int k : {1, 3, 5, 10}) add_optimization("optimization_K" + std::to_string(k), k, lambda, detr::core::OptimizationBackend::kAuto);
     if (shape.n == 850 && shape.self) {
       // The kernel skips products with zero coefficients; at lambda 0.001
       // almost none is zero: its worst case.
-      add_optimization("optimization_K5_dense_lambda0.001", 5, 0.001, detr::OptimizationBackend::kAuto);
+      add_optimization("optimization_K5_dense_lambda0.001", 5, 0.001, detr::core::OptimizationBackend::kAuto);
       // The other implementations of the same call: the AVX2 kernel (CPUs
       // without AVX-512) and the portable ATen path.
-      if (detr::optimization_kernel::Available(detr::optimization_kernel::Isa::kAvx2, kHeadDim)) {
-        add_optimization("optimization_K5_avx2", 5, lambda, detr::OptimizationBackend::kAvx2);
+      if (detr::core::optimization_kernel::Available(detr::core::optimization_kernel::Isa::kAvx2, kHeadDim)) {
+        add_optimization("optimization_K5_avx2", 5, lambda, detr::core::OptimizationBackend::kAvx2);
       }
-      add_optimization("optimization_K5_aten", 5, lambda, detr::OptimizationBackend::kAten);
+      add_optimization("optimization_K5_aten", 5, lambda, detr::core::OptimizationBackend::kAten);
     }
   }
   benchmark::Initialize(&argc, argv);

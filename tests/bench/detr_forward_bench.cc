@@ -15,11 +15,11 @@
 #include <benchmark/benchmark.h>
 #include <torch/autograd.h>
 
-#include "server/core/checkpoint.h"
-#include "server/core/cpu_allocator.h"
-#include "server/core/model_factory.h"
-#include "server/core/runtime.h"
-#include "server/core/tensor_io.h"
+#include "server/core/io/checkpoint.h"
+#include "server/core/runtime/cpu_allocator.h"
+#include "server/core/model/model_factory.h"
+#include "server/core/runtime/runtime.h"
+#include "server/core/io/tensor_io.h"
 
 namespace {
 
@@ -27,10 +27,10 @@ std::string g_weights = "build/bench/detr-r50-seed0.safetensors";
 int g_threads = 2;
 constexpr int64_t kHeight = 800, kWidth = 1066;
 
-detr::ModelConfig R50(detr::AttentionType type) {
-  detr::ModelConfig config;  // defaults are the official DETR-R50
-  for (auto site : {detr::AttentionSite::kEncoderSelf, detr::AttentionSite::kDecoderSelf,
-                    detr::AttentionSite::kDecoderCross}) {
+detr::core::ModelConfig R50(detr::core::AttentionType type) {
+  detr::core::ModelConfig config;  // defaults are the official DETR-R50
+  for (auto site : {detr::core::AttentionSite::kEncoderSelf, detr::core::AttentionSite::kDecoderSelf,
+                    detr::core::AttentionSite::kDecoderCross}) {
     config.attention(site).type = type;
   }
   return config;
@@ -39,8 +39,8 @@ detr::ModelConfig R50(detr::AttentionType type) {
 void EnsureWeights() {
   if (std::filesystem::exists(g_weights)) return;
   std::filesystem::create_directories(std::filesystem::path(g_weights).parent_path());
-  auto loaded = detr::BuildModel({R50(detr::AttentionType::kSoftmax), "", 0, /*optimize=*/false});
-  detr::SaveSafetensors(g_weights, detr::StateDict(*loaded.model));
+  auto loaded = detr::core::BuildModel({R50(detr::core::AttentionType::kSoftmax), "", 0, /*optimize=*/false});
+  detr::core::SaveSafetensors(g_weights, detr::core::StateDict(*loaded.model));
   std::cerr << "wrote seeded random R50 weights to " << g_weights << "\n";
 }
 
@@ -51,12 +51,12 @@ enum class Preparation {
   kFull,            // as the server runs: plus the oneDNN (Winograd) backbone
 };
 
-void BM_DetrR50Forward(benchmark::State& state, detr::AttentionType type, Preparation preparation) {
-  detr::ConfigureThreads(g_threads);
+void BM_DetrR50Forward(benchmark::State& state, detr::core::AttentionType type, Preparation preparation) {
+  detr::core::ConfigureThreads(g_threads);
   const bool optimize = preparation != Preparation::kNone;
-  detr::ModelSpec spec{R50(type), g_weights, 0, optimize};
+  detr::core::ModelSpec spec{R50(type), g_weights, 0, optimize};
   spec.onednn_backbone = preparation == Preparation::kFull;
-  auto loaded = detr::BuildModel(spec);
+  auto loaded = detr::core::BuildModel(spec);
   if (!optimize) loaded.model->eval();
   at::manual_seed(1);
   auto pixels = at::randn({1, 3, kHeight, kWidth});
@@ -69,14 +69,14 @@ void BM_DetrR50Forward(benchmark::State& state, detr::AttentionType type, Prepar
   }
   state.counters["threads"] = g_threads;
   {
-    detr::MemoryScope scope;
+    detr::core::MemoryScope scope;
     loaded.model->forward(pixels, mask);
     state.counters["peak_MB"] = static_cast<double>(scope.peak_bytes()) / 1e6;
   }
   const char* note = preparation == Preparation::kNone          ? " (no BN folding, NCHW)"
                      : preparation == Preparation::kLibTorchConvs ? " (LibTorch convolutions)"
                                                                   : "";
-  state.SetLabel(std::string(detr::ToString(type)) + note);
+  state.SetLabel(std::string(detr::core::ToString(type)) + note);
 }
 
 }  // namespace
@@ -88,9 +88,9 @@ int main(int argc, char** argv) {
   }
   EnsureWeights();
   // As the server runs: freed activation blocks are reused, not unmapped.
-  detr::CachingCpuAllocator allocator;
-  detr::ScopedCpuAllocator use_allocator(allocator);
-  using detr::AttentionType;
+  detr::core::CachingCpuAllocator allocator;
+  detr::core::ScopedCpuAllocator use_allocator(allocator);
+  using detr::core::AttentionType;
   benchmark::RegisterBenchmark("detr_r50_800x1066/softmax", BM_DetrR50Forward, AttentionType::kSoftmax,
                                Preparation::kFull);
   benchmark::RegisterBenchmark("detr_r50_800x1066/softmax_identity_qk", BM_DetrR50Forward,

@@ -11,9 +11,9 @@
 #include <CLI/CLI.hpp>
 #include <torch/autograd.h>
 
-#include "server/core/cpu_allocator.h"
-#include "server/core/model_factory.h"
-#include "server/core/runtime.h"
+#include "server/core/runtime/cpu_allocator.h"
+#include "server/core/model/model_factory.h"
+#include "server/core/runtime/runtime.h"
 
 int main(int argc, char** argv) {
   std::string config_path;
@@ -27,10 +27,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   CLI11_PARSE(app, argc, argv);
 
-  detr::ConfigureThreads(threads);
-  detr::CachingCpuAllocator allocator;  // as the server runs
-  detr::ScopedCpuAllocator use_allocator(allocator);
-  auto model = detr::BuildModel({detr::ModelConfig::FromJsonFile(config_path), "", 0, true}).model;
+  detr::core::ConfigureThreads(threads);
+  detr::core::CachingCpuAllocator allocator;  // as the server runs
+  detr::core::ScopedCpuAllocator use_allocator(allocator);
+  auto model = detr::core::BuildModel({detr::core::ModelConfig::FromJsonFile(config_path), "", 0, true}).model;
   auto pixels = at::randn({batch, 3, height, width});
   auto mask = at::zeros({batch, height, width}, at::kBool);
   torch::NoGradGuard no_grad;
@@ -44,6 +44,6 @@ int main(int argc, char** argv) {
   std::sort(seconds.begin(), seconds.end());
   const double median = seconds[seconds.size() / 2];
   std::printf("offline forward batch %d at %dx%d: median %.1f ms, %.2f images/s (%d runs, %s)\n", batch, height, width,
-              median * 1e3, batch / median, runs, detr::RuntimeSummary().c_str());
+              median * 1e3, batch / median, runs, detr::core::RuntimeSummary().c_str());
   return 0;
 }

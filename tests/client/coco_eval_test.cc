@@ -7,7 +7,7 @@
 
 #include "client/coco_eval.h"
 
-namespace detr {
+namespace detr::client {
 namespace {
 
 CocoBox Box(int image, int category, float x, float y, float w, float h, float score = 1) {
@@ -96,4 +96,4 @@ TEST(SyntheticDataTest, IsDeterministicAndItsOwnTruthScoresOne) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::client

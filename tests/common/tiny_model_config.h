@@ -1,13 +1,13 @@
 // A small DETR configuration for tests: ResNet-18, width 32, 4 heads.
 #pragma once
 
-#include "server/core/model_config.h"
+#include "server/core/api/model_config.h"
 
 namespace detr::testing {
 
-inline ModelConfig TinyModelConfig(AttentionType type = AttentionType::kSoftmax, int dec_layers = 1,
-                                   int num_queries = 4, int num_classes = 3) {
-  ModelConfig config;
+inline core::ModelConfig TinyModelConfig(core::AttentionType type = core::AttentionType::kSoftmax, int dec_layers = 1,
+                                         int num_queries = 4, int num_classes = 3) {
+  core::ModelConfig config;
   config.backbone = "resnet18";
   config.hidden_dim = 32;
   config.nheads = 4;
@@ -16,7 +16,8 @@ inline ModelConfig TinyModelConfig(AttentionType type = AttentionType::kSoftmax,
   config.dim_feedforward = 64;
   config.num_queries = num_queries;
   config.num_classes = num_classes;
-  for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
+  for (auto site : {core::AttentionSite::kEncoderSelf, core::AttentionSite::kDecoderSelf,
+                    core::AttentionSite::kDecoderCross}) {
     config.attention(site).type = type;
   }
   return config;

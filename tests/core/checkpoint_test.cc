@@ -6,13 +6,13 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "server/core/checkpoint.h"
-#include "server/core/detr.h"
-#include "server/core/safetensors.h"
-#include "server/core/tensor_io.h"
+#include "server/core/io/checkpoint.h"
+#include "server/core/model/detr.h"
+#include "server/core/io/safetensors.h"
+#include "server/core/io/tensor_io.h"
 #include "tests/common/tiny_model_config.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 ModelConfig TinyConfig(AttentionType type = AttentionType::kSoftmax) { return testing::TinyModelConfig(type); }
@@ -176,4 +176,4 @@ TEST(ModelConfigTest, ClassNamesComeFromTheConfigOrCoco) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core

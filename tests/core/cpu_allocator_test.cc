@@ -4,9 +4,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "server/core/cpu_allocator.h"
+#include "server/core/runtime/cpu_allocator.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 constexpr int64_t kFloats = 1 << 20;  // 4 MiB, above the caching threshold
@@ -73,4 +73,4 @@ TEST(CpuAllocatorTest, ComputesCorrectlyAndOutlivesTheAllocator) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core

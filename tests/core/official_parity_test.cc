@@ -9,13 +9,13 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
-#include "server/core/checkpoint.h"
-#include "server/core/detr.h"
-#include "server/core/postprocess.h"
-#include "server/core/runtime.h"
-#include "server/core/tensor_io.h"
+#include "server/core/io/checkpoint.h"
+#include "server/core/model/detr.h"
+#include "server/core/model/postprocess.h"
+#include "server/core/runtime/runtime.h"
+#include "server/core/io/tensor_io.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 const std::string kFixture = std::string(DETR_FIXTURES_DIR) + "/detr-official-tiny";
@@ -89,4 +89,4 @@ INSTANTIATE_TEST_SUITE_P(Weights, OfficialParityTest,
                          });
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core

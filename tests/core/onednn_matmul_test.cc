@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 #include <ATen/core/grad_mode.h>
 
-#include "server/core/onednn_matmul.h"
+#include "server/core/kernels/onednn_matmul.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 double MaxAbsDiff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
@@ -50,4 +50,4 @@ TEST(OneDnnMatmulTest, LinearKeepsAutogradWhenGradientsAreOn) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core

@@ -11,9 +11,9 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
-#include "server/core/resnet.h"
+#include "server/core/model/resnet.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 // A body with random weights and batch-norm statistics far from identity, so
@@ -166,4 +166,4 @@ TEST(OneDnnResNetTest, GradientsStillFlowThroughTheLibTorchPath) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core

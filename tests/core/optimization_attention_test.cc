@@ -4,12 +4,12 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
-#include "server/core/detr.h"
-#include "server/core/multihead_attention.h"
-#include "server/core/optimization_attention.h"
+#include "server/core/model/detr.h"
+#include "server/core/model/multihead_attention.h"
+#include "server/core/model/optimization_attention.h"
 #include "tests/common/tiny_model_config.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 at::Tensor Randn(at::IntArrayRef shape, at::ScalarType dtype = at::kDouble) {
@@ -273,11 +273,11 @@ TEST_F(OptimizationAttentionTest, IdentityQkIsSoftmaxWithIdentityProjections) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core
 
-#include "server/core/optimization_attention_inference.h"
+#include "server/core/kernels/optimization_attention_inference.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 // The chunked, fused inference path computes what the differentiable one does.
@@ -321,15 +321,15 @@ TEST(OptimizationAttentionInferenceTest, EqualsTheDifferentiablePath) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core
 
-#include "server/core/optimization_attention_kernel.h"
-#include "server/core/runtime.h"
+#include "server/core/kernels/optimization_attention_kernel.h"
+#include "server/core/runtime/runtime.h"
 
 #include <cstdlib>
 #include <iostream>
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 // The vectorised kernels (float32; AVX-512F, AVX2) against the
@@ -476,4 +476,4 @@ TEST(OptimizationAttentionKernelChoiceTest, TheCapFollowsTheEnvironment) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core

@@ -7,9 +7,9 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
-#include "server/core/runtime.h"
+#include "server/core/runtime/runtime.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 int ThreadsOfThisProcess() {
@@ -41,4 +41,4 @@ TEST(RuntimeTest, ReleaseIntraOpThreadsEndsTheTeamAndLaterParallelOpsStillRun) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core

@@ -9,9 +9,9 @@
 
 #include <gtest/gtest.h>
 
-#include "server/core/safetensors.h"
+#include "server/core/io/safetensors.h"
 
-namespace detr::safetensors {
+namespace detr::core::safetensors {
 namespace {
 
 std::vector<char> FileBytes(const std::string& header, const std::string& data, uint64_t claimed_length) {
@@ -139,4 +139,4 @@ TEST(SafetensorsTest, ReadChecksTheLengthFieldAgainstTheFileSize) {
 }
 
 }  // namespace
-}  // namespace detr::safetensors
+}  // namespace detr::core::safetensors

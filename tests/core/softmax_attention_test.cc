@@ -3,10 +3,10 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
-#include "server/core/multihead_attention.h"
-#include "server/core/softmax_attention_inference.h"
+#include "server/core/model/multihead_attention.h"
+#include "server/core/kernels/softmax_attention_inference.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 double MaxAbsDiff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
@@ -47,4 +47,4 @@ TEST(SoftmaxAttentionTest, TrainingKeepsTheDifferentiablePath) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core

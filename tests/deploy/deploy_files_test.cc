@@ -9,9 +9,9 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
-#include "server/service/server_config.h"
+#include "server/service/config/server_config.h"
 
-namespace detr {
+namespace detr::service {
 namespace {
 
 const std::string kSource = DETR_SOURCE_DIR;
@@ -136,4 +136,4 @@ TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::service

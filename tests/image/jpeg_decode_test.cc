@@ -15,9 +15,9 @@
 #include <opencv2/imgproc.hpp>
 
 #include "server/image/jpeg_decode.h"
-#include "server/image/preprocess.h"
+#include "server/image/decode.h"
 
-namespace detr {
+namespace detr::image {
 namespace {
 
 using Bytes = std::vector<unsigned char>;
@@ -191,4 +191,4 @@ TEST(JpegDecodeTest, LeavesCmykToOpenCv) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::image

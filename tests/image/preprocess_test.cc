@@ -1,5 +1,6 @@
-// Preprocessing: the official resize rule, normalisation and batching, on
-// real images encoded and decoded by OpenCV.
+// Preprocessing: the official resize rule and normalisation into plain
+// memory, on real images encoded and decoded by OpenCV; and the model core's
+// view of the result as tensors, batched.
 #include <filesystem>
 #include <vector>
 
@@ -8,10 +9,12 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "server/core/tensor_io.h"
+#include "server/core/io/tensor_io.h"
+#include "server/core/model/input_tensors.h"
+#include "server/image/decode.h"
 #include "server/image/preprocess.h"
 
-namespace detr {
+namespace detr::image {
 namespace {
 
 const std::string kFixture = std::string(DETR_FIXTURES_DIR) + "/detr-official-tiny";
@@ -20,6 +23,12 @@ const std::string kFixture = std::string(DETR_FIXTURES_DIR) + "/detr-official-ti
 cv::Mat ToRgbMat(const at::Tensor& image) {
   auto hwc = (image * 255).round().clamp(0, 255).to(at::kByte).permute({1, 2, 0}).contiguous();
   return cv::Mat(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_8UC3, hwc.data_ptr()).clone();
+}
+
+// The prepared image's pixels as a (3, H, W) tensor (a copy) and its mask.
+std::pair<at::Tensor, at::Tensor> Tensors(const core::PreparedImage& image) {
+  auto [pixels, mask] = core::ImageTensors(image);
+  return {pixels.clone(), mask.clone()};
 }
 
 std::vector<unsigned char> EncodePng(const cv::Mat& rgb) {
@@ -42,10 +51,10 @@ TEST(ResizedSizeTest, FollowsTheOfficialRule) {
 
 TEST(PreprocessTest, DecodedPngMatchesTheOfficialNormalisation) {
   if (!std::filesystem::exists(kFixture + "/io.safetensors")) GTEST_SKIP() << "fixture absent";
-  auto io = LoadSafetensors(kFixture + "/io.safetensors");
+  auto io = core::LoadSafetensors(kFixture + "/io.safetensors");
   for (const std::string prefix : {"single0.", "single1."}) {
     auto rgb = DecodeImage(EncodePng(ToRgbMat(io.at(prefix + "image"))));
-    auto input = ToModelInput(rgb, ResizePolicy{0, 0});
+    auto input = Tensors(Prepare(rgb, ResizePolicy{0, 0})).first;
     auto expected = io.at(prefix + "pixel_values")[0];
     ASSERT_EQ(input.sizes(), expected.sizes());
     // 8-bit quantisation: at most half a grey level, divided by the smallest std.
@@ -55,46 +64,52 @@ TEST(PreprocessTest, DecodedPngMatchesTheOfficialNormalisation) {
 
 TEST(PreprocessTest, ResizesToThePolicy) {
   cv::Mat rgb(48, 64, CV_8UC3, cv::Scalar(10, 200, 30));
-  auto input = ToModelInput(rgb, ResizePolicy{96, 1000});
+  const auto prepared = Prepare(rgb, ResizePolicy{96, 1000});
+  EXPECT_EQ(prepared.original_height, 48);
+  EXPECT_EQ(prepared.original_width, 64);
+  EXPECT_TRUE(prepared.padding.empty());
+  auto input = Tensors(prepared).first;
   EXPECT_EQ(input.sizes(), (std::vector<int64_t>{3, 96, 128}));
   // A flat colour stays flat; channel 1 is green = 200.
   EXPECT_NEAR(input[1].mean().item<double>(), (200 / 255.0 - 0.456) / 0.224, 1e-4);
 }
 
+// core::BatchInputs pads differently sized inputs as the official
+// nested_tensor_from_tensor_list does, keeping each image's own padding.
 TEST(PreprocessTest, BatchPadsBottomRightAndMarksPadding) {
-  auto a = at::ones({3, 4, 6}), b = at::ones({3, 5, 3}) * 2;
-  auto [values, mask] = BatchInputs({a, b});
+  cv::Mat small(4, 6, CV_8UC3, cv::Scalar(255, 255, 255)), tall(5, 3, CV_8UC3, cv::Scalar(0, 0, 0));
+  const auto a = Prepare(small, ResizePolicy{0, 0}), b = PrepareOnCanvas(tall, 5, 4);
+  auto [values, mask] = core::BatchInputs({&a, &b});
   EXPECT_EQ(values.sizes(), (std::vector<int64_t>{2, 3, 5, 6}));
   EXPECT_EQ(mask[0].sum().item<int64_t>(), 5 * 6 - 4 * 6);
-  EXPECT_EQ(mask[1].sum().item<int64_t>(), 5 * 6 - 5 * 3);
+  EXPECT_EQ(mask[1].sum().item<int64_t>(), 5 * 6 - 5 * 3);  // its canvas' column 3 is padding too
   EXPECT_TRUE(mask[0][4].all().item<bool>());
   EXPECT_EQ(values[0][0][4][0].item<float>(), 0.0f);
-  EXPECT_EQ(values[1][2][4][2].item<float>(), 2.0f);
+  EXPECT_NEAR(values[1][2][4][2].item<float>(), -0.406f / 0.225f, 1e-5);
+  // A single image is a view of its own memory, not a copy.
+  EXPECT_EQ(core::BatchInputs({&a}).first.data_ptr(), static_cast<const void*>(a.pixels.data()));
 }
 
 TEST(PreprocessTest, CanvasHoldsTheNormalisedImageTopLeftAndZerosElsewhere) {
   cv::Mat rgb(30, 20, CV_8UC3);
   cv::randu(rgb, 0, 256);
-  const auto expected = ToModelInput(rgb, ResizePolicy{0, 0});
+  const auto expected = Tensors(Prepare(rgb, ResizePolicy{0, 0})).first;
   // Scale 1: a 30x20 image fits a 30x40 canvas as it is, padded on the right.
-  auto [pixels, mask] = ToCanvasInput(rgb, 30, 40);
+  auto [pixels, mask] = Tensors(PrepareOnCanvas(rgb, 30, 40));
   ASSERT_EQ(pixels.sizes(), (std::vector<int64_t>{3, 30, 40}));
   EXPECT_TRUE(pixels.slice(2, 0, 20).equal(expected));
   EXPECT_EQ(pixels.slice(2, 20).abs().max().item<float>(), 0.0f);
   EXPECT_FALSE(mask.slice(1, 0, 20).any().item<bool>());
   EXPECT_TRUE(mask.slice(1, 20).all().item<bool>());
   // Scale 2: upscaled to 60x40, padded below.
-  std::tie(pixels, mask) = ToCanvasInput(rgb, 70, 40);
+  std::tie(pixels, mask) = Tensors(PrepareOnCanvas(rgb, 70, 40));
   EXPECT_EQ(mask.sum().item<int64_t>(), 10 * 40);
   EXPECT_EQ(pixels.slice(1, 60).abs().max().item<float>(), 0.0f);
   EXPECT_GT(pixels.slice(1, 0, 60).abs().min().item<float>(), 0.0f);
-}
-
-TEST(PreprocessTest, PaddingMaskMarksEverythingOutsideTheImage) {
-  auto mask = PaddingMask(5, 7, 3, 4);
-  EXPECT_EQ(mask.sum().item<int64_t>(), 5 * 7 - 3 * 4);
-  EXPECT_FALSE(mask.slice(0, 0, 3).slice(1, 0, 4).any().item<bool>());
-  EXPECT_FALSE(PaddingMask(4, 4, 4, 4).any().item<bool>());
+  // Exactly the canvas' size: no padding at all.
+  const auto full = PrepareOnCanvas(rgb, 30, 20);
+  EXPECT_TRUE(full.padding.empty());
+  EXPECT_FALSE(Tensors(full).second.any().item<bool>());
 }
 
 TEST(PreprocessTest, RejectsBytesThatAreNotAnImage) {
@@ -109,4 +124,4 @@ TEST(PreprocessTest, RejectsBytesThatAreNotAnImage) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::image

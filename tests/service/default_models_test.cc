@@ -14,10 +14,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "server/core/detection_agreement.h"
+#include "server/types/detection_agreement.h"
 #include "tests/service/server_process.h"
 
-namespace detr {
+namespace detr::service {
 namespace {
 
 struct Shape {
@@ -123,4 +123,4 @@ TEST(DefaultModelsTest, BuiltInConfigServesTrainedShapeDetectors) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::service

@@ -6,9 +6,9 @@
 
 #include <gtest/gtest.h>
 
-#include "server/service/dynamic_batcher.h"
+#include "server/service/pipeline/dynamic_batcher.h"
 
-namespace detr {
+namespace detr::service {
 namespace {
 
 using namespace std::chrono_literals;
@@ -153,4 +153,4 @@ TEST(DynamicBatcherTest, StopFinishesQueuedWorkAndRefusesNewWork) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::service

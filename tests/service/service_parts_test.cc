@@ -7,25 +7,33 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
-#include "server/core/detection_agreement.h"
+#include "server/types/detection_agreement.h"
 #include "server/image/image_header.h"
-#include "server/service/request_error.h"
-#include "server/service/router.h"
-#include "server/service/server_config.h"
+#include "server/service/status_mapping.h"
+#include "server/service/pipeline/router.h"
+#include "server/service/config/server_config.h"
 
-namespace detr {
+namespace detr::service {
 namespace {
 
-TEST(RequestErrorTest, MapsEachKindToItsGrpcCode) {
-  EXPECT_EQ(ToStatusCode(ErrorKind::kInvalidArgument), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(ToStatusCode(ErrorKind::kNotFound), grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(ToStatusCode(ErrorKind::kQueueFull), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_EQ(ToStatusCode(ErrorKind::kDraining), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(ToStatusCode(ErrorKind::kDeadlineExceeded), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_EQ(ToStatusCode(ErrorKind::kCancelled), grpc::StatusCode::CANCELLED);
-  EXPECT_EQ(ToStatusCode(ErrorKind::kInternal), grpc::StatusCode::INTERNAL);
-  EXPECT_EQ(ToGrpcStatus({ErrorKind::kNotFound, "no model 'x'"}).error_message(), "no model 'x'");
-  EXPECT_STREQ(StatusCodeName(grpc::StatusCode::RESOURCE_EXHAUSTED), "RESOURCE_EXHAUSTED");
+// The one mapping from the request path's errors to what front ends answer.
+TEST(StatusMappingTest, KeepsCodeAndMessageAndNamesEachCode) {
+  const auto grpc_status = ToGrpcStatus(absl::NotFoundError("no model 'x'"));
+  EXPECT_EQ(grpc_status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(grpc_status.error_message(), "no model 'x'");
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+  EXPECT_EQ(ToGrpcStatus(absl::ResourceExhaustedError("")).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(ToGrpcStatus(absl::CancelledError("")).error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(ToGrpcStatus(absl::DeadlineExceededError("")).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(ToGrpcStatus(absl::UnavailableError("")).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_STREQ(StatusCodeName(absl::StatusCode::kResourceExhausted), "RESOURCE_EXHAUSTED");
+  EXPECT_STREQ(StatusCodeName(absl::StatusCode::kUnauthenticated), "UNAUTHENTICATED");
+  EXPECT_STREQ(StatusCodeName(static_cast<absl::StatusCode>(99)), "UNKNOWN");
+  EXPECT_EQ(HttpStatus(absl::StatusCode::kInvalidArgument), 400);
+  EXPECT_EQ(HttpStatus(absl::StatusCode::kNotFound), 404);
+  EXPECT_EQ(HttpStatus(absl::StatusCode::kResourceExhausted), 429);
+  EXPECT_EQ(HttpStatus(absl::StatusCode::kUnavailable), 503);
+  EXPECT_EQ(HttpStatus(absl::StatusCode::kInternal), 500);
 }
 
 TEST(RouterTest, StickyPositionIsStableAndSpread) {
@@ -52,8 +60,8 @@ std::string ConfigError(const std::string& yaml) {
 TEST(ServerConfigTest, TheBuiltInConfigIsValid) {
   const auto config = ServerConfig::Default();
   ASSERT_EQ(config.models.size(), 2u);
-  EXPECT_EQ(config.models[1].config.encoder_self.type, AttentionType::kOptimization);
-  EXPECT_EQ(config.models[0].config.decoder_cross.type, AttentionType::kSoftmax);
+  EXPECT_EQ(config.models[1].config.encoder_self.type, core::AttentionType::kOptimization);
+  EXPECT_EQ(config.models[0].config.decoder_cross.type, core::AttentionType::kSoftmax);
   for (const auto& model : config.models) {  // the trained default models, found where the build put them
     EXPECT_TRUE(std::filesystem::exists(model.weights)) << model.weights;
     EXPECT_EQ(model.config.ClassNames().at(1), "circle");
@@ -92,15 +100,15 @@ std::vector<unsigned char> Encode(const std::string& extension, int width, int h
 TEST(ImageHeaderTest, ReadsTheSizeOfEachFormatWithoutDecoding) {
   for (const std::string extension : {".png", ".jpg", ".bmp", ".webp"}) {
     const auto bytes = Encode(extension, 123, 45);
-    const auto size = PeekImageSize(bytes.data(), bytes.size());
+    const auto size = image::PeekImageSize(bytes.data(), bytes.size());
     ASSERT_TRUE(size.has_value()) << extension;
     EXPECT_EQ(size->first, 123) << extension;
     EXPECT_EQ(size->second, 45) << extension;
   }
   const unsigned char garbage[64] = {1, 2, 3};
-  EXPECT_FALSE(PeekImageSize(garbage, sizeof(garbage)).has_value());
+  EXPECT_FALSE(image::PeekImageSize(garbage, sizeof(garbage)).has_value());
   const auto png = Encode(".png", 10, 10);
-  EXPECT_FALSE(PeekImageSize(png.data(), 12).has_value()) << "cut-short header";
+  EXPECT_FALSE(image::PeekImageSize(png.data(), 12).has_value()) << "cut-short header";
 }
 
 Detection Box(int class_id, float x0, float y0, float x1, float y1, float score = 0.9f) {
@@ -130,4 +138,4 @@ TEST(DetectionAgreementTest, CountsMatchesOfSameClassAtIou) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::service

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "server/core/tensor_io.h"
+#include "server/core/io/tensor_io.h"
 
-namespace detr {
+namespace detr::core {
 namespace {
 
 const std::string kFixture = std::string(DETR_FIXTURES_DIR) + "/detr-official-tiny";
@@ -117,4 +117,4 @@ TEST_F(DetrPredictTest, BadInputGivesAClearErrorAndNonZeroExit) {
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::core

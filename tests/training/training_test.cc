@@ -10,7 +10,7 @@
 #include "server/training/set_criterion.h"
 #include "tests/common/tiny_model_config.h"
 
-namespace detr {
+namespace detr::training {
 namespace {
 
 double BruteForceMinimum(const std::vector<double>& cost, int rows, int cols) {
@@ -60,7 +60,7 @@ TEST(SetCriterionTest, PerfectPredictionsHaveNoBoxLossAndMatchTheRightQueries) {
   SetCriterionOptions options;
   options.num_classes = 3;
   Target target{at::tensor({2, 0}, at::kLong), at::tensor({0.3, 0.3, 0.2, 0.2, 0.7, 0.6, 0.3, 0.4}).view({2, 4})};
-  DetrOutput output;
+  core::DetrOutput output;
   output.boxes = at::rand({1, 5, 4}) * 0.1 + 0.45;
   output.boxes[0][3] = target.boxes[0];  // query 3 predicts target 0, query 1 target 1
   output.boxes[0][1] = target.boxes[1];
@@ -81,9 +81,9 @@ TEST(SetCriterionTest, PerfectPredictionsHaveNoBoxLossAndMatchTheRightQueries) {
 
 TEST(SetCriterionTest, GradientsReachEveryTrainedModuleWithAuxiliaryLosses) {
   at::manual_seed(3);
-  for (auto type : {AttentionType::kSoftmax, AttentionType::kOptimization}) {
+  for (auto type : {core::AttentionType::kSoftmax, core::AttentionType::kOptimization}) {
     const auto config = testing::TinyModelConfig(type, /*dec_layers=*/2, /*num_queries=*/6, /*num_classes=*/3);
-    Detr model(config);
+    core::Detr model(config);
     model->train();
     auto out = model->forward(at::randn({2, 3, 64, 64}), at::zeros({2, 64, 64}, at::kBool), /*all_layers=*/true);
     ASSERT_EQ(out.aux.size(), 1u);
@@ -96,11 +96,11 @@ TEST(SetCriterionTest, GradientsReachEveryTrainedModuleWithAuxiliaryLosses) {
     total.backward();
     for (const auto& item : model->named_parameters()) {
       if (!item.value().requires_grad()) continue;
-      ASSERT_TRUE(item.value().grad().defined()) << item.key() << " " << ToString(type);
+      ASSERT_TRUE(item.value().grad().defined()) << item.key() << " " << core::ToString(type);
       EXPECT_TRUE(item.value().grad().isfinite().all().item<bool>()) << item.key();
     }
   }
 }
 
 }  // namespace
-}  // namespace detr
+}  // namespace detr::training

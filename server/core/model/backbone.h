@@ -1,0 +1,34 @@
+// backbone.0 of the official checkpoint: the ResNet body ("body") whose last
+// stage feeds the transformer, plus the padding mask resized to its grid.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "server/core/model/resnet.h"
+
+namespace detr::core {
+
+class BackboneImpl : public torch::nn::Module {
+ public:
+  BackboneImpl(const std::string& name, bool dilation);
+
+  /// pixel_values: (B, 3, H, W); pixel_mask: (B, H, W) bool, true = padding.
+  /// Returns features (B, C, h, w) and their mask (B, h, w).
+  std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& pixel_values, const at::Tensor& pixel_mask);
+
+  void PrepareForInference(bool use_onednn = true);
+  int64_t num_channels() const { return body->num_channels(); }
+  /// What runs the backbone's convolutions at inference, and why.
+  const std::string& engine() const { return body->engine(); }
+
+ private:
+  ResNetBody body{nullptr};
+  bool channels_last_ = false;
+};
+TORCH_MODULE(Backbone);
+
+}  // namespace detr::core

@@ -1,0 +1,36 @@
+// Building a ready-to-run model from a config and weights (or a seed).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "server/core/io/checkpoint.h"
+#include "server/core/model/detr.h"
+
+namespace detr::core {
+
+struct ModelSpec {
+  ModelConfig config;
+  /// safetensors weights; empty = seeded random initialisation (no trained
+  /// weights yet), which callers must say in their logs.
+  std::string weights_path;
+  std::uint64_t random_seed = 0;
+  /// Fold batch-norms, channels-last, eval, no gradients (PrepareForInference).
+  bool optimize = true;
+  /// With optimize: run the backbone through oneDNN directly (Winograd
+  /// convolutions, onednn_resnet.h) when built with it.
+  bool onednn_backbone = true;
+};
+
+struct LoadedModel {
+  Detr model{nullptr};
+  LoadReport report;
+  bool random_weights = false;
+};
+
+/// Builds, loads and prepares the model. Throws CheckpointError,
+/// safetensors::FormatError or std::invalid_argument with a message naming
+/// the file and the problem.
+LoadedModel BuildModel(const ModelSpec& spec);
+
+}  // namespace detr::core

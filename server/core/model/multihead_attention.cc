@@ -1,0 +1,148 @@
+#include "server/core/model/multihead_attention.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/nn/init.h>
+#include <torch/version.h>
+
+#include "server/core/kernels/onednn_matmul.h"
+#include "server/core/model/optimization_attention.h"
+#include "server/core/kernels/optimization_attention_inference.h"
+#include "server/core/kernels/softmax_attention_inference.h"
+
+namespace detr::core {
+namespace {
+
+// FNV-1a: a stable hash, so a site's random tokens are the same on every
+// platform and build.
+std::uint64_t StableHash(const std::string& text) {
+  std::uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+// (B, m) bool -> (B, 1, 1, m) with -inf on padded keys, broadcast over heads and queries
+at::Tensor AdditivePaddingMask(const at::Tensor& key_padding, const at::TensorOptions& options) {
+  return AdditiveKeyMask(key_padding, options).view({key_padding.size(0), 1, 1, key_padding.size(1)});
+}
+
+}  // namespace
+
+at::Tensor SoftmaxAttentionUnfused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& key_padding) {
+  auto scores = at::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))), k.transpose(-2, -1));
+  if (key_padding.defined()) scores = scores + AdditivePaddingMask(key_padding, q.options());
+  return at::matmul(scores.softmax(-1), v);
+}
+
+at::Tensor SoftmaxAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& key_padding) {
+#if TORCH_VERSION_MAJOR >= 2
+  at::Tensor mask;
+  if (key_padding.defined()) mask = AdditivePaddingMask(key_padding, q.options());
+  return at::scaled_dot_product_attention(q, k, v, mask);
+#else
+  // CPU inference: the blocked path that keeps each block's scores in cache.
+  if (!at::GradMode::is_enabled() && q.device().is_cpu() && q.scalar_type() == at::kFloat) {
+    return SoftmaxAttentionInference(q, k, v, key_padding);
+  }
+  return SoftmaxAttentionUnfused(q, k, v, key_padding);
+#endif
+}
+
+MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t embed_dim, int64_t num_heads,
+                                               AttentionSite site, const AttentionOptions& options,
+                                               const std::string& site_id)
+    : embed_dim_(embed_dim),
+      num_heads_(num_heads),
+      head_dim_(embed_dim / num_heads),
+      site_(site),
+      options_(options) {
+  TORCH_CHECK(embed_dim % num_heads == 0, "embed_dim must be divisible by num_heads");
+  const int64_t rows = options.type == AttentionType::kSoftmax ? 3 * embed_dim : embed_dim;
+  // nn.MultiheadAttention's initialisation: xavier-uniform weights, zero biases.
+  in_proj_weight = register_parameter("in_proj_weight", at::empty({rows, embed_dim}));
+  torch::nn::init::xavier_uniform_(in_proj_weight);
+  in_proj_bias = register_parameter("in_proj_bias", at::zeros({rows}));
+  out_proj = register_module("out_proj", torch::nn::Linear(embed_dim, embed_dim));
+  {
+    torch::NoGradGuard no_grad;
+    out_proj->bias.zero_();
+  }
+  if (options.type == AttentionType::kOptimization && options.random_tokens > 0) {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(options.random_seed ^ StableHash(site_id));
+    random_directions_ = at::randn({num_heads, options.random_tokens, head_dim_}, generator, at::kFloat);
+  }
+}
+
+at::Tensor MultiheadAttentionImpl::SplitHeads(const at::Tensor& x) const {
+  return x.view({x.size(0), x.size(1), num_heads_, head_dim_}).transpose(1, 2);
+}
+
+at::Tensor MultiheadAttentionImpl::Projected(const at::Tensor& x, int64_t row) const {
+  const int64_t begin = options_.type == AttentionType::kSoftmax ? row * embed_dim_ : 0;
+  return Linear(x, in_proj_weight.narrow(0, begin, embed_dim_), in_proj_bias.narrow(0, begin, embed_dim_));
+}
+
+at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Tensor& key,
+                                           const at::Tensor& value, const at::Tensor& key_padding) {
+  const int64_t batch = query.size(0), n = query.size(1);
+  auto v = SplitHeads(Projected(value, 2));
+  at::Tensor heads;
+  switch (options_.type) {
+    case AttentionType::kSoftmax: {
+      at::Tensor q, k;
+      if (query.is_same(key)) {  // self-attention: one matmul for q and k
+        auto qk = Linear(query, in_proj_weight.narrow(0, 0, 2 * embed_dim_), in_proj_bias.narrow(0, 0, 2 * embed_dim_))
+                      .chunk(2, -1);
+        q = qk[0];
+        k = qk[1];
+      } else {
+        q = Projected(query, 0);
+        k = Projected(key, 1);
+      }
+      heads = SoftmaxAttention(SplitHeads(q), SplitHeads(k), v, key_padding);
+      break;
+    }
+    case AttentionType::kSoftmaxIdentityQk:
+      heads = SoftmaxAttention(SplitHeads(query), SplitHeads(key), v, key_padding);
+      break;
+    case AttentionType::kOptimization: {
+      OptimizationProblem problem;
+      problem.queries = SplitHeads(query);
+      problem.dictionary = SplitHeads(key);
+      problem.key_padding = key_padding;
+      problem.exclude_self = options_.ExcludesSelf(site_);
+      problem.random_directions = random_directions_;
+      // Inference on the CPU takes the chunked, fused path (its fused loops are
+      // CPU code); training, and other devices, the differentiable one.
+      const bool fused = !at::GradMode::is_enabled() && query.device().is_cpu();
+      heads = fused ? OptimizationAttentionInference(problem, v, options_, options_.query_chunk)
+                    : OptimizationAttention(problem, v, options_);
+      break;
+    }
+  }
+  return Linear(heads.transpose(1, 2).reshape({batch, n, embed_dim_}), out_proj->weight, out_proj->bias);
+}
+
+std::vector<std::string> MultiheadAttentionImpl::AdaptCheckpoint(const std::string& prefix,
+                                                                 TensorMap& state) const {
+  std::vector<std::string> dropped;
+  if (options_.type == AttentionType::kSoftmax) return dropped;
+  for (const char* name : {"in_proj_weight", "in_proj_bias"}) {
+    const auto it = state.find(prefix + name);
+    if (it == state.end() || it->second.dim() == 0 || it->second.size(0) != 3 * embed_dim_) continue;
+    it->second = it->second.narrow(0, 2 * embed_dim_, embed_dim_);
+    dropped.push_back(prefix + name + ": q/k rows [0, " + std::to_string(2 * embed_dim_) +
+                      ") unused by " + ToString(options_.type) + " attention (skipped)");
+  }
+  return dropped;
+}
+
+}  // namespace detr::core

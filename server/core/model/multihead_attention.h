@@ -1,0 +1,69 @@
+// One attention site of DETR, with the parameters of the official
+// nn.MultiheadAttention (in_proj_weight, in_proj_bias, out_proj) and one of the
+// three attention types of docs/optimization-attention.md.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include "server/core/api/model_config.h"
+#include "server/core/io/tensor_io.h"
+
+namespace detr::core {
+
+class MultiheadAttentionImpl : public torch::nn::Module {
+ public:
+  /// site_id names this instance (e.g. "encoder.self.3"); it seeds the random
+  /// tokens, so that each site draws its own, reproducibly.
+  MultiheadAttentionImpl(int64_t embed_dim, int64_t num_heads, AttentionSite site,
+                         const AttentionOptions& options, const std::string& site_id);
+
+  /// Batch-first: query (B, n, d) with its positional term, key (B, m, d) with
+  /// its positional term, value (B, m, d) without; key_padding (B, m) bool,
+  /// true = padding, or undefined. Returns (B, n, d).
+  at::Tensor forward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                     const at::Tensor& key_padding = {});
+
+  /// Softmax sites hold the q, k and v rows of in_proj (3d x d); the others
+  /// hold the v rows only (d x d). Given a checkpoint written for a softmax
+  /// site, slices out the v rows in place and returns one line per dropped
+  /// tensor for the load report. `prefix` is this module's key prefix.
+  std::vector<std::string> AdaptCheckpoint(const std::string& prefix, TensorMap& state) const;
+
+  AttentionType type() const { return options_.type; }
+  const AttentionOptions& options() const { return options_; }
+  AttentionSite site() const { return site_; }
+
+  at::Tensor in_proj_weight, in_proj_bias;
+  torch::nn::Linear out_proj{nullptr};
+
+ private:
+  // (B, L, d) -> (B, H, L, dh)
+  at::Tensor SplitHeads(const at::Tensor& x) const;
+  at::Tensor Projected(const at::Tensor& x, int64_t row) const;  // row block 0=q 1=k 2=v
+
+  int64_t embed_dim_, num_heads_, head_dim_;
+  AttentionSite site_;
+  AttentionOptions options_;
+  at::Tensor random_directions_;  // (H, r, dh), drawn once at construction
+};
+TORCH_MODULE(MultiheadAttention);
+
+/// Softmax attention on heads: q, k, v (B, H, L, dh), key_padding (B, m) or
+/// undefined -> (B, H, n, dh). Uses fused scaled-dot-product attention where
+/// the LibTorch has it (2.0 and later); before that, CPU inference takes the
+/// blocked path of softmax_attention_inference.h, training the unfused one.
+at::Tensor SoftmaxAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& key_padding);
+
+/// The plain path, as eager PyTorch code writes it: the whole (B, H, n, m)
+/// score tensor, softmax, product with v. Differentiable. The benchmarks
+/// compare against it.
+at::Tensor SoftmaxAttentionUnfused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& key_padding);
+
+}  // namespace detr::core

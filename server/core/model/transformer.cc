@@ -1,0 +1,128 @@
+#include "server/core/model/transformer.h"
+
+#include <ATen/ATen.h>
+
+#include "server/core/kernels/onednn_matmul.h"
+
+namespace detr::core {
+namespace {
+
+MultiheadAttention MakeAttention(const ModelConfig& config, AttentionSite site, int layer) {
+  return MultiheadAttention(config.hidden_dim, config.nheads, site, config.attention(site),
+                            std::string(ToString(site)) + "." + std::to_string(layer));
+}
+
+torch::nn::LayerNorm MakeNorm(const ModelConfig& config) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.hidden_dim}));
+}
+
+// linear2(relu(linear1(x))), the ReLU fused into the first product.
+at::Tensor FeedForwardOf(const torch::nn::Linear& linear1, const torch::nn::Linear& linear2, const at::Tensor& x) {
+  return Linear(Linear(x, linear1->weight, linear1->bias, /*relu=*/true), linear2->weight, linear2->bias);
+}
+
+}  // namespace
+
+EncoderLayerImpl::EncoderLayerImpl(const ModelConfig& config, int index)
+    : normalize_before_(config.normalize_before) {
+  self_attn = register_module("self_attn", MakeAttention(config, AttentionSite::kEncoderSelf, index));
+  linear1 = register_module("linear1", torch::nn::Linear(config.hidden_dim, config.dim_feedforward));
+  linear2 = register_module("linear2", torch::nn::Linear(config.dim_feedforward, config.hidden_dim));
+  norm1 = register_module("norm1", MakeNorm(config));
+  norm2 = register_module("norm2", MakeNorm(config));
+}
+
+at::Tensor EncoderLayerImpl::FeedForward(const at::Tensor& x) { return FeedForwardOf(linear1, linear2, x); }
+
+at::Tensor EncoderLayerImpl::forward(const at::Tensor& src, const at::Tensor& pos,
+                                     const at::Tensor& padding) {
+  if (normalize_before_) {
+    auto x = norm1(src);
+    auto q = x + pos;
+    auto out = src + self_attn(q, q, x, padding);
+    return out + FeedForward(norm2(out));
+  }
+  auto q = src + pos;
+  auto out = norm1(src + self_attn(q, q, src, padding));
+  return norm2(out + FeedForward(out));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, int index)
+    : normalize_before_(config.normalize_before) {
+  self_attn = register_module("self_attn", MakeAttention(config, AttentionSite::kDecoderSelf, index));
+  multihead_attn = register_module("multihead_attn", MakeAttention(config, AttentionSite::kDecoderCross, index));
+  linear1 = register_module("linear1", torch::nn::Linear(config.hidden_dim, config.dim_feedforward));
+  linear2 = register_module("linear2", torch::nn::Linear(config.dim_feedforward, config.hidden_dim));
+  norm1 = register_module("norm1", MakeNorm(config));
+  norm2 = register_module("norm2", MakeNorm(config));
+  norm3 = register_module("norm3", MakeNorm(config));
+}
+
+at::Tensor DecoderLayerImpl::FeedForward(const at::Tensor& x) { return FeedForwardOf(linear1, linear2, x); }
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& tgt, const at::Tensor& memory,
+                                     const at::Tensor& keys, const at::Tensor& memory_padding,
+                                     const at::Tensor& query_pos) {
+  if (normalize_before_) {
+    auto x = norm1(tgt);
+    auto q = x + query_pos;
+    auto out = tgt + self_attn(q, q, x);
+    x = norm2(out);
+    out = out + multihead_attn(x + query_pos, keys, memory, memory_padding);
+    return out + FeedForward(norm3(out));
+  }
+  auto q = tgt + query_pos;
+  auto out = norm1(tgt + self_attn(q, q, tgt));
+  out = norm2(out + multihead_attn(out + query_pos, keys, memory, memory_padding));
+  return norm3(out + FeedForward(out));
+}
+
+TransformerEncoderImpl::TransformerEncoderImpl(const ModelConfig& config) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int i = 0; i < config.enc_layers; ++i) layers->push_back(EncoderLayer(config, i));
+  if (config.normalize_before) norm = register_module("norm", MakeNorm(config));
+}
+
+at::Tensor TransformerEncoderImpl::forward(const at::Tensor& src, const at::Tensor& pos,
+                                           const at::Tensor& padding) {
+  auto out = src;
+  for (const auto& layer : *layers) out = layer->as<EncoderLayerImpl>()->forward(out, pos, padding);
+  return norm ? norm(out) : out;
+}
+
+TransformerDecoderImpl::TransformerDecoderImpl(const ModelConfig& config) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int i = 0; i < config.dec_layers; ++i) layers->push_back(DecoderLayer(config, i));
+  norm = register_module("norm", MakeNorm(config));
+}
+
+at::Tensor TransformerDecoderImpl::forward(const at::Tensor& tgt, const at::Tensor& memory,
+                                           const at::Tensor& memory_padding, const at::Tensor& pos,
+                                           const at::Tensor& query_pos, bool all_layers) {
+  std::vector<at::Tensor> outputs;
+  const auto memory_keys = memory + pos;
+  auto out = tgt;
+  for (const auto& layer : *layers) {
+    out = layer->as<DecoderLayerImpl>()->forward(out, memory, memory_keys, memory_padding, query_pos);
+    if (all_layers) outputs.push_back(norm(out));
+  }
+  if (!all_layers) outputs.push_back(norm(out));
+  return at::stack(outputs);
+}
+
+TransformerImpl::TransformerImpl(const ModelConfig& config) {
+  encoder = register_module("encoder", TransformerEncoder(config));
+  decoder = register_module("decoder", TransformerDecoder(config));
+}
+
+at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& padding,
+                                    const at::Tensor& query_embed, const at::Tensor& pos,
+                                    bool all_layers) {
+  const auto batch = src.size(0);
+  auto query_pos = query_embed.unsqueeze(0).expand({batch, -1, -1});
+  auto tgt = at::zeros_like(query_pos);
+  auto memory = encoder(src, pos, padding);
+  return decoder(tgt, memory, padding, pos, query_pos, all_layers);
+}
+
+}  // namespace detr::core

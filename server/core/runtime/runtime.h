@@ -1,0 +1,43 @@
+// Process-wide LibTorch settings for inference.
+#pragma once
+
+#include <exception>
+#include <string>
+
+namespace detr::core {
+
+/// Sets LibTorch's intra-op threads (0 = every core). Debian's LibTorch
+/// starts with one, which leaves the other cores idle.
+void ConfigureThreads(int intra_op_threads);
+
+/// Ends the calling thread's team of OpenMP worker threads (they start again
+/// with its next parallel region). Why: libgomp lets idle workers spin, which
+/// makes the next parallel region start at once, only while it manages no
+/// more threads than there are cores; every thread that ever ran a parallel
+/// region keeps a team. A server whose main thread loaded the models and whose
+/// model workers each keep a team exceeds the cores, so every worker sleeps
+/// after each parallel region and is woken again: measured here, a forward
+/// pass on a second thread took 131 ms instead of 119 ms, with 300 context
+/// switches per pass instead of 6. Call it on a thread that is done with
+/// LibTorch for a while. No-op when no OpenMP runtime is loaded.
+void ReleaseIntraOpThreads();
+
+/// glibc's malloc: blocks up to 64 MiB come from the heap, not from mmaps of
+/// their own, and up to 256 MiB of freed heap is kept. Why: a request's
+/// buffers (its encoded bytes and the decoded image: 0.3-1 MB each) are
+/// otherwise mapped and page-faulted in afresh for every request,
+/// in the kernel, while the model runs on the same cores. Measured here with
+/// batching at concurrency 8 on JPEG input: 92-93% of offline batch 8 in
+/// three runs with it, 88-90% in two without (docs/benchmarks.md). LibTorch's
+/// tensors go through CachingCpuAllocator either way. A no-op without glibc.
+void KeepFreedBuffersForReuse();
+
+/// The message of an exception for people: LibTorch's c10::Error without
+/// its C++ backtrace, anything else as what() says.
+std::string ErrorMessage(const std::exception& error);
+
+/// One line for logs: LibTorch version, threads, the BLAS/oneDNN build, and
+/// which optimization attention kernel this CPU runs.
+std::string RuntimeSummary();
+
+}  // namespace detr::core

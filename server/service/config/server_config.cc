@@ -1,0 +1,311 @@
+#include "server/service/config/server_config.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "server/core/api/config_node.h"
+#include "server/core/api/model_config_parser.h"
+#include "server/service/config/yaml_node.h"
+#include "server/service/pipeline/fault_injection.h"
+
+namespace detr::service {
+namespace {
+
+namespace fs = std::filesystem;
+using core::config::CheckKeys;
+using core::config::Field;
+using core::config::Invalid;
+using core::config::Read;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(path + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string Resolve(const std::string& path, const std::string& base_dir) {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  return (fs::path(base_dir) / path).string();
+}
+
+// Size and modification time: a reload notices weights replaced in place.
+std::string FileVersion(const std::string& path) {
+  std::error_code error;
+  const auto size = fs::file_size(path, error);
+  if (error) return "";
+  const auto time = fs::last_write_time(path, error);
+  return std::to_string(size) + "@" + std::to_string(time.time_since_epoch().count());
+}
+
+// `key`'s value when present, read as a T.
+template <typename T>
+void ReadIf(const YamlNode& map, const std::string& key, T& out, const std::string& source, const std::string& where) {
+  const auto node = map[key];
+  if (node.IsDefined()) out = Read<T>(node, source, Field(where, key));
+}
+
+core::ModelConfig Architecture(const YamlNode& node, const std::string& source, const std::string& base_dir,
+                               const std::string& where) {
+  const auto file = node["model_config"], inline_config = node["architecture"];
+  if (file.IsDefined() && inline_config.IsDefined()) Invalid(source, where, "has both model_config and architecture");
+  core::ModelConfig config;
+  if (file.IsDefined()) {
+    const auto path = Resolve(Read<std::string>(file, source, where + ".model_config"), base_dir);
+    nlohmann::json document;
+    try {
+      document = nlohmann::json::parse(ReadFile(path));
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(path + ": not valid JSON: " + e.what());
+    }
+    config = core::ModelConfig::FromJson(document, path);
+  } else if (inline_config.IsDefined()) {
+    core::config::ApplyModelConfig(config, inline_config, source + " " + where + ".architecture");
+  } else {
+    Invalid(source, where, "needs model_config (a file) or architecture (inline)");
+  }
+  // Per-site attention overrides of the architecture.
+  if (const auto attention = node["attention"]; attention.IsDefined()) {
+    core::config::ApplyAttention(config, attention, source, where + ".attention");
+  }
+  try {
+    config.Validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(source + " " + where + ": " + e.what());
+  }
+  return config;
+}
+
+PreprocessingConfig ParsePreprocessing(const YamlNode& p, const std::string& source, const std::string& where) {
+  CheckKeys(p, {"shortest_edge", "longest_edge", "canvas"}, source, where);
+  PreprocessingConfig preprocessing;
+  ReadIf(p, "shortest_edge", preprocessing.shortest_edge, source, where);
+  ReadIf(p, "longest_edge", preprocessing.longest_edge, source, where);
+  if (const auto canvas_node = p["canvas"]; canvas_node.IsDefined()) {
+    const auto canvas = Read<std::vector<int>>(canvas_node, source, where + ".canvas");
+    if (canvas.size() != 2 || canvas[0] <= 0 || canvas[1] <= 0) {
+      Invalid(source, where + ".canvas", "must be [height, width], both positive");
+    }
+    preprocessing.canvas_height = canvas[0];
+    preprocessing.canvas_width = canvas[1];
+  }
+  return preprocessing;
+}
+
+BatchingConfig ParseBatching(const YamlNode& b, const std::string& source, const std::string& where) {
+  CheckKeys(b, {"max_batch_size", "max_queue_delay_ms", "queue_capacity", "workers"}, source, where);
+  BatchingConfig batching;
+  ReadIf(b, "max_batch_size", batching.max_batch_size, source, where);
+  double delay_ms = static_cast<double>(batching.max_queue_delay.count()) / 1000;
+  ReadIf(b, "max_queue_delay_ms", delay_ms, source, where);
+  batching.max_queue_delay = std::chrono::microseconds(static_cast<int64_t>(delay_ms * 1000));
+  ReadIf(b, "queue_capacity", batching.queue_capacity, source, where);
+  ReadIf(b, "workers", batching.workers, source, where);
+  if (batching.max_batch_size < 1) Invalid(source, where + ".max_batch_size", "must be >= 1");
+  if (batching.queue_capacity < 1) Invalid(source, where + ".queue_capacity", "must be >= 1");
+  if (batching.workers < 1) Invalid(source, where + ".workers", "must be >= 1");
+  if (!(delay_ms >= 0)) Invalid(source, where + ".max_queue_delay_ms", "must be >= 0");
+  return batching;
+}
+
+ModelEntry ParseModel(const YamlNode& node, const std::string& source, const std::string& base_dir, size_t index) {
+  const std::string where = "models[" + std::to_string(index) + "]";
+  CheckKeys(node, {"name", "model_config", "architecture", "weights", "random_seed", "attention", "preprocessing",
+                   "batching"},
+            source, where);
+  ModelEntry model;
+  if (!node["name"].IsDefined()) Invalid(source, where + ".name", "is required");
+  model.name = Read<std::string>(node["name"], source, where + ".name");
+  if (model.name.empty()) Invalid(source, where + ".name", "must not be empty");
+  model.config = Architecture(node, source, base_dir, where);
+  if (node["weights"].IsDefined()) {
+    model.weights = Resolve(Read<std::string>(node["weights"], source, where + ".weights"), base_dir);
+    model.weights_version = FileVersion(model.weights);
+  }
+  ReadIf(node, "random_seed", model.random_seed, source, where);
+  if (node["preprocessing"].IsDefined()) {
+    model.preprocessing = ParsePreprocessing(node["preprocessing"], source, where + ".preprocessing");
+  }
+  if (node["batching"].IsDefined()) model.batching = ParseBatching(node["batching"], source, where + ".batching");
+  return model;
+}
+
+ExperimentKind ParseKind(const std::string& kind, const std::string& source, const std::string& field) {
+  if (kind == "split") return ExperimentKind::kSplit;
+  if (kind == "sticky") return ExperimentKind::kSticky;
+  if (kind == "shadow") return ExperimentKind::kShadow;
+  Invalid(source, field, "is '" + kind + "'; expected split, sticky or shadow");
+}
+
+ExperimentEntry ParseExperiment(const YamlNode& node, const std::string& source, const ServerConfig& config,
+                                size_t index) {
+  const std::string where = "experiments[" + std::to_string(index) + "]";
+  CheckKeys(node, {"name", "kind", "arms", "primary"}, source, where);
+  ExperimentEntry experiment;
+  ReadIf(node, "name", experiment.name, source, where);
+  if (experiment.name.empty()) Invalid(source, where + ".name", "is required");
+  std::string kind = "split";
+  ReadIf(node, "kind", kind, source, where);
+  experiment.kind = ParseKind(kind, source, where + ".kind");
+  if (!node["arms"].IsSequence()) Invalid(source, where + ".arms", "must be a list");
+  const auto arms = node["arms"].Elements();
+  for (size_t i = 0; i < arms.size(); ++i) {
+    const std::string w = where + ".arms[" + std::to_string(i) + "]";
+    CheckKeys(arms[i], {"model", "weight"}, source, w);
+    ExperimentArm arm;
+    ReadIf(arms[i], "model", arm.model, source, w);
+    ReadIf(arms[i], "weight", arm.weight, source, w);
+    if (!config.FindModel(arm.model)) Invalid(source, w + ".model", "names no model ('" + arm.model + "')");
+    if (!(arm.weight >= 0)) Invalid(source, w + ".weight", "must be >= 0");
+    experiment.arms.push_back(arm);
+  }
+  if (experiment.arms.size() < 2) Invalid(source, where + ".arms", "needs at least two arms");
+  if (experiment.kind == ExperimentKind::kShadow) {
+    if (experiment.arms.size() != 2) Invalid(source, where + ".arms", "a shadow experiment has exactly two arms");
+    experiment.primary = experiment.arms[0].model;
+    ReadIf(node, "primary", experiment.primary, source, where);
+    if (experiment.primary != experiment.arms[0].model && experiment.primary != experiment.arms[1].model) {
+      Invalid(source, where + ".primary", "must be one of the two arms");
+    }
+  } else {
+    double total = 0;
+    for (const auto& arm : experiment.arms) total += arm.weight;
+    if (!(total > 0)) Invalid(source, where + ".arms", "weights must not all be 0");
+  }
+  return experiment;
+}
+
+void ParseLimits(const YamlNode& limits, ServerConfig& config, const std::string& source) {
+  CheckKeys(limits, {"max_message_bytes", "max_pixels", "max_preprocessing", "max_preprocessing_bytes"}, source,
+            "limits");
+  ReadIf(limits, "max_message_bytes", config.max_message_bytes, source, "limits");
+  ReadIf(limits, "max_pixels", config.max_pixels, source, "limits");
+  ReadIf(limits, "max_preprocessing", config.max_preprocessing, source, "limits");
+  ReadIf(limits, "max_preprocessing_bytes", config.max_preprocessing_bytes, source, "limits");
+  if (config.max_message_bytes < 1 || config.max_message_bytes > (1ll << 31) - 1) {
+    Invalid(source, "limits.max_message_bytes", "must be in [1, 2^31)");
+  }
+  if (config.max_pixels < 1) Invalid(source, "limits.max_pixels", "must be >= 1");
+  if (config.max_preprocessing < 1) Invalid(source, "limits.max_preprocessing", "must be >= 1");
+  if (config.max_preprocessing_bytes < 1) Invalid(source, "limits.max_preprocessing_bytes", "must be >= 1");
+}
+
+void ParseTesting(const YamlNode& testing, ServerConfig& config, const std::string& source) {
+  CheckKeys(testing, {"inject_faults"}, source, "testing");
+  std::vector<std::string> stages;
+  ReadIf(testing, "inject_faults", stages, source, "testing");
+  for (const auto& stage : stages) {
+    if (!FaultInjection::Stages().count(stage)) {
+      Invalid(source, "testing.inject_faults", "names '" + stage + "'; stages are preprocess, shadow, forward, postprocess");
+    }
+    config.inject_faults.insert(stage);
+  }
+}
+
+}  // namespace
+
+bool ModelEntry::SameModelAs(const ModelEntry& other) const {
+  return name == other.name && config.ToJsonText() == other.config.ToJsonText() && weights == other.weights &&
+         weights_version == other.weights_version && random_seed == other.random_seed &&
+         preprocessing == other.preprocessing && batching == other.batching;
+}
+
+const char* ToString(ExperimentKind kind) {
+  switch (kind) {
+    case ExperimentKind::kSplit: return "split";
+    case ExperimentKind::kSticky: return "sticky";
+    case ExperimentKind::kShadow: return "shadow";
+  }
+  return "?";
+}
+
+const ModelEntry* ServerConfig::FindModel(const std::string& name) const {
+  for (const auto& model : models) {
+    if (model.name == name) return &model;
+  }
+  return nullptr;
+}
+
+const ExperimentEntry* ServerConfig::FindExperiment(const std::string& name) const {
+  for (const auto& experiment : experiments) {
+    if (experiment.name == name) return &experiment;
+  }
+  return nullptr;
+}
+
+ServerConfig ServerConfig::FromText(const std::string& text, const std::string& source, const std::string& base_dir) {
+  YAML::Node document;
+  try {
+    document = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw std::invalid_argument(source + ": not valid YAML/JSON: " + e.what());
+  }
+  const YamlNode root(document);
+  CheckKeys(root, {"listen", "metrics_listen", "intra_op_threads", "preprocess_threads", "log_format",
+                   "drain_timeout_seconds", "limits", "default_route", "models", "experiments", "testing"},
+            source, "");
+  ServerConfig config;
+  ReadIf(root, "listen", config.listen, source, "");
+  ReadIf(root, "metrics_listen", config.metrics_listen, source, "");
+  ReadIf(root, "intra_op_threads", config.intra_op_threads, source, "");
+  ReadIf(root, "preprocess_threads", config.preprocess_threads, source, "");
+  std::string log_format = "text";
+  ReadIf(root, "log_format", log_format, source, "");
+  if (log_format != "text" && log_format != "json") Invalid(source, "log_format", "must be text or json");
+  config.json_logs = log_format == "json";
+  double drain_seconds = static_cast<double>(config.drain_timeout.count()) / 1000;
+  ReadIf(root, "drain_timeout_seconds", drain_seconds, source, "");
+  config.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000));
+  if (root["limits"].IsDefined()) ParseLimits(root["limits"], config, source);
+  if (root["testing"].IsDefined()) ParseTesting(root["testing"], config, source);
+
+  const auto models = root["models"].Elements();
+  if (models.empty()) Invalid(source, "models", "must list at least one model");
+  for (size_t i = 0; i < models.size(); ++i) {
+    auto model = ParseModel(models[i], source, base_dir, i);
+    if (config.FindModel(model.name)) Invalid(source, "models[" + std::to_string(i) + "].name", "repeats '" + model.name + "'");
+    config.models.push_back(std::move(model));
+  }
+  if (const auto experiments = root["experiments"]; experiments.IsDefined()) {
+    if (!experiments.IsSequence()) Invalid(source, "experiments", "must be a list");
+    const auto entries = experiments.Elements();
+    for (size_t i = 0; i < entries.size(); ++i) {
+      auto experiment = ParseExperiment(entries[i], source, config, i);
+      if (config.FindModel(experiment.name) || config.FindExperiment(experiment.name)) {
+        Invalid(source, "experiments[" + std::to_string(i) + "].name", "repeats the name '" + experiment.name + "'");
+      }
+      config.experiments.push_back(std::move(experiment));
+    }
+  }
+  ReadIf(root, "default_route", config.default_route, source, "");
+  if (!config.default_route.empty() && !config.FindModel(config.default_route) &&
+      !config.FindExperiment(config.default_route)) {
+    Invalid(source, "default_route", "names no model or experiment ('" + config.default_route + "')");
+  }
+  return config;
+}
+
+ServerConfig ServerConfig::FromFile(const std::string& path) {
+  return FromText(ReadFile(path), path, fs::path(path).parent_path().string());
+}
+
+std::string ServerConfig::DefaultConfigDir() {
+  if (const char* dir = std::getenv("DETR_CONFIG_DIR"); dir != nullptr && *dir != '\0') return dir;
+  std::error_code error;
+  const fs::path binary_dir = fs::read_symlink("/proc/self/exe", error).parent_path();
+  for (const auto& candidate : {binary_dir / ".." / "share" / "detr", binary_dir / ".." / ".." / "deploy"}) {
+    if (fs::exists(candidate / "detr-server.yaml", error)) return fs::weakly_canonical(candidate, error).string();
+  }
+  return (binary_dir / ".." / "share" / "detr").string();  // where an installed server's files belong
+}
+
+}  // namespace detr::service

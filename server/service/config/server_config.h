@@ -1,0 +1,107 @@
+// detr-server's configuration file (YAML or JSON): models, experiments,
+// addresses and limits. deploy/detr-server.yaml is the annotated example.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "server/core/api/model_config.h"
+
+namespace detr::service {
+
+struct BatchingConfig {
+  int max_batch_size = 8;
+  std::chrono::microseconds max_queue_delay{5000};
+  int queue_capacity = 64;
+  int workers = 1;
+
+  bool operator==(const BatchingConfig& o) const {
+    return max_batch_size == o.max_batch_size && max_queue_delay == o.max_queue_delay &&
+           queue_capacity == o.queue_capacity && workers == o.workers;
+  }
+};
+
+struct PreprocessingConfig {
+  int shortest_edge = 800;  // the official evaluation resize ...
+  int longest_edge = 1333;
+  int canvas_height = 0;    // ... or, when both are set, fit into a fixed
+  int canvas_width = 0;     // canvas and pad (every request batches together)
+  bool fixed_canvas() const { return canvas_height > 0 && canvas_width > 0; }
+
+  bool operator==(const PreprocessingConfig& o) const {
+    return shortest_edge == o.shortest_edge && longest_edge == o.longest_edge && canvas_height == o.canvas_height &&
+           canvas_width == o.canvas_width;
+  }
+};
+
+struct ModelEntry {
+  std::string name;
+  core::ModelConfig config;  // from model_config (file) or architecture (inline), attention applied
+  std::string weights;       // safetensors; empty = seeded random weights
+  std::string weights_version;  // the weights file's size and modification time when the config was read
+  std::uint64_t random_seed = 0;
+  PreprocessingConfig preprocessing;
+  BatchingConfig batching;
+
+  /// Whether `other` serves the same model the same way: same architecture,
+  /// the same weights file unchanged on disk, same preprocessing and
+  /// batching (a reload keeps such a model running as it is).
+  bool SameModelAs(const ModelEntry& other) const;
+};
+
+enum class ExperimentKind { kSplit, kSticky, kShadow };
+const char* ToString(ExperimentKind kind);
+
+struct ExperimentArm {
+  std::string model;
+  double weight = 1;
+};
+
+struct ExperimentEntry {
+  std::string name;
+  ExperimentKind kind = ExperimentKind::kSplit;
+  std::vector<ExperimentArm> arms;
+  std::string primary;  // shadow: the arm that answers
+};
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:50051";
+  std::string metrics_listen = "127.0.0.1:9464";
+  int intra_op_threads = 0;     // 0 = every core
+  int preprocess_threads = 2;
+  bool json_logs = false;
+  std::chrono::milliseconds drain_timeout{10000};
+  std::int64_t max_message_bytes = 32 << 20;
+  std::int64_t max_pixels = 40'000'000;        // refused before a full decode where the format allows
+  std::int64_t max_preprocessing = 64;         // requests admitted to preprocessing at once ...
+  std::int64_t max_preprocessing_bytes = 256 << 20;  // ... and their image bytes
+  std::string default_route;                   // a model or experiment name; empty = the first model
+  std::vector<ModelEntry> models;
+  std::vector<ExperimentEntry> experiments;
+  std::set<std::string> inject_faults;         // testing only: stages that fail on purpose
+
+  /// Parses YAML/JSON text; relative paths resolve against `base_dir`.
+  /// Throws std::invalid_argument naming the source and the field.
+  static ServerConfig FromText(const std::string& text, const std::string& source, const std::string& base_dir);
+  static ServerConfig FromFile(const std::string& path);
+  /// The configuration built into the binary (deploy/detr-server.yaml): two
+  /// small models of one architecture, softmax and optimization attention on
+  /// all sites, in a 50/50 A/B experiment. Its relative paths resolve against
+  /// DefaultConfigDir().
+  static ServerConfig Default();
+  /// Where the built-in configuration's files are, found at run time: the
+  /// DETR_CONFIG_DIR environment variable, else share/detr beside the
+  /// binary's folder (an installed server), else deploy/ of the source tree
+  /// the binary was built in (build/bin/../../deploy).
+  static std::string DefaultConfigDir();
+
+  const ModelEntry* FindModel(const std::string& name) const;
+  const ExperimentEntry* FindExperiment(const std::string& name) const;
+  /// Where requests that name nothing go: default_route, else the first model.
+  const std::string& DefaultRoute() const { return default_route.empty() ? models.front().name : default_route; }
+};
+
+}  // namespace detr::service

@@ -1,0 +1,76 @@
+#include "server/service/frontend/detector_service.h"
+
+#include "server/service/frontend/detect_stream_reactor.h"
+#include "server/service/frontend/detector_messages.h"
+#include "server/service/pipeline/client_text.h"
+#include "server/service/status_mapping.h"
+
+namespace detr::service {
+namespace {
+
+// A unary call whose CallState learns of the client's cancellation.
+class UnaryCall final : public grpc::ServerUnaryReactor {
+ public:
+  explicit UnaryCall(grpc::CallbackServerContext* context)
+      : call_(std::make_shared<CallState>(context->deadline())) {}
+  std::shared_ptr<const CallState> call() const { return call_; }
+  void OnCancel() override { call_->Cancel(); }
+  void OnDone() override { delete this; }  // gRPC's reactor contract: the last event
+
+ private:
+  const std::shared_ptr<CallState> call_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* DetectorService::Detect(grpc::CallbackServerContext* context, const v1::DetectRequest* request,
+                                                  v1::DetectResponse* response) {
+  auto* reactor = new UnaryCall(context);  // gRPC's contract: it deletes itself in OnDone
+  pipeline_.Run(ToDetectInput(v1::DetectRequest(*request)), reactor->call(),
+                [reactor, response](absl::StatusOr<DetectResult> result) {
+                  if (result.ok()) ToDetectResponse(std::move(*result), response);
+                  reactor->Finish(ToGrpcStatus(result.status()));
+                });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::DetectRequest, v1::DetectResponse>* DetectorService::DetectStream(
+    grpc::CallbackServerContext* context) {
+  return new DetectStreamReactor(pipeline_, context);  // gRPC's contract: it deletes itself when done
+}
+
+grpc::ServerUnaryReactor* DetectorService::ListModels(grpc::CallbackServerContext* context,
+                                                      const v1::ListModelsRequest*, v1::ListModelsResponse* response) {
+  const auto models = pipeline_.models();
+  const auto& config = models->config();
+  for (const auto& entry : config.models) *response->add_models() = DescribeModel(*models->Find(entry.name));
+  for (const auto& experiment : config.experiments) {
+    auto* out = response->add_experiments();
+    out->set_name(experiment.name);
+    out->set_kind(ToString(experiment.kind));
+    out->set_primary(experiment.primary);
+    for (const auto& arm : experiment.arms) {
+      auto* a = out->add_arms();
+      a->set_model(arm.model);
+      a->set_weight(arm.weight);
+    }
+  }
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DetectorService::GetModel(grpc::CallbackServerContext* context,
+                                                    const v1::GetModelRequest* request, v1::Model* response) {
+  auto* reactor = context->DefaultReactor();
+  const auto models = pipeline_.models();
+  if (const auto* runner = models->Find(request->name())) {
+    *response = DescribeModel(*runner);
+    reactor->Finish(grpc::Status::OK);
+  } else {
+    reactor->Finish(ToGrpcStatus(absl::NotFoundError("no model named '" + Echo(request->name()) + "'")));
+  }
+  return reactor;
+}
+
+}  // namespace detr::service

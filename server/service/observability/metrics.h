@@ -1,0 +1,95 @@
+// The service's Prometheus metrics: built once at start-up and handed to
+// whoever records. Names follow Prometheus conventions: detr_ prefix, base
+// units, _total for counters, few labels. Every series a model records into
+// is created once and kept (ModelMetrics), so recording is no label lookup;
+// label values come only from configured names and fixed values, never from
+// a client's strings.
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <absl/status/status.h>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace detr::service {
+
+class Metrics;
+
+/// One model's series (or one fixed label's: an experiment's, "none",
+/// "unknown"), under the model's attention label.
+class ModelMetrics {
+ public:
+  enum class Stage { kQueue, kPreprocess, kInference, kPostprocess };
+
+  void RecordRequest(absl::StatusCode code, double seconds);
+  void RecordStage(Stage stage, double seconds) { stages_[static_cast<int>(stage)]->Observe(seconds); }
+  void RecordBatch(int batch_size) { batch_size_->Observe(batch_size); }
+  void RecordInferenceMemory(double bytes) { inference_memory_->Observe(bytes); }
+  void SetQueueDepth(double depth) { queue_depth_->Set(depth); }
+
+  /// Made by Metrics::ForModel, which keeps one per model.
+  ModelMetrics(Metrics& metrics, std::string model, std::string attention);
+
+ private:
+  static constexpr int kCodes = 17;  // the canonical status codes
+  Metrics& metrics_;
+  const std::string model_, attention_;
+  std::mutex mutex_;
+  std::array<prometheus::Histogram*, kCodes> durations_{};  // by code, made on first use; guarded by mutex_
+  std::array<prometheus::Counter*, kCodes> counts_{};       // guarded by mutex_
+  std::array<prometheus::Histogram*, 4> stages_{};
+  prometheus::Histogram* batch_size_ = nullptr;
+  prometheus::Histogram* inference_memory_ = nullptr;
+  prometheus::Gauge* queue_depth_ = nullptr;
+};
+
+class Metrics {
+ public:
+  /// Registers every family. Serves nothing: see http/metrics_endpoint.h.
+  Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  /// The series of `model`, created at zero on first use (so that rate()
+  /// sees a model's first requests), labelled with `attention`.
+  ModelMetrics& ForModel(const std::string& model, const std::string& attention);
+  /// How far a shadow experiment's arms agree: one observation per request
+  /// both arms answered. Created at zero on first use.
+  prometheus::Histogram& ShadowAgreement(const std::string& experiment);
+  /// detr_model_info (value 1; labels name each site's attention) and
+  /// detr_model_parameters.
+  void SetModelInfo(const std::string& model, const std::string& encoder_self, const std::string& decoder_self,
+                    const std::string& decoder_cross, double parameters, bool random_weights);
+
+  /// What a /metrics endpoint renders: the registry and the process's own.
+  std::vector<std::shared_ptr<prometheus::Collectable>> Collectables() const;
+
+ private:
+  friend class ModelMetrics;
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Histogram>& request_duration_;
+  prometheus::Family<prometheus::Counter>& requests_total_;
+  prometheus::Family<prometheus::Histogram>& stage_duration_;
+  prometheus::Family<prometheus::Histogram>& batch_size_;
+  prometheus::Family<prometheus::Histogram>& inference_memory_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Histogram>& shadow_agreement_;
+  prometheus::Family<prometheus::Gauge>& model_info_;
+  prometheus::Family<prometheus::Gauge>& model_parameters_;
+  std::shared_ptr<prometheus::Collectable> process_collector_;
+  std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<ModelMetrics>> models_;       // guarded by mutex_
+  std::map<std::string, prometheus::Histogram*> shadow_agreements_;  // guarded by mutex_
+};
+
+}  // namespace detr::service

@@ -1,0 +1,165 @@
+// A bounded request queue per model whose workers take batches of requests
+// with equal input shapes. Torch-free and templated on the item, so that its
+// timing is tested with a fake, slow workload.
+//
+// A batch takes only items whose shape key equals the oldest item's: padding
+// images of different sizes into one tensor would change their results
+// (DETR's convolutions see the padding), so a result never depends on what it
+// was batched with. A batch closes when it has max_batch_size items or when
+// its oldest item has waited max_queue_delay.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace detr::service {
+
+template <typename Item>
+class DynamicBatcher {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Options {
+    std::size_t max_batch_size = 8;
+    std::chrono::microseconds max_queue_delay{5000};
+    std::size_t queue_capacity = 64;
+    int workers = 1;
+  };
+
+  struct Hooks {
+    std::function<std::string(const Item&)> shape_key;  // items batch together iff keys are equal
+    std::function<bool(const Item&)> abandoned;         // cancelled or past its deadline: skip compute
+    std::function<void(Item&&)> drop;                   // told about a skipped item
+    std::function<void(std::vector<Item>&&)> run;       // computes one batch
+    std::function<void(const std::string&)> uncaught;   // told what run or drop threw (they should not)
+  };
+
+  DynamicBatcher(Options options, Hooks hooks) : options_(options), hooks_(std::move(hooks)) {
+    if (options_.max_batch_size == 0) options_.max_batch_size = 1;
+    for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { WorkLoop(); });
+  }
+
+  ~DynamicBatcher() { Stop(); }
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  /// Queues `item`; false (item untouched) when the queue is full or stopped.
+  bool TryEnqueue(Item& item) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_ || queue_.size() >= options_.queue_capacity) return false;
+      queue_.push_back(Entry{hooks_.shape_key(item), Clock::now(), std::move(item)});
+    }
+    wake_.notify_all();
+    return true;
+  }
+
+  std::size_t depth() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return queue_.size();
+  }
+
+  /// Stops taking items, computes those already queued, joins the workers.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_ && workers_.empty()) return;
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& worker : workers_) {
+      if (worker.joinable()) worker.join();
+    }
+    workers_.clear();
+  }
+
+ private:
+  struct Entry {
+    std::string key;
+    Clock::time_point enqueued;
+    Item item;
+  };
+
+  std::size_t CountKey(const std::string& key) const {
+    std::size_t n = 0;
+    for (const auto& entry : queue_) n += entry.key == key;
+    return n;
+  }
+
+  // Removes up to max_batch_size entries with the oldest entry's key, in order.
+  std::vector<Item> TakeBatch() {
+    const std::string key = queue_.front().key;
+    std::vector<Item> batch;
+    for (auto it = queue_.begin(); it != queue_.end() && batch.size() < options_.max_batch_size;) {
+      if (it->key == key) {
+        batch.push_back(std::move(it->item));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return batch;
+  }
+
+  void WorkLoop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      // Wait for the oldest item's batch to fill, at most until its delay is up.
+      const auto close_at = queue_.front().enqueued + options_.max_queue_delay;
+      while (!stopping_ && !queue_.empty() && CountKey(queue_.front().key) < options_.max_batch_size &&
+             Clock::now() < close_at) {
+        wake_.wait_until(lock, close_at);
+      }
+      if (queue_.empty()) continue;  // another worker took it
+      auto batch = TakeBatch();
+      lock.unlock();
+      Dispatch(std::move(batch));
+      lock.lock();
+    }
+  }
+
+  // A worker must survive whatever a hook throws: it would end the process.
+  void Dispatch(std::vector<Item> batch) noexcept {
+    try {
+      DispatchLive(std::move(batch));
+    } catch (const std::exception& e) {
+      if (hooks_.uncaught) hooks_.uncaught(e.what());
+    } catch (...) {
+      if (hooks_.uncaught) hooks_.uncaught("an exception that is not a std::exception");
+    }
+  }
+
+  void DispatchLive(std::vector<Item> batch) {
+    std::vector<Item> live;
+    live.reserve(batch.size());
+    for (auto& item : batch) {
+      if (hooks_.abandoned(item)) {
+        hooks_.drop(std::move(item));
+      } else {
+        live.push_back(std::move(item));
+      }
+    }
+    if (!live.empty()) hooks_.run(std::move(live));
+  }
+
+  Options options_;
+  Hooks hooks_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Entry> queue_;  // guarded by mutex_
+  bool stopping_ = false;    // guarded by mutex_
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace detr::service

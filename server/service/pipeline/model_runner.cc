@@ -1,0 +1,114 @@
+#include "server/service/pipeline/model_runner.h"
+
+#include <exception>
+
+#include <spdlog/spdlog.h>
+
+namespace detr::service {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+AttentionTypes AttentionOf(const core::ModelConfig& config) {
+  return {core::ToString(config.encoder_self.type), core::ToString(config.decoder_self.type),
+          core::ToString(config.decoder_cross.type)};
+}
+
+std::string AttentionLabel(const AttentionTypes& a) {
+  if (a.encoder_self == a.decoder_self && a.decoder_self == a.decoder_cross) return a.encoder_self;
+  return "encoder.self=" + a.encoder_self + ",decoder.self=" + a.decoder_self + ",decoder.cross=" + a.decoder_cross;
+}
+
+}  // namespace
+
+ModelRunner::ModelRunner(const ModelEntry& entry, std::unique_ptr<core::Detector> detector, Metrics& metrics)
+    : entry_(entry),
+      detector_(std::move(detector)),
+      attention_(AttentionOf(entry.config)),
+      attention_label_(AttentionLabel(attention_)),
+      metrics_(metrics.ForModel(entry.name, attention_label_)) {
+  const auto& info = detector_->info();
+  metrics.SetModelInfo(entry.name, attention_.encoder_self, attention_.decoder_self, attention_.decoder_cross,
+                       static_cast<double>(info.parameter_count), info.random_weights);
+  metrics_.SetQueueDepth(0);
+
+  DynamicBatcher<Job>::Options options;
+  options.max_batch_size = static_cast<std::size_t>(entry.batching.max_batch_size);
+  options.max_queue_delay = entry.batching.max_queue_delay;
+  options.queue_capacity = static_cast<std::size_t>(entry.batching.queue_capacity);
+  options.workers = entry.batching.workers;
+  DynamicBatcher<Job>::Hooks hooks;
+  hooks.shape_key = [](const Job& job) { return job.job.image.ShapeKey(); };
+  hooks.abandoned = [](const Job& job) { return job.job.call && job.job.call->abandoned(); };
+  hooks.drop = [this](Job&& job) {
+    job.job.done(job.job.call->Check(("while queued for model '" + entry_.name + "', before compute").c_str()));
+  };
+  hooks.run = [this](std::vector<Job>&& jobs) { RunBatch(std::move(jobs)); };
+  hooks.uncaught = [this](const std::string& what) {
+    spdlog::critical("model {}: a batch's completion threw: {}", entry_.name, what);
+  };
+  batcher_ = std::make_unique<DynamicBatcher<Job>>(options, std::move(hooks));
+}
+
+ModelRunner::~ModelRunner() { Stop(); }
+
+void ModelRunner::Stop() {
+  if (batcher_) batcher_->Stop();
+}
+
+void ModelRunner::Submit(InferenceJob job) {
+  Job queued{std::move(job), Clock::now()};
+  if (!batcher_->TryEnqueue(queued)) {
+    queued.job.done(absl::ResourceExhaustedError("model '" + entry_.name + "' has " +
+                                                 std::to_string(entry_.batching.queue_capacity) +
+                                                 " requests queued (its capacity), or is stopping; retry later"));
+    return;
+  }
+  metrics_.SetQueueDepth(static_cast<double>(batcher_->depth()));
+}
+
+absl::StatusOr<core::DetectionPass> ModelRunner::Detect(const std::vector<Job>& jobs) {
+  std::vector<const core::PreparedImage*> images;
+  std::vector<core::DetectOptions> options;
+  for (const auto& job : jobs) {
+    images.push_back(&job.job.image);
+    options.push_back(job.job.options);
+  }
+  try {
+    return detector_->Detect(images, options);
+  } catch (const std::exception& e) {
+    spdlog::error("model {}: a batch of {} failed: {}", entry_.name, jobs.size(), e.what());
+    return absl::InternalError("model '" + entry_.name + "' failed: " + e.what());
+  } catch (...) {
+    return absl::InternalError("model '" + entry_.name + "' failed");
+  }
+}
+
+void ModelRunner::RunBatch(std::vector<Job>&& jobs) {
+  const auto start = Clock::now();
+  metrics_.SetQueueDepth(static_cast<double>(batcher_->depth()));
+  const auto batch = static_cast<int>(jobs.size());
+  metrics_.RecordBatch(batch);
+  auto pass = Detect(jobs);
+  if (!pass.ok()) {
+    for (auto& job : jobs) job.job.done(pass.status());
+    return;
+  }
+  for (int i = 0; i < batch; ++i) {
+    auto& job = jobs[static_cast<std::size_t>(i)];
+    InferenceOutcome outcome;
+    outcome.detections = std::move(pass->detections[static_cast<std::size_t>(i)]);
+    outcome.batch_size = batch;
+    outcome.queue_seconds = Seconds(job.enqueued, start);
+    outcome.inference_seconds = pass->inference_seconds;
+    outcome.postprocess_seconds = pass->postprocess_seconds;
+    outcome.inference_memory_bytes = pass->peak_bytes / static_cast<std::uint64_t>(batch);
+    job.job.done(std::move(outcome));
+  }
+}
+
+}  // namespace detr::service

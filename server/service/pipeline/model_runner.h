@@ -1,0 +1,86 @@
+// One hosted model: its Detector, its dynamic batcher and the workers that
+// run batches through it. No LibTorch here: the Detector interface takes
+// plain prepared images (core/api/detector.h), so the runner is tested with a
+// fake one.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <absl/status/statusor.h>
+
+#include "server/core/api/detector.h"
+#include "server/service/config/server_config.h"
+#include "server/service/observability/metrics.h"
+#include "server/service/pipeline/call_state.h"
+#include "server/service/pipeline/dynamic_batcher.h"
+#include "server/service/pipeline/request.h"
+
+namespace detr::service {
+
+/// One image's share of a forward pass.
+struct InferenceOutcome {
+  Detections detections;
+  int batch_size = 0;
+  double queue_seconds = 0, inference_seconds = 0, postprocess_seconds = 0;
+  std::uint64_t inference_memory_bytes = 0;  ///< the pass's peak bytes / batch size
+};
+
+struct InferenceJob {
+  core::PreparedImage image;
+  core::DetectOptions options;
+  /// Asked just before compute: a cancelled or expired call's job is dropped.
+  /// Null: nobody cancels it (a shadow arm).
+  std::shared_ptr<const CallState> call;
+  /// Called exactly once, on a worker thread or (when the job is refused) at
+  /// once on the caller's; must not throw.
+  std::function<void(absl::StatusOr<InferenceOutcome>)> done;
+};
+
+class ModelRunner {
+ public:
+  /// Starts the workers of `entry`'s batching settings over `detector`.
+  ModelRunner(const ModelEntry& entry, std::unique_ptr<core::Detector> detector, Metrics& metrics);
+  ~ModelRunner();
+  ModelRunner(const ModelRunner&) = delete;
+  ModelRunner& operator=(const ModelRunner&) = delete;
+
+  /// Queues a job: RESOURCE_EXHAUSTED at once when the queue is at capacity,
+  /// UNAVAILABLE when the runner has stopped.
+  void Submit(InferenceJob job);
+
+  /// Stops accepting work, finishes what is queued, joins the workers.
+  void Stop();
+
+  const ModelEntry& entry() const { return entry_; }
+  const std::string& name() const { return entry_.name; }
+  const core::DetectorInfo& info() const { return detector_->info(); }
+  const AttentionTypes& attention() const { return attention_; }
+  /// One label value for the attention of all sites: the type when all
+  /// sites agree, else "encoder.self=...,decoder.self=...,decoder.cross=...".
+  const std::string& attention_label() const { return attention_label_; }
+  ModelMetrics& metrics() const { return metrics_; }
+  std::size_t queue_depth() const { return batcher_->depth(); }
+
+ private:
+  struct Job {
+    InferenceJob job;
+    std::chrono::steady_clock::time_point enqueued;
+  };
+
+  void RunBatch(std::vector<Job>&& jobs);
+  absl::StatusOr<core::DetectionPass> Detect(const std::vector<Job>& jobs);
+
+  ModelEntry entry_;
+  std::unique_ptr<core::Detector> detector_;
+  AttentionTypes attention_;
+  std::string attention_label_;
+  ModelMetrics& metrics_;
+  std::unique_ptr<DynamicBatcher<Job>> batcher_;  // last: its workers use everything above
+};
+
+}  // namespace detr::service

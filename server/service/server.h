@@ -1,0 +1,49 @@
+// detr-server as an object: Start loads a configuration's models, builds the
+// request pipeline and its front ends (detr.v1 gRPC with the standard health
+// and reflection services, Prometheus /metrics) and serves; Shutdown drains.
+// main.cc is flags, signals and Start; tests start servers in-process on
+// port 0 and read the ports they got.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+#include "server/service/config/server_config.h"
+#include "server/service/pipeline/model_set.h"
+
+namespace detr::service {
+
+struct ServerPorts {
+  int grpc = 0;
+  int metrics = 0;
+};
+
+class Server {
+ public:
+  /// Serves `config` with detectors made by `factory`. An error names what
+  /// failed: a model that cannot be loaded, an address that cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config, DetectorFactory factory);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// The bound ports (the chosen ones where the config asked for port 0).
+  const ServerPorts& ports() const;
+  /// New requests get UNAVAILABLE and health reports NOT_SERVING; requests
+  /// in flight may finish within the config's drain timeout; then the
+  /// server stops. Idempotent.
+  void Shutdown();
+
+  struct Parts;  // what Start builds; its type is private to server.cc
+  explicit Server(std::unique_ptr<Parts> parts);
+
+ private:
+  std::unique_ptr<Parts> parts_;
+  std::once_flag shutdown_;
+};
+
+}  // namespace detr::service
