@@ -17,6 +17,7 @@ BUILD_PACKAGES=(
   libjpeg-dev                  # libjpeg-turbo, called directly to decode JPEG requests
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   prometheus-cpp-dev
+  libboost-dev                 # Beast and Asio: the HTTP server of /metrics and the OIP REST front end
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev

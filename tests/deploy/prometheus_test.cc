@@ -21,7 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
-#include "tests/service/server_process.h"
+#include "tests/service/test_servers.h"
 
 namespace detr::testing {
 namespace {

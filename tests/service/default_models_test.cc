@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/types/detection_agreement.h"
-#include "tests/service/server_process.h"
+#include "tests/service/test_servers.h"
 
 namespace detr::service {
 namespace {

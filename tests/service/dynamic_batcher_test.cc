@@ -19,6 +19,8 @@ struct FakeItem {
   bool abandoned = false;
 };
 
+using Batcher = DynamicBatcher<FakeItem>;
+
 // Records batches; each batch "computes" for `delay`.
 class FakeModel {
  public:
@@ -69,7 +71,7 @@ TEST(DynamicBatcherTest, ClosesABatchAtMaxSizeWithoutWaitingForTheDelay) {
     DynamicBatcher<FakeItem> batcher(Options(4, 10s), model.Hooks());
     for (int i = 0; i < 4; ++i) {
       FakeItem item{i};
-      ASSERT_TRUE(batcher.TryEnqueue(item));
+      ASSERT_EQ(batcher.TryEnqueue(item), Batcher::Admitted::kQueued);
     }
     while (model.batches().empty()) std::this_thread::sleep_for(1ms);
   }
@@ -118,7 +120,7 @@ TEST(DynamicBatcherTest, AFullQueueRefusesAtOnce) {
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 10; ++i) {
     FakeItem item{i};
-    (batcher.TryEnqueue(item) ? accepted : refused)++;
+    (batcher.TryEnqueue(item) == Batcher::Admitted::kQueued ? accepted : refused)++;
   }
   EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms) << "TryEnqueue must not block";
   EXPECT_GE(refused, 7);
@@ -149,7 +151,7 @@ TEST(DynamicBatcherTest, StopFinishesQueuedWorkAndRefusesNewWork) {
   batcher.Stop();
   EXPECT_EQ(model.batches().size(), 5u);
   FakeItem late{99};
-  EXPECT_FALSE(batcher.TryEnqueue(late));
+  EXPECT_EQ(batcher.TryEnqueue(late), Batcher::Admitted::kStopped);
 }
 
 }  // namespace

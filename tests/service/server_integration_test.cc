@@ -1,5 +1,6 @@
-// detr-server end to end: the real binary on 127.0.0.1, real gRPC calls,
-// real PNG/JPEG bytes, its real /metrics.
+// detr-server end to end: a real Server in this process on 127.0.0.1 (and the
+// real binary where process behaviour is tested), real gRPC calls, real
+// PNG/JPEG bytes, its real /metrics.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -18,7 +19,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "tests/service/server_process.h"
+#include "tests/service/test_servers.h"
 
 namespace detr::testing {
 namespace {
@@ -78,16 +79,11 @@ grpc::Status Call(v1::Detector::Stub& stub, const v1::DetectRequest& request, v1
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(Config(), ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_GT(server_->pid(), 0);
+    server_ = std::make_unique<InProcessServer>(Config());
+    ASSERT_TRUE(server_->ok());
     stub_ = server_->Stub();
   }
-  void TearDown() override {
-    if (server_ && server_->pid() > 0) {
-      EXPECT_EQ(server_->Stop(), 0);
-    }
-  }
-  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<InProcessServer> server_;
   std::unique_ptr<v1::Detector::Stub> stub_;
 };
 
@@ -380,6 +376,35 @@ TEST_F(ServerTest, ListAndGetModelsDescribeModelsAndExperiments) {
 
 namespace detr::testing {
 namespace {
+
+// testing.inject_faults, end to end: a fault at each stage becomes that
+// request's INTERNAL status over gRPC, and the server keeps serving; a fault
+// in the shadow arm leaves the primary's answer.
+TEST(FaultInjectionTest, EachStagesFaultBecomesInternalAndTheServerKeepsServing) {
+  const std::string models = std::string("models:\n  - {name: alpha, architecture: ") + kArchitecture +
+                             ", random_seed: 3, preprocessing: {shortest_edge: 64, longest_edge: 128}}\n"
+                             "  - {name: beta, architecture: " + kArchitecture + ", random_seed: 4, "
+                             "preprocessing: {shortest_edge: 64, longest_edge: 128}}\n"
+                             "experiments:\n  - {name: shadow, kind: shadow, primary: alpha, arms: [{model: alpha}, {model: beta}]}\n";
+  for (const std::string stage : {"preprocess", "forward", "postprocess", "shadow"}) {
+    InProcessServer server(models + "testing: {inject_faults: [" + stage + "]}\n");
+    ASSERT_TRUE(server.ok());
+    auto stub = server.Stub();
+    for (int i = 0; i < 2; ++i) {
+      v1::DetectResponse response;
+      const auto status = Call(*stub, Request(MakeImage(64, 64, i), stage == "shadow" ? "shadow" : "alpha"), &response);
+      if (stage == "shadow") {
+        EXPECT_TRUE(status.ok()) << status.error_message();
+        EXPECT_EQ(response.model(), "alpha");
+      } else {
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << stage;
+        EXPECT_NE(status.error_message().find("fault injected at " + stage), std::string::npos) << status.error_message();
+      }
+    }
+    EXPECT_EQ(server.Metric("detr_requests_total{code=\"INTERNAL\",model=\"" + std::string(stage == "shadow" ? "beta" : "alpha") + "\"}"), 2)
+        << stage;
+  }
+}
 
 // Runs the server binary to completion (it must fail at start-up).
 std::pair<int, std::string> RunServerExpectingFailure(const std::string& yaml, const std::string& name) {

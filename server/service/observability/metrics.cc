@@ -105,6 +105,12 @@ void ModelMetrics::RecordRequest(absl::StatusCode code, double seconds) {
   count->Increment();
 }
 
+double ModelMetrics::RecordedRequests(absl::StatusCode code) {
+  const int index = static_cast<int>(code);
+  std::lock_guard<std::mutex> lock(mutex_);
+  return index >= 0 && index < kCodes && counts_[index] != nullptr ? counts_[index]->Value() : 0;
+}
+
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       request_duration_(prometheus::BuildHistogram()

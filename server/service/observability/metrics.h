@@ -36,6 +36,8 @@ class ModelMetrics {
   void RecordBatch(int batch_size) { batch_size_->Observe(batch_size); }
   void RecordInferenceMemory(double bytes) { inference_memory_->Observe(bytes); }
   void SetQueueDepth(double depth) { queue_depth_->Set(depth); }
+  /// How many requests were recorded with `code` (for tests and logs).
+  double RecordedRequests(absl::StatusCode code);
 
   /// Made by Metrics::ForModel, which keeps one per model.
   ModelMetrics(Metrics& metrics, std::string model, std::string attention);

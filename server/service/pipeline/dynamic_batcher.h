@@ -52,15 +52,19 @@ class DynamicBatcher {
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
-  /// Queues `item`; false (item untouched) when the queue is full or stopped.
-  bool TryEnqueue(Item& item) {
+  enum class Admitted { kQueued, kFull, kStopped };
+
+  /// Queues `item` (kQueued), or leaves it untouched when the queue is at
+  /// capacity (kFull) or the batcher is stopping (kStopped).
+  Admitted TryEnqueue(Item& item) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (stopping_ || queue_.size() >= options_.queue_capacity) return false;
+      if (stopping_) return Admitted::kStopped;
+      if (queue_.size() >= options_.queue_capacity) return Admitted::kFull;
       queue_.push_back(Entry{hooks_.shape_key(item), Clock::now(), std::move(item)});
     }
     wake_.notify_all();
-    return true;
+    return Admitted::kQueued;
   }
 
   std::size_t depth() const {

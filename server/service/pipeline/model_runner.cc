@@ -62,11 +62,14 @@ void ModelRunner::Stop() {
 
 void ModelRunner::Submit(InferenceJob job) {
   Job queued{std::move(job), Clock::now()};
-  if (!batcher_->TryEnqueue(queued)) {
-    queued.job.done(absl::ResourceExhaustedError("model '" + entry_.name + "' has " +
-                                                 std::to_string(entry_.batching.queue_capacity) +
-                                                 " requests queued (its capacity), or is stopping; retry later"));
-    return;
+  switch (batcher_->TryEnqueue(queued)) {
+    case DynamicBatcher<Job>::Admitted::kQueued: break;
+    case DynamicBatcher<Job>::Admitted::kFull:
+      return queued.job.done(absl::ResourceExhaustedError("model '" + entry_.name + "' has " +
+                                                          std::to_string(entry_.batching.queue_capacity) +
+                                                          " requests queued (its capacity); retry later"));
+    case DynamicBatcher<Job>::Admitted::kStopped:
+      return queued.job.done(absl::UnavailableError("model '" + entry_.name + "' has stopped"));
   }
   metrics_.SetQueueDepth(static_cast<double>(batcher_->depth()));
 }

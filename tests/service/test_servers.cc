@@ -1,4 +1,4 @@
-#include "tests/service/server_process.h"
+#include "tests/service/test_servers.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,7 +14,17 @@
 #include <sstream>
 #include <thread>
 
+#include <mutex>
+
 #include <gtest/gtest.h>
+
+#include "server/core/model/detr_detector.h"
+#include "server/core/runtime/cpu_allocator.h"
+#include "server/core/runtime/runtime.h"
+#include "server/service/observability/log_format.h"
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -75,6 +85,74 @@ int FreePort() {
   return ntohs(address.sin_port);
 }
 
+namespace {
+
+// The process-wide settings detr-server's main makes: LibTorch's threads, and
+// the caching allocator whose scopes measure a pass's memory.
+void ConfigureProcessOnce() {
+  static core::CachingCpuAllocator allocator;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static core::ScopedCpuAllocator use_allocator(allocator);
+    core::ConfigureThreads(2);
+  });
+}
+
+std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
+  return core::LoadDetrDetector(core::ModelSpec{entry.config, entry.weights, entry.random_seed});
+}
+
+}  // namespace
+
+struct CapturedLog::Impl {
+  std::ostringstream text;
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+};
+
+CapturedLog::CapturedLog(bool json) : impl_(std::make_unique<Impl>()) {
+  auto logger = std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(impl_->text));
+  spdlog::set_default_logger(logger);
+  service::ConfigureLogging(json);
+}
+
+CapturedLog::~CapturedLog() {
+  spdlog::set_default_logger(impl_->previous);
+  service::ConfigureLogging(false);
+}
+
+std::string CapturedLog::text() const {
+  spdlog::default_logger()->flush();
+  return impl_->text.str();
+}
+
+InProcessServer::InProcessServer(const std::string& config_yaml) {
+  ConfigureProcessOnce();
+  service::ServerConfig config;
+  try {
+    config = service::ServerConfig::FromText(config_yaml, "test config", DETR_TEST_OUTPUT_DIR);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+    return;
+  }
+  config.listen = "127.0.0.1:0";
+  config.metrics_listen = "127.0.0.1:0";
+  auto server = service::Server::Start(config, LoadDetector);
+  if (!server.ok()) {
+    ADD_FAILURE() << "the server did not start: " << server.status().message();
+    return;
+  }
+  server_ = std::move(*server);
+  target_ = "127.0.0.1:" + std::to_string(server_->ports().grpc);
+  metrics_ = "127.0.0.1:" + std::to_string(server_->ports().metrics);
+}
+
+InProcessServer::~InProcessServer() { Stop(); }
+
+void InProcessServer::Stop() {
+  if (server_) server_->Shutdown();
+  server_.reset();
+}
+
 ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& name) {
   const std::string dir = DETR_TEST_OUTPUT_DIR;
   const std::string config_path = config_yaml.empty() ? "" : dir + "/" + name + ".yaml";
@@ -117,7 +195,9 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
 }
 
 ServerProcess::~ServerProcess() {
-  if (pid_ > 0) EXPECT_EQ(Stop(), 0) << "detr-server did not exit cleanly on SIGTERM";
+  if (pid_ > 0) {
+    EXPECT_EQ(Stop(), 0) << "detr-server did not exit cleanly on SIGTERM";
+  }
 }
 
 int ServerProcess::Stop() {
@@ -138,15 +218,15 @@ int ServerProcess::Stop() {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::unique_ptr<v1::Detector::Stub> ServerProcess::Stub() const {
+std::unique_ptr<v1::Detector::Stub> ServerEndpoints::Stub() const {
   grpc::ChannelArguments arguments;
   arguments.SetMaxSendMessageSize(256 << 20);
   return v1::Detector::NewStub(grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), arguments));
 }
 
-std::string ServerProcess::ScrapeMetrics() const { return HttpGet(metrics_, "/metrics"); }
+std::string ServerEndpoints::ScrapeMetrics() const { return HttpGet(metrics_, "/metrics"); }
 
-double ServerProcess::Metric(const std::string& series) const {
+double ServerEndpoints::Metric(const std::string& series) const {
   std::istringstream lines(ScrapeMetrics());
   std::string line;
   while (std::getline(lines, line)) {

@@ -1,0 +1,64 @@
+// A Detector without a model, for the service's tests (no LibTorch): it
+// answers each image with one detection whose score is the image's first
+// pixel value clamped to [0, 1], records the batches it saw, and can be made
+// slow or failing.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "server/core/api/detector.h"
+
+namespace detr::testing {
+
+class FakeDetector final : public core::Detector {
+ public:
+  explicit FakeDetector(core::ModelConfig config = {}) { info_.config = std::move(config); }
+
+  core::DetectionPass Detect(const std::vector<const core::PreparedImage*>& images,
+                             const std::vector<core::DetectOptions>& options) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      batches_.push_back(static_cast<int>(images.size()));
+    }
+    if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
+    if (fail_) throw std::runtime_error("the fake detector was told to fail");
+    core::DetectionPass pass;
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      Detection d;
+      d.class_id = 1;
+      d.class_name = "thing";
+      d.score = std::clamp(images[i]->pixels.empty() ? 0.f : images[i]->pixels[0], 0.f, 1.f);
+      d.box[2] = static_cast<float>(images[i]->original_width);
+      d.box[3] = static_cast<float>(images[i]->original_height);
+      Detections detections;
+      if (d.score >= options[i].score_threshold) detections.push_back(d);
+      pass.detections.push_back(std::move(detections));
+    }
+    pass.inference_seconds = 0.001;
+    pass.peak_bytes = 1000 * images.size();
+    return pass;
+  }
+  const core::DetectorInfo& info() const override { return info_; }
+
+  void set_delay(std::chrono::milliseconds delay) { delay_ = delay; }
+  void set_fail(bool fail) { fail_ = fail; }
+  std::vector<int> batches() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return batches_;
+  }
+
+ private:
+  core::DetectorInfo info_;
+  std::chrono::milliseconds delay_{0};
+  std::atomic<bool> fail_{false};
+  mutable std::mutex mutex_;
+  std::vector<int> batches_;  // guarded by mutex_
+};
+
+}  // namespace detr::testing

@@ -1,0 +1,93 @@
+// Real servers for tests, on 127.0.0.1 with ports of their own:
+// InProcessServer runs a Server in the test's process (port 0: no race for
+// ports); ServerProcess runs the detr-server binary, for what only a process
+// shows (exit codes, signals, the built-in configuration). Both stop their
+// server when destroyed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "detr/v1/detector.grpc.pb.h"
+#include "server/service/server.h"
+
+namespace detr::testing {
+
+/// GET http://host_port/path; the body, or "" on failure.
+std::string HttpGet(const std::string& host_port, const std::string& path);
+
+/// In a child just forked from `parent`: asks the kernel to kill this
+/// process when the parent dies, so that a test killed by CTest's timeout
+/// leaves no server behind. Exits at once if the parent is already gone.
+void DieWithParent(pid_t parent);
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for the binary's
+/// flags; in-process servers take port 0 instead).
+int FreePort();
+
+/// Everything the process logs (spdlog's default logger) while it lives,
+/// formatted as the server formats it.
+class CapturedLog {
+ public:
+  explicit CapturedLog(bool json = false);
+  ~CapturedLog();
+  std::string text() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// What a test talks to: a gRPC target and a /metrics address.
+class ServerEndpoints {
+ public:
+  const std::string& target() const { return target_; }
+  const std::string& metrics_address() const { return metrics_; }
+  std::unique_ptr<v1::Detector::Stub> Stub() const;
+  /// GET /metrics as text ("" on failure).
+  std::string ScrapeMetrics() const;
+  /// The value of one sample line `name{labels}` or `name`, -1 if absent.
+  double Metric(const std::string& series) const;
+
+ protected:
+  std::string target_, metrics_;
+};
+
+class InProcessServer : public ServerEndpoints {
+ public:
+  /// Starts a Server on `config_yaml` (listen addresses replaced by
+  /// 127.0.0.1:0) with the model core's detectors. Fails the current test,
+  /// leaving ok() false, if it cannot start.
+  explicit InProcessServer(const std::string& config_yaml);
+  ~InProcessServer();
+
+  bool ok() const { return server_ != nullptr; }
+  /// Drains and stops (also done on destruction).
+  void Stop();
+
+ private:
+  std::unique_ptr<service::Server> server_;
+};
+
+class ServerProcess : public ServerEndpoints {
+ public:
+  /// Writes `config_yaml` next to the test outputs and starts the binary
+  /// (an empty `config_yaml`: the built-in configuration). Fails the current
+  /// test (and leaves pid() at -1) if it never gets healthy.
+  ServerProcess(const std::string& config_yaml, const std::string& name);
+  ~ServerProcess();
+
+  /// SIGTERM, then waits; returns the exit status (-1 if killed or timed out).
+  int Stop();
+  int pid() const { return pid_; }
+
+ private:
+  std::string log_path_;
+  int pid_ = -1;
+};
+
+}  // namespace detr::testing
