@@ -27,6 +27,7 @@ BUILD_PACKAGES=(
 TOOL_PACKAGES=(
   python3 python3-torch python3-torchvision python3-numpy python3-matplotlib
   prometheus
+  clang-format                 # make test checks the formatting
 )
 
 # DETR_DEPS=build: only what building the binaries needs (the Docker build stage).

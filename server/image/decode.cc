@@ -16,7 +16,8 @@ cv::Mat DecodeImage(const std::vector<unsigned char>& bytes) { return DecodeImag
 
 cv::Mat DecodeImage(const unsigned char* data, std::size_t size) {
   if (size == 0) throw std::invalid_argument("image is empty (0 bytes)");
-  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max())) throw std::invalid_argument("image is over 2 GiB");
+  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw std::invalid_argument("image is over 2 GiB");
   if (LooksLikeJpeg(data, size)) {
     if (auto rgb = DecodeJpegToRgb(data, size)) return std::move(*rgb);
   }

@@ -26,7 +26,10 @@ Size Jpeg(const unsigned char* d, std::size_t n) {
   while (i + 9 < n) {
     if (d[i] != 0xFF) return std::nullopt;
     const unsigned char marker = d[i + 1];
-    if (marker == 0xFF) { ++i; continue; }
+    if (marker == 0xFF) {
+      ++i;
+      continue;
+    }
     const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (start_of_frame) return std::make_pair<long long, long long>(Be16(d + i + 7), Be16(d + i + 5));
     i += 2 + Be16(d + i + 2);
@@ -46,7 +49,8 @@ Size Gif(const unsigned char* d, std::size_t n) {
 
 Size Webp(const unsigned char* d, std::size_t n) {
   if (n < 30 || std::memcmp(d, "RIFF", 4) != 0 || std::memcmp(d + 8, "WEBP", 4) != 0) return std::nullopt;
-  if (std::memcmp(d + 12, "VP8 ", 4) == 0) return std::make_pair<long long, long long>(Le16(d + 26) & 0x3fff, Le16(d + 28) & 0x3fff);
+  if (std::memcmp(d + 12, "VP8 ", 4) == 0)
+    return std::make_pair<long long, long long>(Le16(d + 26) & 0x3fff, Le16(d + 28) & 0x3fff);
   if (std::memcmp(d + 12, "VP8L", 4) == 0) {
     const std::uint32_t bits = d[21] | (d[22] << 8) | (d[23] << 16) | (std::uint32_t(d[24]) << 24);
     return std::make_pair<long long, long long>((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1);

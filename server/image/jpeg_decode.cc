@@ -61,7 +61,6 @@ struct Decompressor {
 
 constexpr int kOrientationAsStored = 1;
 
-
 // Tag 0x0112 (Orientation) of IFD0 in an APP1 "Exif\0\0" payload.
 int ExifOrientation(const unsigned char* data, std::size_t size) {
   constexpr unsigned char kExif[6] = {'E', 'x', 'i', 'f', 0, 0};
@@ -99,17 +98,18 @@ int ExifOrientation(const jpeg_decompress_struct& cinfo) {
 cv::Mat Upright(cv::Mat image, int orientation) {
   if (orientation >= 5) cv::transpose(image, image);
   switch (orientation) {
-    case 2: case 6: cv::flip(image, image, 1); break;
-    case 3: case 7: cv::flip(image, image, -1); break;
-    case 4: case 8: cv::flip(image, image, 0); break;
+    case 2:
+    case 6: cv::flip(image, image, 1); break;
+    case 3:
+    case 7: cv::flip(image, image, -1); break;
+    case 4:
+    case 8: cv::flip(image, image, 0); break;
     default: break;
   }
   return image;
 }
 
-bool ConvertibleToRgb(J_COLOR_SPACE space) {
-  return space == JCS_GRAYSCALE || space == JCS_YCbCr || space == JCS_RGB;
-}
+bool ConvertibleToRgb(J_COLOR_SPACE space) { return space == JCS_GRAYSCALE || space == JCS_YCbCr || space == JCS_RGB; }
 
 // The libjpeg calls, between one setjmp and the longjmps that errors make
 // back to it. Nothing here owns a resource, so skipping the rest of the

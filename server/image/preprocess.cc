@@ -87,7 +87,8 @@ core::PreparedImage Prepare(const cv::Mat& rgb, const ResizePolicy& policy) {
 
 core::PreparedImage PrepareOnCanvas(const cv::Mat& rgb, int canvas_height, int canvas_width) {
   RequireRgb(rgb);
-  const double scale = std::min(static_cast<double>(canvas_height) / rgb.rows, static_cast<double>(canvas_width) / rgb.cols);
+  const double scale =
+      std::min(static_cast<double>(canvas_height) / rgb.rows, static_cast<double>(canvas_width) / rgb.cols);
   const int height = std::max(1, std::min(canvas_height, static_cast<int>(std::lround(rgb.rows * scale))));
   const int width = std::max(1, std::min(canvas_width, static_cast<int>(std::lround(rgb.cols * scale))));
   auto prepared = NormalizedPlanes(Resized(rgb, height, width), canvas_height, canvas_width);

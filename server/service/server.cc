@@ -52,16 +52,17 @@ void LogModel(const ModelRunner& runner) {
   const auto& entry = runner.entry();
   const auto& c = entry.config;
   const auto& info = runner.info();
-  spdlog::info("model '{}': {} hidden {} layers {}+{} queries {}; attention encoder.self={} decoder.self={} "
-               "decoder.cross={}; {} parameters; weights: {}; batching max {} delay {} ms queue {} workers {}",
-               runner.name(), c.backbone, c.hidden_dim, c.enc_layers, c.dec_layers, c.num_queries,
-               runner.attention().encoder_self, runner.attention().decoder_self, runner.attention().decoder_cross,
-               info.parameter_count,
-               info.random_weights ? "seeded random (seed " + std::to_string(entry.random_seed) +
-                                         ") - untrained, detections are meaningless"
-                                   : entry.weights,
-               entry.batching.max_batch_size, entry.batching.max_queue_delay.count() / 1000.0,
-               entry.batching.queue_capacity, entry.batching.workers);
+  spdlog::info(
+      "model '{}': {} hidden {} layers {}+{} queries {}; attention encoder.self={} decoder.self={} "
+      "decoder.cross={}; {} parameters; weights: {}; batching max {} delay {} ms queue {} workers {}",
+      runner.name(), c.backbone, c.hidden_dim, c.enc_layers, c.dec_layers, c.num_queries,
+      runner.attention().encoder_self, runner.attention().decoder_self, runner.attention().decoder_cross,
+      info.parameter_count,
+      info.random_weights
+          ? "seeded random (seed " + std::to_string(entry.random_seed) + ") - untrained, detections are meaningless"
+          : entry.weights,
+      entry.batching.max_batch_size, entry.batching.max_queue_delay.count() / 1000.0, entry.batching.queue_capacity,
+      entry.batching.workers);
   spdlog::info("model '{}': backbone convolutions: {}", runner.name(), info.backbone_engine);
   for (const auto& note : info.load_notes) spdlog::info("model '{}': {}", runner.name(), note);
 }
@@ -109,10 +110,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   auto* health = parts->grpc->GetHealthCheckService();
   health->SetServingStatus(true);
   for (const auto& entry : config.models) health->SetServingStatus(entry.name, true);
-  spdlog::info("serving gRPC on {} (port {}) and metrics on {} (port {}); {} model(s), {} experiment(s), default "
-               "route '{}'",
-               config.listen, parts->ports.grpc, config.metrics_listen, parts->ports.metrics, config.models.size(),
-               config.experiments.size(), config.DefaultRoute());
+  spdlog::info(
+      "serving gRPC on {} (port {}) and metrics on {} (port {}); {} model(s), {} experiment(s), default "
+      "route '{}'",
+      config.listen, parts->ports.grpc, config.metrics_listen, parts->ports.metrics, config.models.size(),
+      config.experiments.size(), config.DefaultRoute());
   return std::make_unique<Server>(std::move(parts));
 }
 

@@ -105,9 +105,9 @@ TEST(DefaultModelsTest, BuiltInConfigServesTrainedShapeDetectors) {
       std::string(DETR_DATA_BINARY) + " --output " + dir + " --seed 7 --train 0 --val 100 2>/dev/null";
   ASSERT_EQ(std::system(make_data.c_str()), 0);
   const std::string figures_path = dir + "/figures.json";
-  const std::string eval = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() +
-                           " eval --annotations " + dir + "/val.json --images " + dir +
-                           "/val --model-a softmax --model-b optimization --json " + figures_path + " 2>/dev/null";
+  const std::string eval = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() + " eval --annotations " +
+                           dir + "/val.json --images " + dir + "/val --model-a softmax --model-b optimization --json " +
+                           figures_path + " 2>/dev/null";
   ASSERT_EQ(std::system(eval.c_str()), 0);
   std::ifstream in(figures_path);
   const auto figures = nlohmann::json::parse(in);

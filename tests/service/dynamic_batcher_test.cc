@@ -56,7 +56,8 @@ class FakeModel {
   std::vector<int> dropped_;
 };
 
-DynamicBatcher<FakeItem>::Options Options(std::size_t max_batch, std::chrono::milliseconds delay, std::size_t capacity = 64) {
+DynamicBatcher<FakeItem>::Options Options(std::size_t max_batch, std::chrono::milliseconds delay,
+                                          std::size_t capacity = 64) {
   DynamicBatcher<FakeItem>::Options options;
   options.max_batch_size = max_batch;
   options.max_queue_delay = delay;
@@ -108,7 +109,9 @@ TEST(DynamicBatcherTest, BatchesOnlyEqualShapesInArrivalOrder) {
   for (const auto& batch : batches) {
     for (size_t i = 0; i < batch.size(); ++i) {
       EXPECT_EQ(batch[i].shape, batch[0].shape);
-      if (i) EXPECT_LT(batch[i - 1].id, batch[i].id);
+      if (i > 0) {
+        EXPECT_LT(batch[i - 1].id, batch[i].id);
+      }
     }
   }
 }

@@ -57,7 +57,8 @@ std::unique_ptr<v1::Detector::Stub> OwnConnection(const std::string& target, int
 }
 
 bool Healthy(const ServerEndpoints& server) {
-  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials()));
+  auto health =
+      grpc::health::v1::Health::NewStub(grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   grpc::health::v1::HealthCheckRequest request;

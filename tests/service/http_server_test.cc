@@ -39,7 +39,9 @@ class Connection {
   }
   ~Connection() { ::close(fd_); }
   bool connected() const { return connected_; }
-  bool Send(const std::string& bytes) { return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()); }
+  bool Send(const std::string& bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
   // Reads until the peer closes or `until` appears; "" on timeout with nothing read.
   std::string Receive(const std::string& until = "") {
     std::string text;

@@ -167,7 +167,9 @@ TEST_F(RequestPipelineTest, AdmissionIsBoundedAndEveryRequestIsAnswered) {
   options.preprocess_threads = 1;
   options.max_preprocessing = 2;
   auto pipeline = MakePipeline(options);
-  const std::string big = Png(1600, 1200);  // a few milliseconds of decoding each
+  // 36 megapixels: a decode of ~100 ms holds the one preprocessing thread
+  // while the 20 requests arrive (well under a millisecond).
+  const std::string big = Png(6000, 6000);
   std::vector<std::future<absl::StatusOr<DetectResult>>> answers;
   std::vector<std::shared_ptr<std::promise<absl::StatusOr<DetectResult>>>> promises;
   for (int i = 0; i < 20; ++i) {

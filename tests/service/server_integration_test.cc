@@ -33,14 +33,21 @@ std::string Config() {
   const std::string small = "preprocessing: {shortest_edge: 64, longest_edge: 128}\n";
   return "intra_op_threads: 2\npreprocess_threads: 2\nlimits: {max_message_bytes: 1048576, max_pixels: 4000000}\n"
          "default_route: alpha\nmodels:\n"
-         "  - {name: alpha, architecture: " + arch + ", random_seed: 3, " + small.substr(0, small.size() - 1) +
+         "  - {name: alpha, architecture: " +
+         arch + ", random_seed: 3, " + small.substr(0, small.size() - 1) +
          ", batching: {max_batch_size: 8, max_queue_delay_ms: 2}}\n"
-         "  - {name: beta, architecture: " + arch + ", random_seed: 3, attention: {encoder.self: optimization, "
-         "decoder.self: optimization, decoder.cross: optimization}, " + small.substr(0, small.size() - 1) +
+         "  - {name: beta, architecture: " +
+         arch +
+         ", random_seed: 3, attention: {encoder.self: optimization, "
+         "decoder.self: optimization, decoder.cross: optimization}, " +
+         small.substr(0, small.size() - 1) +
          ", batching: {max_batch_size: 8, max_queue_delay_ms: 2}}\n"
-         "  - {name: batchy, architecture: " + arch + ", random_seed: 3, " + small.substr(0, small.size() - 1) +
+         "  - {name: batchy, architecture: " +
+         arch + ", random_seed: 3, " + small.substr(0, small.size() - 1) +
          ", batching: {max_batch_size: 8, max_queue_delay_ms: 1000}}\n"
-         "  - {name: tiny_queue, architecture: " + arch + ", random_seed: 3, preprocessing: {shortest_edge: 700, "
+         "  - {name: tiny_queue, architecture: " +
+         arch +
+         ", random_seed: 3, preprocessing: {shortest_edge: 700, "
          "longest_edge: 1000}, batching: {max_batch_size: 1, max_queue_delay_ms: 0, queue_capacity: 1}}\n"
          "experiments:\n"
          "  - {name: split, kind: split, arms: [{model: alpha, weight: 0.8}, {model: beta, weight: 0.2}]}\n"
@@ -91,11 +98,12 @@ TEST_F(ServerTest, ResultsEqualDetrPredictForTheSameImageAndModel) {
   const std::string dir = DETR_TEST_OUTPUT_DIR;
   const auto png = MakeImage(96, 72, 1);
   std::ofstream(dir + "/same.png", std::ios::binary) << png;
-  std::ofstream(dir + "/alpha.json") << "{\"backbone\": \"resnet18\", \"hidden_dim\": 32, \"nheads\": 4, \"enc_layers\": 1, "
-                                        "\"dec_layers\": 1, \"dim_feedforward\": 64, \"num_queries\": 5, \"num_classes\": 91}";
-  const std::string command = std::string(DETR_PREDICT_BINARY) + " --model-config " + dir + "/alpha.json --random-init 3 " +
-                              "--image " + dir + "/same.png --min-size 64 --max-size 128 --threshold 0 --json " + dir +
-                              "/same-predict.json 2>/dev/null";
+  std::ofstream(dir + "/alpha.json")
+      << "{\"backbone\": \"resnet18\", \"hidden_dim\": 32, \"nheads\": 4, \"enc_layers\": 1, "
+         "\"dec_layers\": 1, \"dim_feedforward\": 64, \"num_queries\": 5, \"num_classes\": 91}";
+  const std::string command =
+      std::string(DETR_PREDICT_BINARY) + " --model-config " + dir + "/alpha.json --random-init 3 " + "--image " + dir +
+      "/same.png --min-size 64 --max-size 128 --threshold 0 --json " + dir + "/same-predict.json 2>/dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0);
   auto expected = nlohmann::json::parse(std::ifstream(dir + "/same-predict.json"))["detections"];
 
@@ -135,7 +143,9 @@ TEST_F(ServerTest, ConcurrentSameSizeRequestsAreBatchedWithUnbatchedResults) {
     ASSERT_TRUE(status.ok()) << status.error_message();
     batched.push_back(response);
   }
-  EXPECT_GT(server_->Metric("detr_batch_size_sum{model=\"batchy\"}") / server_->Metric("detr_batch_size_count{model=\"batchy\"}"), 1.0);
+  EXPECT_GT(server_->Metric("detr_batch_size_sum{model=\"batchy\"}") /
+                server_->Metric("detr_batch_size_count{model=\"batchy\"}"),
+            1.0);
   int largest = 0;
   for (const auto& r : batched) largest = std::max<int>(largest, static_cast<int>(r.batch_size()));
   EXPECT_GT(largest, 1);
@@ -162,7 +172,10 @@ TEST_F(ServerTest, SplitExperimentFollowsItsWeights) {
       auto stub = server_->Stub();
       while (next.fetch_add(1) < kRequests) {
         v1::DetectResponse response;
-        if (!Call(*stub, Request(image, "split"), &response).ok()) { ++failed; continue; }
+        if (!Call(*stub, Request(image, "split"), &response).ok()) {
+          ++failed;
+          continue;
+        }
         (response.model() == "alpha" ? alpha : beta)++;
         EXPECT_EQ(response.experiment(), "split");
       }
@@ -271,7 +284,8 @@ TEST_F(ServerTest, BadInputGetsPreciseCodesAndTheServerStaysHealthy) {
   EXPECT_EQ(code_of(Request(std::string(2 << 20, 'x'))), StatusCode::RESOURCE_EXHAUSTED);  // over 1 MiB
 
   // Still healthy and serving.
-  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
+  auto health =
+      grpc::health::v1::Health::NewStub(grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext health_context;
   grpc::health::v1::HealthCheckRequest health_request;
   grpc::health::v1::HealthCheckResponse health_response;
@@ -325,12 +339,15 @@ TEST_F(ServerTest, MetricsExposeEveryFamilyWithCountsEqualToRequests) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Call(*stub_, Request(MakeImage(64, 64, i), "alpha")).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Call(*stub_, Request(MakeImage(64, 64, i), "beta")).ok());
   ASSERT_EQ(Call(*stub_, Request("", "alpha")).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(server_->Metric("detr_request_duration_seconds_count{attention=\"softmax\",code=\"OK\",model=\"alpha\"}"), 5);
-  EXPECT_EQ(server_->Metric("detr_request_duration_seconds_count{attention=\"optimization\",code=\"OK\",model=\"beta\"}"), 3);
+  EXPECT_EQ(server_->Metric("detr_request_duration_seconds_count{attention=\"softmax\",code=\"OK\",model=\"alpha\"}"),
+            5);
+  EXPECT_EQ(
+      server_->Metric("detr_request_duration_seconds_count{attention=\"optimization\",code=\"OK\",model=\"beta\"}"), 3);
   EXPECT_EQ(server_->Metric("detr_requests_total{code=\"OK\",model=\"alpha\"}"), 5);
   EXPECT_EQ(server_->Metric("detr_requests_total{code=\"INVALID_ARGUMENT\",model=\"alpha\"}"), 1);
   for (const char* stage : {"queue", "inference", "postprocess", "preprocess"}) {
-    EXPECT_EQ(server_->Metric(std::string("detr_stage_duration_seconds_count{model=\"alpha\",stage=\"") + stage + "\"}"), 5)
+    EXPECT_EQ(
+        server_->Metric(std::string("detr_stage_duration_seconds_count{model=\"alpha\",stage=\"") + stage + "\"}"), 5)
         << stage;
   }
   EXPECT_EQ(server_->Metric("detr_batch_size_sum{model=\"alpha\"}"), 5);
@@ -338,12 +355,15 @@ TEST_F(ServerTest, MetricsExposeEveryFamilyWithCountsEqualToRequests) {
   EXPECT_GT(server_->Metric("detr_inference_memory_bytes_sum{model=\"beta\"}"), 0);
   EXPECT_EQ(server_->Metric("detr_queue_depth{model=\"alpha\"}"), 0);
   EXPECT_EQ(server_->Metric("detr_model_info{decoder_cross=\"optimization\",decoder_self=\"optimization\","
-                            "encoder_self=\"optimization\",model=\"beta\",random_weights=\"true\"}"), 1);
-  EXPECT_GT(server_->Metric("detr_model_parameters{model=\"alpha\"}"), server_->Metric("detr_model_parameters{model=\"beta\"}"));
+                            "encoder_self=\"optimization\",model=\"beta\",random_weights=\"true\"}"),
+            1);
+  EXPECT_GT(server_->Metric("detr_model_parameters{model=\"alpha\"}"),
+            server_->Metric("detr_model_parameters{model=\"beta\"}"));
   EXPECT_GT(server_->Metric("process_resident_memory_bytes"), 0);
   const auto text = server_->ScrapeMetrics();
-  EXPECT_NE(text.find("detr_request_duration_seconds_bucket{attention=\"softmax\",code=\"OK\",model=\"alpha\",le=\"0.001\"}"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find("detr_request_duration_seconds_bucket{attention=\"softmax\",code=\"OK\",model=\"alpha\",le=\"0.001\"}"),
+      std::string::npos);
   // A family appears with its first series: the shadow histogram after a shadow request.
   ASSERT_TRUE(Call(*stub_, Request(MakeImage(64, 64, 9), "shadow")).ok());
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -381,11 +401,14 @@ namespace {
 // request's INTERNAL status over gRPC, and the server keeps serving; a fault
 // in the shadow arm leaves the primary's answer.
 TEST(FaultInjectionTest, EachStagesFaultBecomesInternalAndTheServerKeepsServing) {
-  const std::string models = std::string("models:\n  - {name: alpha, architecture: ") + kArchitecture +
-                             ", random_seed: 3, preprocessing: {shortest_edge: 64, longest_edge: 128}}\n"
-                             "  - {name: beta, architecture: " + kArchitecture + ", random_seed: 4, "
-                             "preprocessing: {shortest_edge: 64, longest_edge: 128}}\n"
-                             "experiments:\n  - {name: shadow, kind: shadow, primary: alpha, arms: [{model: alpha}, {model: beta}]}\n";
+  const std::string models =
+      std::string("models:\n  - {name: alpha, architecture: ") + kArchitecture +
+      ", random_seed: 3, preprocessing: {shortest_edge: 64, longest_edge: 128}}\n"
+      "  - {name: beta, architecture: " +
+      kArchitecture +
+      ", random_seed: 4, "
+      "preprocessing: {shortest_edge: 64, longest_edge: 128}}\n"
+      "experiments:\n  - {name: shadow, kind: shadow, primary: alpha, arms: [{model: alpha}, {model: beta}]}\n";
   for (const std::string stage : {"preprocess", "forward", "postprocess", "shadow"}) {
     InProcessServer server(models + "testing: {inject_faults: [" + stage + "]}\n");
     ASSERT_TRUE(server.ok());
@@ -398,10 +421,13 @@ TEST(FaultInjectionTest, EachStagesFaultBecomesInternalAndTheServerKeepsServing)
         EXPECT_EQ(response.model(), "alpha");
       } else {
         EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << stage;
-        EXPECT_NE(status.error_message().find("fault injected at " + stage), std::string::npos) << status.error_message();
+        EXPECT_NE(status.error_message().find("fault injected at " + stage), std::string::npos)
+            << status.error_message();
       }
     }
-    EXPECT_EQ(server.Metric("detr_requests_total{code=\"INTERNAL\",model=\"" + std::string(stage == "shadow" ? "beta" : "alpha") + "\"}"), 2)
+    EXPECT_EQ(server.Metric("detr_requests_total{code=\"INTERNAL\",model=\"" +
+                            std::string(stage == "shadow" ? "beta" : "alpha") + "\"}"),
+              2)
         << stage;
   }
 }
@@ -411,9 +437,9 @@ std::pair<int, std::string> RunServerExpectingFailure(const std::string& yaml, c
   const std::string dir = DETR_TEST_OUTPUT_DIR;
   const std::string path = dir + "/" + name + ".yaml";
   std::ofstream(path) << yaml;
-  const std::string command = std::string(DETR_SERVER_BINARY) + " --config " + path + " --listen 127.0.0.1:" +
-                              std::to_string(FreePort()) + " --metrics-listen 127.0.0.1:" + std::to_string(FreePort()) +
-                              " 2>&1";
+  const std::string command = std::string(DETR_SERVER_BINARY) + " --config " + path +
+                              " --listen 127.0.0.1:" + std::to_string(FreePort()) +
+                              " --metrics-listen 127.0.0.1:" + std::to_string(FreePort()) + " 2>&1";
   std::string output;
   FILE* pipe = popen(command.c_str(), "r");
   char buffer[4096];
@@ -423,9 +449,10 @@ std::pair<int, std::string> RunServerExpectingFailure(const std::string& yaml, c
 }
 
 TEST(ServerStartupTest, BadConfigOrWeightsStopStartUpWithAMessage) {
-  auto [code, output] = RunServerExpectingFailure("models: [{name: a, architecture: {backbone: resnet18}, "
-                                                  "batching: {queue_capacity: 0}}]",
-                                                  "bad-config");
+  auto [code, output] = RunServerExpectingFailure(
+      "models: [{name: a, architecture: {backbone: resnet18}, "
+      "batching: {queue_capacity: 0}}]",
+      "bad-config");
   EXPECT_EQ(code, 1);
   EXPECT_NE(output.find("models[0].batching.queue_capacity' must be >= 1"), std::string::npos) << output;
 

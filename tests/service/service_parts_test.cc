@@ -72,8 +72,9 @@ TEST(ServerConfigTest, TheBuiltInConfigIsValid) {
 TEST(ServerConfigTest, ErrorsNameTheFileAndField) {
   const std::string arch = "architecture: {backbone: resnet18}";
   EXPECT_NE(ConfigError("models: []").find("test.yaml: 'models' must list at least one model"), std::string::npos);
-  EXPECT_NE(ConfigError("models: [{name: a, " + arch + "}]\nlisten_adress: x").find("'listen_adress' is not a known setting"),
-            std::string::npos);
+  EXPECT_NE(
+      ConfigError("models: [{name: a, " + arch + "}]\nlisten_adress: x").find("'listen_adress' is not a known setting"),
+      std::string::npos);
   EXPECT_NE(ConfigError("models: [{name: a, " + arch + ", batching: {max_batch_size: 0}}]")
                 .find("models[0].batching.max_batch_size' must be >= 1"),
             std::string::npos);

@@ -110,7 +110,8 @@ struct CapturedLog::Impl {
 };
 
 CapturedLog::CapturedLog(bool json) : impl_(std::make_unique<Impl>()) {
-  auto logger = std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(impl_->text));
+  auto logger =
+      std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(impl_->text));
   spdlog::set_default_logger(logger);
   service::ConfigureLogging(json);
 }
@@ -168,8 +169,8 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
     ::dup2(log, 1);
     ::dup2(log, 2);
     if (config_path.empty()) {  // the built-in configuration
-      ::execl(DETR_SERVER_BINARY, DETR_SERVER_BINARY, "--listen", target_.c_str(), "--metrics-listen",
-              metrics_.c_str(), static_cast<char*>(nullptr));
+      ::execl(DETR_SERVER_BINARY, DETR_SERVER_BINARY, "--listen", target_.c_str(), "--metrics-listen", metrics_.c_str(),
+              static_cast<char*>(nullptr));
     } else {
       ::execl(DETR_SERVER_BINARY, DETR_SERVER_BINARY, "--config", config_path.c_str(), "--listen", target_.c_str(),
               "--metrics-listen", metrics_.c_str(), static_cast<char*>(nullptr));

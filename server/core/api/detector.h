@@ -33,9 +33,9 @@ struct DetectionPass {
 struct DetectorInfo {
   ModelConfig config;
   std::int64_t parameter_count = 0;
-  bool random_weights = false;         ///< no trained weights: detections are meaningless
-  std::string backbone_engine;         ///< what runs the backbone's convolutions, and why
-  std::vector<std::string> load_notes; ///< what loading the weights reported (e.g. skipped keys)
+  bool random_weights = false;          ///< no trained weights: detections are meaningless
+  std::string backbone_engine;          ///< what runs the backbone's convolutions, and why
+  std::vector<std::string> load_notes;  ///< what loading the weights reported (e.g. skipped keys)
 };
 
 class Detector {

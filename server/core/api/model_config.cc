@@ -160,7 +160,8 @@ std::string ModelConfig::ToJsonText() const {
 std::vector<std::string> ModelConfig::ClassNames() const {
   if (!class_names.empty()) return class_names;
   std::vector<std::string> names;
-  for (int id = 0; id < num_classes; ++id) names.push_back(num_classes == 91 ? CocoClassName(id) : "class " + std::to_string(id));
+  for (int id = 0; id < num_classes; ++id)
+    names.push_back(num_classes == 91 ? CocoClassName(id) : "class " + std::to_string(id));
   return names;
 }
 
@@ -191,8 +192,8 @@ void ModelConfig::Validate() const {
     Require(a.top_k >= 0, prefix + "top_k", "must be >= 0");
     Require(a.random_tokens >= 0, prefix + "random_tokens", "must be >= 0");
     Require(a.query_chunk >= 0, prefix + "query_chunk", "must be >= 0");
-    Require(!(site == AttentionSite::kDecoderCross && a.exclude_self.value_or(false)),
-            prefix + "exclude_self", "only applies to self-attention sites");
+    Require(!(site == AttentionSite::kDecoderCross && a.exclude_self.value_or(false)), prefix + "exclude_self",
+            "only applies to self-attention sites");
   }
 }
 

@@ -29,14 +29,14 @@ std::optional<AttentionSite> ParseSite(const std::string& name);
 /// matter for `optimization`; their defaults are the spec's.
 struct AttentionOptions {
   AttentionType type = AttentionType::kSoftmax;
-  int iterations = 5;        // K, unrolled ADMM steps
-  double lambda = 0.05;      // sparsity weight
-  double rho = 1.0;          // ADMM penalty
-  double power = 5;          // p of the normaliser
+  int iterations = 5;    // K, unrolled ADMM steps
+  double lambda = 0.05;  // sparsity weight
+  double rho = 1.0;      // ADMM penalty
+  double power = 5;      // p of the normaliser
   Normalizer normalizer = Normalizer::kReluPower;
   bool normalize_inputs = true;
   std::optional<bool> exclude_self;  // unset: true for self-attention sites
-  int top_k = 0;             // 0 = off
+  int top_k = 0;                     // 0 = off
   int random_tokens = 0;
   std::uint64_t random_seed = 0;
   /// Inference only: query rows solved at once per head, bounding the
@@ -56,9 +56,9 @@ struct ModelConfig {
   int dec_layers = 6;
   int dim_feedforward = 2048;
   int num_queries = 100;
-  int num_classes = 91;               // the head predicts num_classes + 1 ("no object")
+  int num_classes = 91;  // the head predicts num_classes + 1 ("no object")
   std::string position_embedding = "sine";
-  bool normalize_before = false;      // pre-norm transformer layers
+  bool normalize_before = false;  // pre-norm transformer layers
   /// Name of each class id (ours; the official code keeps names outside the
   /// model). Empty: COCO's names when num_classes is 91, else "class N".
   std::vector<std::string> class_names;

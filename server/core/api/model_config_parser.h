@@ -30,7 +30,8 @@ AttentionOptions ParseAttention(const Node& node, const std::string& source, con
     else if (key == "lambda") options.lambda = Read<double>(value, source, field);
     else if (key == "rho") options.rho = Read<double>(value, source, field);
     else if (key == "power") options.power = Read<double>(value, source, field);
-    else if (key == "normalizer") options.normalizer = ParseNormalizer(Read<std::string>(value, source, field), source, field);
+    else if (key == "normalizer")
+      options.normalizer = ParseNormalizer(Read<std::string>(value, source, field), source, field);
     else if (key == "normalize_inputs") options.normalize_inputs = Read<bool>(value, source, field);
     else if (key == "exclude_self") options.exclude_self = Read<bool>(value, source, field);
     else if (key == "top_k") options.top_k = Read<int>(value, source, field);

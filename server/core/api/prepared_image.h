@@ -42,8 +42,8 @@ using FloatBuffer = std::vector<float, UninitializedAllocator<float>>;
 struct PreparedImage {
   int height = 0;  ///< of the model input (pixels and padding)
   int width = 0;
-  FloatBuffer pixels;                  ///< 3 x height x width floats, planes R, G, B
-  std::vector<std::uint8_t> padding;   ///< height x width, 1 = padding; empty = no padding
+  FloatBuffer pixels;                 ///< 3 x height x width floats, planes R, G, B
+  std::vector<std::uint8_t> padding;  ///< height x width, 1 = padding; empty = no padding
   int original_height = 0;
   int original_width = 0;
 

@@ -119,9 +119,10 @@ BatchingConfig ParseBatching(const YamlNode& b, const std::string& source, const
 
 ModelEntry ParseModel(const YamlNode& node, const std::string& source, const std::string& base_dir, size_t index) {
   const std::string where = "models[" + std::to_string(index) + "]";
-  CheckKeys(node, {"name", "model_config", "architecture", "weights", "random_seed", "attention", "preprocessing",
-                   "batching"},
-            source, where);
+  CheckKeys(
+      node,
+      {"name", "model_config", "architecture", "weights", "random_seed", "attention", "preprocessing", "batching"},
+      source, where);
   ModelEntry model;
   if (!node["name"].IsDefined()) Invalid(source, where + ".name", "is required");
   model.name = Read<std::string>(node["name"], source, where + ".name");
@@ -205,7 +206,8 @@ void ParseTesting(const YamlNode& testing, ServerConfig& config, const std::stri
   ReadIf(testing, "inject_faults", stages, source, "testing");
   for (const auto& stage : stages) {
     if (!FaultInjection::Stages().count(stage)) {
-      Invalid(source, "testing.inject_faults", "names '" + stage + "'; stages are preprocess, shadow, forward, postprocess");
+      Invalid(source, "testing.inject_faults",
+              "names '" + stage + "'; stages are preprocess, shadow, forward, postprocess");
     }
     config.inject_faults.insert(stage);
   }
@@ -250,8 +252,9 @@ ServerConfig ServerConfig::FromText(const std::string& text, const std::string& 
     throw std::invalid_argument(source + ": not valid YAML/JSON: " + e.what());
   }
   const YamlNode root(document);
-  CheckKeys(root, {"listen", "metrics_listen", "intra_op_threads", "preprocess_threads", "log_format",
-                   "drain_timeout_seconds", "limits", "default_route", "models", "experiments", "testing"},
+  CheckKeys(root,
+            {"listen", "metrics_listen", "intra_op_threads", "preprocess_threads", "log_format",
+             "drain_timeout_seconds", "limits", "default_route", "models", "experiments", "testing"},
             source, "");
   ServerConfig config;
   ReadIf(root, "listen", config.listen, source, "");
@@ -272,7 +275,8 @@ ServerConfig ServerConfig::FromText(const std::string& text, const std::string& 
   if (models.empty()) Invalid(source, "models", "must list at least one model");
   for (size_t i = 0; i < models.size(); ++i) {
     auto model = ParseModel(models[i], source, base_dir, i);
-    if (config.FindModel(model.name)) Invalid(source, "models[" + std::to_string(i) + "].name", "repeats '" + model.name + "'");
+    if (config.FindModel(model.name))
+      Invalid(source, "models[" + std::to_string(i) + "].name", "repeats '" + model.name + "'");
     config.models.push_back(std::move(model));
   }
   if (const auto experiments = root["experiments"]; experiments.IsDefined()) {

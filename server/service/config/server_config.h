@@ -27,8 +27,8 @@ struct BatchingConfig {
 struct PreprocessingConfig {
   int shortest_edge = 800;  // the official evaluation resize ...
   int longest_edge = 1333;
-  int canvas_height = 0;    // ... or, when both are set, fit into a fixed
-  int canvas_width = 0;     // canvas and pad (every request batches together)
+  int canvas_height = 0;  // ... or, when both are set, fit into a fixed
+  int canvas_width = 0;   // canvas and pad (every request batches together)
   bool fixed_canvas() const { return canvas_height > 0 && canvas_width > 0; }
 
   bool operator==(const PreprocessingConfig& o) const {
@@ -39,8 +39,8 @@ struct PreprocessingConfig {
 
 struct ModelEntry {
   std::string name;
-  core::ModelConfig config;  // from model_config (file) or architecture (inline), attention applied
-  std::string weights;       // safetensors; empty = seeded random weights
+  core::ModelConfig config;     // from model_config (file) or architecture (inline), attention applied
+  std::string weights;          // safetensors; empty = seeded random weights
   std::string weights_version;  // the weights file's size and modification time when the config was read
   std::uint64_t random_seed = 0;
   PreprocessingConfig preprocessing;
@@ -70,18 +70,18 @@ struct ExperimentEntry {
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";
-  int intra_op_threads = 0;     // 0 = every core
+  int intra_op_threads = 0;  // 0 = every core
   int preprocess_threads = 2;
   bool json_logs = false;
   std::chrono::milliseconds drain_timeout{10000};
   std::int64_t max_message_bytes = 32 << 20;
-  std::int64_t max_pixels = 40'000'000;        // refused before a full decode where the format allows
-  std::int64_t max_preprocessing = 64;         // requests admitted to preprocessing at once ...
+  std::int64_t max_pixels = 40'000'000;              // refused before a full decode where the format allows
+  std::int64_t max_preprocessing = 64;               // requests admitted to preprocessing at once ...
   std::int64_t max_preprocessing_bytes = 256 << 20;  // ... and their image bytes
-  std::string default_route;                   // a model or experiment name; empty = the first model
+  std::string default_route;                         // a model or experiment name; empty = the first model
   std::vector<ModelEntry> models;
   std::vector<ExperimentEntry> experiments;
-  std::set<std::string> inject_faults;         // testing only: stages that fail on purpose
+  std::set<std::string> inject_faults;  // testing only: stages that fail on purpose
 
   /// Parses YAML/JSON text; relative paths resolve against `base_dir`.
   /// Throws std::invalid_argument naming the source and the field.

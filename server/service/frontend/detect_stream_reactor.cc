@@ -24,9 +24,8 @@ void DetectStreamReactor::OnReadDone(bool ok) {
   v1::DetectRequest frame = std::move(request_);
   lock.unlock();
   StartRead(&request_);  // read the next frame while this one runs
-  pipeline_.Run(ToDetectInput(std::move(frame)), call_, [this, sequence](absl::StatusOr<DetectResult> result) {
-    OnResult(sequence, std::move(result));
-  });
+  pipeline_.Run(ToDetectInput(std::move(frame)), call_,
+                [this, sequence](absl::StatusOr<DetectResult> result) { OnResult(sequence, std::move(result)); });
 }
 
 void DetectStreamReactor::OnResult(std::uint64_t sequence, absl::StatusOr<DetectResult> result) {

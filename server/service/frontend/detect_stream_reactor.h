@@ -40,7 +40,7 @@ class DetectStreamReactor final : public grpc::ServerBidiReactor<v1::DetectReque
   // Shared with every frame's queued work; cancelled once nobody can read
   // the answers (the client cancelled, or the stream is finished).
   const std::shared_ptr<CallState> call_;
-  v1::DetectRequest request_;   // the read buffer; only one read is outstanding
+  v1::DetectRequest request_;  // the read buffer; only one read is outstanding
 
   std::mutex mutex_;
   std::map<std::uint64_t, Result> ready_;  // guarded by mutex_

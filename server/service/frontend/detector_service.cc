@@ -11,8 +11,7 @@ namespace {
 // A unary call whose CallState learns of the client's cancellation.
 class UnaryCall final : public grpc::ServerUnaryReactor {
  public:
-  explicit UnaryCall(grpc::CallbackServerContext* context)
-      : call_(std::make_shared<CallState>(context->deadline())) {}
+  explicit UnaryCall(grpc::CallbackServerContext* context) : call_(std::make_shared<CallState>(context->deadline())) {}
   std::shared_ptr<const CallState> call() const { return call_; }
   void OnCancel() override { call_->Cancel(); }
   void OnDone() override { delete this; }  // gRPC's reactor contract: the last event
@@ -23,8 +22,8 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* DetectorService::Detect(grpc::CallbackServerContext* context, const v1::DetectRequest* request,
-                                                  v1::DetectResponse* response) {
+grpc::ServerUnaryReactor* DetectorService::Detect(grpc::CallbackServerContext* context,
+                                                  const v1::DetectRequest* request, v1::DetectResponse* response) {
   auto* reactor = new UnaryCall(context);  // gRPC's contract: it deletes itself in OnDone
   pipeline_.Run(ToDetectInput(v1::DetectRequest(*request)), reactor->call(),
                 [reactor, response](absl::StatusOr<DetectResult> result) {

@@ -98,7 +98,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto question = target.find('?');
     request.path = target.substr(0, question);
     if (question != std::string::npos) request.query = target.substr(question + 1);
-    for (const auto& field : message) request.headers[Lower(std::string(field.name_string()))] = std::string(field.value());
+    for (const auto& field : message)
+      request.headers[Lower(std::string(field.name_string()))] = std::string(field.value());
     request.body = std::move(message.body());
     // The responder keeps the server's state (and so the io_context) alive
     // while it holds this session: it may be called after Stop.

@@ -24,9 +24,9 @@
 namespace detr::service {
 
 struct HttpRequest {
-  std::string method;  ///< "GET", "POST", ...
-  std::string path;    ///< the target without its query
-  std::string query;   ///< after '?', undecoded
+  std::string method;                          ///< "GET", "POST", ...
+  std::string path;                            ///< the target without its query
+  std::string query;                           ///< after '?', undecoded
   std::map<std::string, std::string> headers;  ///< names in lower case
   std::string body;
 };

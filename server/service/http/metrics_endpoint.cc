@@ -9,7 +9,8 @@ std::string Render(const std::vector<std::shared_ptr<prometheus::Collectable>>& 
   std::vector<prometheus::MetricFamily> families;
   for (const auto& collectable : collectables) {
     auto collected = collectable->Collect();
-    families.insert(families.end(), std::make_move_iterator(collected.begin()), std::make_move_iterator(collected.end()));
+    families.insert(families.end(), std::make_move_iterator(collected.begin()),
+                    std::make_move_iterator(collected.end()));
   }
   return prometheus::TextSerializer().Serialize(families);
 }

@@ -20,9 +20,11 @@ class JsonFormatter final : public spdlog::formatter {
     const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch).count() % 1000;
     std::tm utc{};
     gmtime_r(&seconds, &utc);
-    char time[40];
-    std::snprintf(time, sizeof time, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
-                  utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(millis));
+    char date_time[32];
+    std::strftime(date_time, sizeof date_time, "%Y-%m-%dT%H:%M:%S", &utc);
+    char fraction[8];
+    std::snprintf(fraction, sizeof fraction, ".%03dZ", static_cast<int>(millis));
+    const std::string time = std::string(date_time) + fraction;
     const auto level = spdlog::level::to_string_view(message.level);
     const nlohmann::json line = {{"time", time},
                                  {"level", std::string(level.data(), level.size())},

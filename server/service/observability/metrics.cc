@@ -80,14 +80,15 @@ ModelMetrics::ModelMetrics(Metrics& metrics, std::string model, std::string atte
   inference_memory_ = &metrics.inference_memory_.Add({{"model", model_}}, MemoryBuckets());
   queue_depth_ = &metrics.queue_depth_.Add({{"model", model_}});
   // The OK series exist from the start, so that rate() sees the first requests.
-  durations_[0] = &metrics.request_duration_.Add({{"model", model_}, {"attention", attention_}, {"code", "OK"}},
-                                                 LatencyBuckets());
+  durations_[0] =
+      &metrics.request_duration_.Add({{"model", model_}, {"attention", attention_}, {"code", "OK"}}, LatencyBuckets());
   counts_[0] = &metrics.requests_total_.Add({{"model", model_}, {"code", "OK"}});
 }
 
 void ModelMetrics::RecordRequest(absl::StatusCode code, double seconds) {
-  const int index = static_cast<int>(code) >= 0 && static_cast<int>(code) < kCodes ? static_cast<int>(code)
-                                                                                     : static_cast<int>(absl::StatusCode::kUnknown);
+  const int index = static_cast<int>(code) >= 0 && static_cast<int>(code) < kCodes
+                        ? static_cast<int>(code)
+                        : static_cast<int>(absl::StatusCode::kUnknown);
   prometheus::Histogram* duration;
   prometheus::Counter* count;
   {
@@ -126,10 +127,8 @@ Metrics::Metrics()
                           .Name("detr_stage_duration_seconds")
                           .Help("Server-side time per request stage: queue, preprocess, inference, postprocess.")
                           .Register(*registry_)),
-      batch_size_(prometheus::BuildHistogram()
-                      .Name("detr_batch_size")
-                      .Help("Requests per forward pass.")
-                      .Register(*registry_)),
+      batch_size_(
+          prometheus::BuildHistogram().Name("detr_batch_size").Help("Requests per forward pass.").Register(*registry_)),
       inference_memory_(prometheus::BuildHistogram()
                             .Name("detr_inference_memory_bytes")
                             .Help("Peak bytes allocated by the forward pass that served a request, divided by its "

@@ -90,7 +90,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& model_parameters_;
   std::shared_ptr<prometheus::Collectable> process_collector_;
   std::mutex mutex_;
-  std::map<std::string, std::unique_ptr<ModelMetrics>> models_;       // guarded by mutex_
+  std::map<std::string, std::unique_ptr<ModelMetrics>> models_;      // guarded by mutex_
   std::map<std::string, prometheus::Histogram*> shadow_agreements_;  // guarded by mutex_
 };
 

@@ -35,9 +35,9 @@ class RateLimitedLog {
  private:
   const double per_second_, burst_;
   std::mutex mutex_;
-  double tokens_;                                                // guarded by mutex_
+  double tokens_;                                                                  // guarded by mutex_
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();  // guarded by mutex_
-  std::uint64_t suppressed_ = 0;                                 // guarded by mutex_
+  std::uint64_t suppressed_ = 0;                                                   // guarded by mutex_
 };
 
 }  // namespace detr::service

@@ -31,7 +31,8 @@ class CallState {
   /// DEADLINE_EXCEEDED, saying what happened to the work at `stage`.
   absl::Status Check(const char* stage) const {
     if (cancelled()) return absl::CancelledError(std::string("the client cancelled; the request was dropped ") + stage);
-    if (expired()) return absl::DeadlineExceededError(std::string("the deadline passed; the request was dropped ") + stage);
+    if (expired())
+      return absl::DeadlineExceededError(std::string("the deadline passed; the request was dropped ") + stage);
     return absl::OkStatus();
   }
 

@@ -15,7 +15,7 @@ namespace detr::service {
 struct ImageInput {
   enum class Kind { kMissing, kEncoded, kRaw };
   Kind kind = Kind::kMissing;
-  std::string bytes;   ///< the encoded file, or width x height x 3 RGB bytes
+  std::string bytes;                   ///< the encoded file, or width x height x 3 RGB bytes
   std::int64_t width = 0, height = 0;  ///< raw only
 };
 
@@ -38,12 +38,12 @@ struct StageTimings {
 };
 
 struct DetectResult {
-  Detections detections;    ///< best first
-  std::string model;        ///< the model that served it
+  Detections detections;  ///< best first
+  std::string model;      ///< the model that served it
   AttentionTypes attention;
-  std::string experiment;   ///< the experiment that routed it, if any
+  std::string experiment;  ///< the experiment that routed it, if any
   std::string request_id;
-  int batch_size = 0;       ///< requests in the same forward pass
+  int batch_size = 0;  ///< requests in the same forward pass
   StageTimings timings;
   std::uint64_t inference_memory_bytes = 0;  ///< the pass's peak bytes / batch size
   int image_width = 0, image_height = 0;     ///< of the original image

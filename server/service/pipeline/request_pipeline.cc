@@ -160,7 +160,9 @@ RequestPipeline::~RequestPipeline() = default;
 
 std::shared_ptr<const ModelSet> RequestPipeline::models() const { return std::atomic_load(&models_); }
 
-void RequestPipeline::SetModels(std::shared_ptr<const ModelSet> models) { std::atomic_store(&models_, std::move(models)); }
+void RequestPipeline::SetModels(std::shared_ptr<const ModelSet> models) {
+  std::atomic_store(&models_, std::move(models));
+}
 
 void RequestPipeline::Run(DetectInput input, std::shared_ptr<const CallState> call, Respond respond) {
   auto request = std::make_shared<Request>();
@@ -175,10 +177,10 @@ void RequestPipeline::Run(DetectInput input, std::shared_ptr<const CallState> ca
   request->route = *route;
   auto ticket = admission_.TryAdmit(static_cast<std::int64_t>(request->input.image.bytes.size()));
   if (!ticket) {
-    return Finish(request, absl::ResourceExhaustedError(
-                               "the server is preprocessing as many requests as it admits (" +
-                               std::to_string(admission_.max_requests()) + " requests or " +
-                               std::to_string(admission_.max_bytes() >> 20) + " MiB of images); retry later"));
+    return Finish(request, absl::ResourceExhaustedError("the server is preprocessing as many requests as it admits (" +
+                                                        std::to_string(admission_.max_requests()) + " requests or " +
+                                                        std::to_string(admission_.max_bytes() >> 20) +
+                                                        " MiB of images); retry later"));
   }
   request->admission = std::move(*ticket);
   preprocess_pool_.Post([this, request] { Preprocess(request); });
@@ -254,9 +256,10 @@ void RequestPipeline::OnInferred(const RequestPtr& request, absl::StatusOr<Infer
     options_.faults.At("postprocess");
     result = ResultOf(*request, std::move(*outcome));
   });
-  if (!status.ok()) return Finish(request, status.code() == absl::StatusCode::kInvalidArgument
-                                               ? absl::InternalError(status.message())  // never the client's fault here
-                                               : status);
+  if (!status.ok())
+    return Finish(request, status.code() == absl::StatusCode::kInvalidArgument
+                               ? absl::InternalError(status.message())  // never the client's fault here
+                               : status);
   Finish(request, std::move(*result));
 }
 

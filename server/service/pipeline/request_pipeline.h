@@ -34,10 +34,10 @@ namespace detr::service {
 
 struct PipelineOptions {
   int preprocess_threads = 2;
-  std::int64_t max_pixels = 40'000'000;       ///< larger images: INVALID_ARGUMENT, before a full decode
-  std::int64_t max_preprocessing = 64;        ///< requests admitted to preprocessing at once
+  std::int64_t max_pixels = 40'000'000;              ///< larger images: INVALID_ARGUMENT, before a full decode
+  std::int64_t max_preprocessing = 64;               ///< requests admitted to preprocessing at once
   std::int64_t max_preprocessing_bytes = 256 << 20;  ///< and their image bytes
-  FaultInjection faults;                       ///< tests only
+  FaultInjection faults;                             ///< tests only
 };
 
 class RequestPipeline {
