@@ -29,7 +29,7 @@ int RunAb(const ClientOptions& client, const AbCommand& command) {
         request.mutable_image()->set_encoded(bytes);
         request.set_model(side == 0 ? command.model_a : command.model_b);
         request.set_score_threshold(command.threshold);
-        auto context = MakeContext(client.timeout_seconds);
+        auto context = MakeContext(client);
         const auto sent = std::chrono::steady_clock::now();
         const auto status = stub->Detect(context.get(), request, &responses[side]);
         if (!status.ok()) {

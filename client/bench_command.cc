@@ -102,7 +102,7 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
       request.set_model(command.model);
       request.set_routing_key("bench-" + std::to_string(index));
       v1::DetectResponse response;
-      auto context = MakeContext(client.timeout_seconds);
+      auto context = MakeContext(client);
       const auto sent = Clock::now();
       const auto status = stub->Detect(context.get(), request, &response);
       const double seconds = std::chrono::duration<double>(Clock::now() - sent).count();

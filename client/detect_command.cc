@@ -92,7 +92,7 @@ int RunDetect(const ClientOptions& client, const DetectCommand& command) {
     request.set_max_detections(static_cast<uint32_t>(command.max_detections));
     request.set_request_id(file);
     v1::DetectResponse response;
-    auto context = MakeContext(client.timeout_seconds);
+    auto context = MakeContext(client);
     const auto status = stub->Detect(context.get(), request, &response);
     if (!status.ok()) {
       std::cout << nlohmann::json{{"file", file}, {"code", status.error_code()}, {"error", status.error_message()}}.dump()

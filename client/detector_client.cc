@@ -7,12 +7,27 @@
 
 namespace detr::client {
 
+namespace {
+
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const ClientOptions& options) {
+  if (options.tls_ca.empty() && options.tls_cert.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  if (!options.tls_ca.empty()) ssl.pem_root_certs = ReadFileBytes(options.tls_ca);
+  if (!options.tls_cert.empty()) {
+    ssl.pem_cert_chain = ReadFileBytes(options.tls_cert);
+    ssl.pem_private_key = ReadFileBytes(options.tls_key);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+}  // namespace
+
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(64 << 20);
   arguments.SetMaxSendMessageSize(64 << 20);
   if (!options.load_balancing.empty()) arguments.SetLoadBalancingPolicyName(options.load_balancing);
-  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), arguments);
+  return grpc::CreateCustomChannel(options.target, Credentials(options), arguments);
 }
 
 std::string ReadFileBytes(const std::string& path) {
@@ -37,10 +52,12 @@ Detections ToDetections(const v1::DetectResponse& response) {
   return detections;
 }
 
-std::unique_ptr<grpc::ClientContext> MakeContext(double seconds) {
+std::unique_ptr<grpc::ClientContext> MakeContext(const ClientOptions& options) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::microseconds(static_cast<int64_t>(seconds * 1e6)));
+                        std::chrono::microseconds(static_cast<int64_t>(options.timeout_seconds * 1e6)));
+  if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
+  context->set_wait_for_ready(options.wait_for_ready);
   return context;
 }
 

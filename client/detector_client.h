@@ -15,6 +15,10 @@ struct ClientOptions {
   std::string target;                  // host:port, or dns:///name:port for client-side balancing
   std::string load_balancing;          // "" (gRPC's pick_first) or "round_robin"
   double timeout_seconds = 60;
+  std::string tls_ca;                  // PEM: verify the server with this CA (TLS); empty with no cert: plaintext
+  std::string tls_cert, tls_key;       // PEM: this client's certificate and key (mTLS)
+  std::string token;                   // sent as "authorization: Bearer <token>"
+  bool wait_for_ready = false;         // wait (within the deadline) for the server instead of failing at once
 };
 
 /// A channel to the server. With "round_robin" and a dns:/// target, gRPC
@@ -28,7 +32,8 @@ std::string ReadFileBytes(const std::string& path);
 /// A response's detections as plain structs (for drawing and comparing).
 Detections ToDetections(const v1::DetectResponse& response);
 
-/// A deadline `seconds` from now on a fresh context.
-std::unique_ptr<grpc::ClientContext> MakeContext(double seconds);
+/// A fresh context for one call: the deadline, the bearer token and
+/// wait-for-ready of `options`.
+std::unique_ptr<grpc::ClientContext> MakeContext(const ClientOptions& options);
 
 }  // namespace detr::client

@@ -33,7 +33,7 @@ ModelRun RunModel(v1::Detector::Stub& stub, const ClientOptions& client, const E
     request.set_model(model);
     request.set_max_detections(100);  // COCO's maxDets; threshold 0: every detection counts
     v1::DetectResponse response;
-    auto context = MakeContext(client.timeout_seconds);
+    auto context = MakeContext(client);
     const auto sent = std::chrono::steady_clock::now();
     const auto status = stub.Detect(context.get(), request, &response);
     if (!status.ok()) throw std::runtime_error(file + " on '" + model + "': " + status.error_message());

@@ -10,7 +10,7 @@ int RunHealth(const ClientOptions& client, const std::string& model) {
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(model);
   grpc::health::v1::HealthCheckResponse response;
-  auto context = MakeContext(client.timeout_seconds);
+  auto context = MakeContext(client);
   const auto status = stub->Check(context.get(), request, &response);
   if (!status.ok()) {
     std::cout << (model.empty() ? "server" : "model '" + model + "'") << ": " << status.error_message() << "\n";

@@ -14,6 +14,16 @@ int main(int argc, char** argv) {
   app.add_option("--lb", client.load_balancing, "load-balancing policy: round_robin (default: pick_first)")
       ->check(CLI::IsMember({"", "pick_first", "round_robin"}));
   app.add_option("--timeout", client.timeout_seconds, "deadline of each call, seconds")->capture_default_str();
+  app.add_option("--tls-ca", client.tls_ca, "TLS: verify the server against this CA certificate (PEM)")
+      ->check(CLI::ExistingFile);
+  auto* cert = app.add_option("--tls-cert", client.tls_cert, "mTLS: this client's certificate (PEM)")
+                   ->check(CLI::ExistingFile);
+  auto* key = app.add_option("--tls-key", client.tls_key, "mTLS: this client's private key (PEM)")->check(CLI::ExistingFile);
+  cert->needs(key);
+  key->needs(cert);
+  app.add_option("--token", client.token, "bearer token, sent as 'authorization: Bearer TOKEN'");
+  app.add_flag("--wait-for-ready", client.wait_for_ready,
+               "wait for the server to become reachable (within --timeout) instead of failing at once");
   app.require_subcommand(1);
 
   detr::client::DetectCommand detect;

@@ -28,6 +28,7 @@ TOOL_PACKAGES=(
   python3 python3-torch python3-torchvision python3-numpy python3-matplotlib
   prometheus
   clang-format                 # make test checks the formatting
+  openssl                      # make test makes TLS certificates with it
 )
 
 # DETR_DEPS=build: only what building the binaries needs (the Docker build stage).

@@ -20,15 +20,29 @@ namespace {
 namespace core = detr::core;
 namespace service = detr::service;
 
-// Blocks SIGTERM/SIGINT in every thread (threads inherit the mask), so that
-// main can wait for them with sigwait instead of a handler.
-sigset_t BlockShutdownSignals() {
+// Blocks SIGTERM, SIGINT and SIGHUP in every thread (threads inherit the
+// mask), so that main can wait for them with sigwait instead of a handler.
+sigset_t BlockServerSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
+}
+
+struct Flags {
+  std::string config_path, listen, metrics_listen;
+};
+
+// The configuration file (or the built-in one) with the flags' overrides.
+service::ServerConfig LoadConfig(const Flags& flags) {
+  auto config =
+      flags.config_path.empty() ? service::ServerConfig::Default() : service::ServerConfig::FromFile(flags.config_path);
+  if (!flags.listen.empty()) config.listen = flags.listen;
+  if (!flags.metrics_listen.empty()) config.metrics_listen = flags.metrics_listen;
+  return config;
 }
 
 std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
@@ -38,20 +52,21 @@ std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path, listen, metrics_listen;
-  CLI::App app{"detr-server: DETR detection over gRPC, with A/B experiments between attention types."};
-  app.add_option("--config", config_path, "server config (YAML/JSON); default: the built-in deploy/detr-server.yaml")
+  Flags flags;
+  CLI::App app{
+      "detr-server: DETR detection over gRPC, with A/B experiments between attention types.\n"
+      "SIGHUP reloads the configuration; SIGTERM or SIGINT drains and stops."};
+  app.add_option("--config", flags.config_path,
+                 "server config (YAML/JSON); default: the built-in deploy/detr-server.yaml")
       ->check(CLI::ExistingFile);
-  app.add_option("--listen", listen, "gRPC address, overrides the config");
-  app.add_option("--metrics-listen", metrics_listen, "Prometheus address, overrides the config");
+  app.add_option("--listen", flags.listen, "gRPC address, overrides the config");
+  app.add_option("--metrics-listen", flags.metrics_listen, "Prometheus address, overrides the config");
   CLI11_PARSE(app, argc, argv);
 
-  const sigset_t shutdown_signals = BlockShutdownSignals();
+  const sigset_t signals = BlockServerSignals();
   service::ServerConfig config;
   try {
-    config = config_path.empty() ? service::ServerConfig::Default() : service::ServerConfig::FromFile(config_path);
-    if (!listen.empty()) config.listen = listen;
-    if (!metrics_listen.empty()) config.metrics_listen = metrics_listen;
+    config = LoadConfig(flags);
     service::ConfigureLogging(config.json_logs);
     core::ConfigureThreads(config.intra_op_threads);
     spdlog::info("{}", core::RuntimeSummary());  // also checks DETR_KERNEL_MAX_ISA
@@ -73,7 +88,15 @@ int main(int argc, char** argv) {
   core::ReleaseIntraOpThreads();
 
   int signal_number = 0;
-  sigwait(&shutdown_signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    spdlog::info("received SIGHUP: reloading {}",
+                 flags.config_path.empty() ? "the built-in configuration" : flags.config_path);
+    try {
+      (void)(*server)->Reload(LoadConfig(flags));  // a failure is logged; the current configuration serves on
+    } catch (const std::exception& e) {
+      spdlog::error("reload failed, the current configuration keeps serving: {}", e.what());
+    }
+  }
   spdlog::info("received {}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown();
   return 0;

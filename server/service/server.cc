@@ -1,6 +1,8 @@
 #include "server/service/server.h"
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -8,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/service/frontend/detector_service.h"
+#include "server/service/frontend/reflection_v1_service.h"
 #include "server/service/http/metrics_endpoint.h"
 #include "server/service/observability/metrics.h"
 #include "server/service/pipeline/request_pipeline.h"
@@ -36,6 +39,43 @@ DetectorFactory WithFaults(DetectorFactory factory, const ServerConfig& config) 
   return [factory = std::move(factory)](const ModelEntry& entry) {
     return std::make_unique<FailingDetector>(factory(entry));
   };
+}
+
+std::string ReadPem(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(path + ": cannot read (tls)");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Plaintext, TLS, or TLS that requires a client certificate signed by the
+// configured CA (mTLS).
+std::shared_ptr<grpc::ServerCredentials> Credentials(const TlsConfig& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options(tls.client_ca.empty()
+                                                ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!tls.client_ca.empty()) options.pem_root_certs = ReadPem(tls.client_ca);
+  options.pem_key_cert_pairs.push_back({ReadPem(tls.key), ReadPem(tls.certificate)});
+  return grpc::SslServerCredentials(options);
+}
+
+void ApplyConnectionSettings(const ConnectionConfig& c, grpc::ServerBuilder& builder) {
+  const auto ms = [](std::chrono::milliseconds value) { return static_cast<int>(value.count()); };
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(c.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(c.keepalive_timeout));
+  // Clients may ping as often as every 10 s (gRPC's default policy refuses
+  // pings more often than every 5 minutes and closes the connection).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  if (c.max_connection_age.count() > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(c.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, ms(c.max_connection_age_grace));
+  }
+  if (c.max_connection_idle.count() > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, ms(c.max_connection_idle));
+  }
 }
 
 PipelineOptions PipelineOptionsOf(const ServerConfig& config) {
@@ -73,9 +113,11 @@ struct Server::Parts {
   ServerConfig config;
   DetectorFactory factory;
   Metrics metrics;
+  AccessControl access{BearerTokens()};
   std::unique_ptr<MetricsEndpoint> metrics_endpoint;
   std::unique_ptr<RequestPipeline> pipeline;
   std::unique_ptr<DetectorService> detector_service;
+  std::unique_ptr<ReflectionV1Service> reflection_v1;
   std::unique_ptr<grpc::Server> grpc;  // last: shut down and destroyed first
   ServerPorts ports;
 };
@@ -85,7 +127,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   parts->config = config;
   parts->factory = WithFaults(std::move(factory), config);
   std::shared_ptr<const ModelSet> models;
+  std::shared_ptr<grpc::ServerCredentials> credentials;
   try {
+    if (!config.tokens_file.empty()) parts->access.Replace(BearerTokens::FromFile(config.tokens_file));
+    credentials = Credentials(config.tls);
     parts->metrics_endpoint = std::make_unique<MetricsEndpoint>(config.metrics_listen, parts->metrics.Collectables());
     models = std::make_shared<const ModelSet>(config, parts->factory, parts->metrics);
   } catch (const std::exception& e) {
@@ -93,7 +138,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   }
   for (const auto& entry : config.models) LogModel(*models->Find(entry.name));
   parts->pipeline = std::make_unique<RequestPipeline>(PipelineOptionsOf(config), parts->metrics, models);
-  parts->detector_service = std::make_unique<DetectorService>(*parts->pipeline);
+  parts->detector_service = std::make_unique<DetectorService>(*parts->pipeline, parts->access);
+  parts->reflection_v1 = std::make_unique<ReflectionV1Service>(
+      std::vector<std::string>{"detr.v1.Detector", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                               "grpc.reflection.v1alpha.ServerReflection"});
 
   static std::once_flag plugins;
   std::call_once(plugins, [] {
@@ -101,15 +149,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   });
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &parts->ports.grpc);
+  builder.AddListeningPort(config.listen, credentials, &parts->ports.grpc);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
+  ApplyConnectionSettings(config.connections, builder);
   builder.RegisterService(parts->detector_service.get());
+  builder.RegisterService(parts->reflection_v1.get());
   parts->grpc = builder.BuildAndStart();
   if (!parts->grpc || parts->ports.grpc == 0) return absl::UnavailableError("cannot listen on " + config.listen);
   parts->ports.metrics = parts->metrics_endpoint->port();
   auto* health = parts->grpc->GetHealthCheckService();
   health->SetServingStatus(true);
   for (const auto& entry : config.models) health->SetServingStatus(entry.name, true);
+  spdlog::info("gRPC: {}{}", config.tls.enabled() ? (config.tls.client_ca.empty() ? "TLS" : "mTLS") : "plaintext",
+               config.tokens_file.empty() ? "" : ", bearer tokens required (health is open)");
   spdlog::info(
       "serving gRPC on {} (port {}) and metrics on {} (port {}); {} model(s), {} experiment(s), default "
       "route '{}'",
@@ -120,12 +172,83 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
 
 Server::Server(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
+namespace {
+
+// The settings a reload cannot change, by name, where `next` differs.
+std::vector<std::string> NeedRestart(const ServerConfig& now, const ServerConfig& next) {
+  std::vector<std::string> names;
+  const auto differs = [&](bool different, const char* name) {
+    if (different) names.emplace_back(name);
+  };
+  differs(now.listen != next.listen, "listen");
+  differs(now.metrics_listen != next.metrics_listen, "metrics_listen");
+  differs(now.intra_op_threads != next.intra_op_threads, "intra_op_threads");
+  differs(now.preprocess_threads != next.preprocess_threads, "preprocess_threads");
+  differs(now.json_logs != next.json_logs, "log_format");
+  differs(now.max_message_bytes != next.max_message_bytes || now.max_pixels != next.max_pixels ||
+              now.max_preprocessing != next.max_preprocessing ||
+              now.max_preprocessing_bytes != next.max_preprocessing_bytes,
+          "limits");
+  differs(now.tls.certificate != next.tls.certificate || now.tls.key != next.tls.key ||
+              now.tls.client_ca != next.tls.client_ca,
+          "tls");
+  differs(now.inject_faults != next.inject_faults, "testing");
+  return names;
+}
+
+}  // namespace
+
+absl::Status Server::Reload(const ServerConfig& config) {
+  std::lock_guard<std::mutex> lock(reload_);
+  auto& parts = *parts_;
+  const auto current = parts.pipeline->models();
+  std::shared_ptr<const ModelSet> next;
+  BearerTokens tokens;
+  try {
+    if (!config.tokens_file.empty()) tokens = BearerTokens::FromFile(config.tokens_file);
+    next = std::make_shared<const ModelSet>(config, parts.factory, parts.metrics, current.get());
+  } catch (const std::exception& e) {
+    spdlog::error("reload failed, the current configuration keeps serving: {}", e.what());
+    return absl::FailedPreconditionError(e.what());
+  }
+  for (const auto& name : NeedRestart(parts.config, config)) {
+    spdlog::warn("reload: '{}' changed; it takes effect at the next restart", name);
+  }
+  for (const auto& entry : config.models) {
+    if (next->runners().at(entry.name) !=
+        (current->runners().count(entry.name) ? current->runners().at(entry.name) : nullptr)) {
+      LogModel(*next->Find(entry.name));
+    }
+  }
+  auto* health = parts.grpc->GetHealthCheckService();
+  for (const auto& entry : config.models) health->SetServingStatus(entry.name, true);
+  parts.pipeline->SetModels(next);  // from here on, requests go to the new set
+  parts.access.Replace(std::move(tokens));
+  parts.config.tokens_file = config.tokens_file;
+  parts.config.drain_timeout = config.drain_timeout;
+  for (const auto& entry : current->config().models) {
+    if (!config.FindModel(entry.name)) health->SetServingStatus(entry.name, false);
+  }
+  spdlog::info(
+      "reloaded: {} model(s) ({} loaded anew), {} experiment(s), default route '{}'", config.models.size(),
+      [&] {
+        int fresh = 0;
+        for (const auto& [name, runner] : next->runners()) {
+          fresh += !current->runners().count(name) || current->runners().at(name) != runner;
+        }
+        return fresh;
+      }(),
+      config.experiments.size(), config.DefaultRoute());
+  return absl::OkStatus();
+}
+
 Server::~Server() { Shutdown(); }
 
 const ServerPorts& Server::ports() const { return parts_->ports; }
 
 void Server::Shutdown() {
   std::call_once(shutdown_, [this] {
+    std::lock_guard<std::mutex> lock(reload_);  // no reload half done
     spdlog::info("draining (up to {} ms)", parts_->config.drain_timeout.count());
     parts_->pipeline->StartDraining();
     parts_->grpc->GetHealthCheckService()->Shutdown();  // every service reports NOT_SERVING from now on

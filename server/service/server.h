@@ -33,6 +33,15 @@ class Server {
 
   /// The bound ports (the chosen ones where the config asked for port 0).
   const ServerPorts& ports() const;
+  /// Serves `config`'s models, experiments, default route and tokens from
+  /// now on, without losing a request: new and changed models load while
+  /// the current ones serve, then requests switch over at once, and the old
+  /// models finish what they hold. Models whose entry is unchanged keep
+  /// running as they are. Settings that need a restart (addresses, TLS,
+  /// threads, limits) keep their values, with a warning. On any error the
+  /// current configuration keeps serving and the error says why.
+  absl::Status Reload(const ServerConfig& config);
+
   /// New requests get UNAVAILABLE and health reports NOT_SERVING; requests
   /// in flight may finish within the config's drain timeout; then the
   /// server stops. Idempotent.
@@ -43,6 +52,7 @@ class Server {
 
  private:
   std::unique_ptr<Parts> parts_;
+  std::mutex reload_;  // one reload at a time
   std::once_flag shutdown_;
 };
 

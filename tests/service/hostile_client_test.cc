@@ -6,11 +6,14 @@
 #include <chrono>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -177,6 +180,48 @@ TEST_F(HostileClientTest, LongStringsAreRefusedWithShortMessages) {
   EXPECT_TRUE(stub->Detect(&again, Frame(Png(5)), &response).ok());
   EXPECT_LT(log.text().size(), 4000u) << "the log carries the client's strings:\n" << log.text().substr(0, 2000);
   EXPECT_NE(log.text().find("INVALID_ARGUMENT"), std::string::npos) << log.text();
+}
+
+// JSON logs stay one valid JSON object per line, whatever a client puts in
+// its request id or model name: quotes, newlines, forged fields, bytes that
+// are not UTF-8.
+TEST_F(HostileClientTest, JsonLogLinesStayValidWithHostileStrings) {
+  const CapturedLog log(/*json=*/true);
+  auto stub = server_->Stub();
+  // (proto3 strings must be UTF-8: gRPC refuses other bytes before they
+  // reach the server; the log's own handling of them is checked below.)
+  const std::vector<std::string> hostile = {"\"}\n{\"level\":\"critical\",\"message\":\"forged",
+                                            "id\\\"with\\backslashes\"", "tab\tand\rreturn\u2028",
+                                            "\u00e9t\u00e9 \U0001F600"};
+  for (const auto& text : hostile) {
+    for (bool as_model : {false, true}) {
+      auto request = Frame("not an image");
+      (as_model ? request.mutable_model() : request.mutable_request_id())->assign(text);
+      grpc::ClientContext context;
+      v1::DetectResponse response;
+      EXPECT_FALSE(stub->Detect(&context, request, &response).ok());
+    }
+  }
+  std::istringstream lines(log.text());
+  std::string line;
+  int failures = 0;
+  while (std::getline(lines, line)) {
+    const auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(parsed.is_object()) << "not a JSON object: " << line;
+    EXPECT_EQ(parsed.size(), 3u) << line;
+    EXPECT_NE(parsed.value("level", ""), "critical") << line;
+    failures += parsed.value("message", "").find("failed") != std::string::npos;
+  }
+  EXPECT_EQ(failures, 8) << log.text();
+}
+
+TEST(JsonLogTest, BytesThatAreNotUtf8StillMakeAValidLine) {
+  const CapturedLog log(/*json=*/true);
+  spdlog::warn("raw bytes: \xff\xfe\x80 and a \" quote");
+  const auto parsed = nlohmann::json::parse(log.text(), nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(parsed.is_object()) << log.text();
+  EXPECT_NE(parsed.value("message", "").find("\xef\xbf\xbd"), std::string::npos) << "U+FFFD replaces them";
+  EXPECT_NE(parsed.value("message", "").find("\" quote"), std::string::npos);
 }
 
 // Made-up model names add no metric series: rejected requests count under

@@ -147,6 +147,13 @@ InProcessServer::InProcessServer(const std::string& config_yaml) {
   metrics_ = "127.0.0.1:" + std::to_string(server_->ports().metrics);
 }
 
+absl::Status InProcessServer::Reload(const std::string& config_yaml) {
+  auto config = service::ServerConfig::FromText(config_yaml, "test config", DETR_TEST_OUTPUT_DIR);
+  config.listen = "127.0.0.1:0";
+  config.metrics_listen = "127.0.0.1:0";
+  return server_->Reload(config);
+}
+
 InProcessServer::~InProcessServer() { Stop(); }
 
 void InProcessServer::Stop() {
@@ -156,7 +163,8 @@ void InProcessServer::Stop() {
 
 ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& name) {
   const std::string dir = DETR_TEST_OUTPUT_DIR;
-  const std::string config_path = config_yaml.empty() ? "" : dir + "/" + name + ".yaml";
+  config_path_ = config_yaml.empty() ? "" : dir + "/" + name + ".yaml";
+  const std::string& config_path = config_path_;
   if (!config_yaml.empty()) std::ofstream(config_path) << config_yaml;
   target_ = "127.0.0.1:" + std::to_string(FreePort());
   metrics_ = "127.0.0.1:" + std::to_string(FreePort());

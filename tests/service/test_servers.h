@@ -66,6 +66,8 @@ class InProcessServer : public ServerEndpoints {
   ~InProcessServer();
 
   bool ok() const { return server_ != nullptr; }
+  /// Server::Reload with `config_yaml` (listen addresses as at start).
+  absl::Status Reload(const std::string& config_yaml);
   /// Drains and stops (also done on destruction).
   void Stop();
 
@@ -84,9 +86,11 @@ class ServerProcess : public ServerEndpoints {
   /// SIGTERM, then waits; returns the exit status (-1 if killed or timed out).
   int Stop();
   int pid() const { return pid_; }
+  /// Where its config file is (rewrite it, then SIGHUP, to reload).
+  const std::string& config_path() const { return config_path_; }
 
  private:
-  std::string log_path_;
+  std::string config_path_, log_path_;
   int pid_ = -1;
 };
 

@@ -200,6 +200,46 @@ void ParseLimits(const YamlNode& limits, ServerConfig& config, const std::string
   if (config.max_preprocessing_bytes < 1) Invalid(source, "limits.max_preprocessing_bytes", "must be >= 1");
 }
 
+void ParseTls(const YamlNode& tls, ServerConfig& config, const std::string& source, const std::string& base_dir) {
+  CheckKeys(tls, {"certificate", "key", "client_ca"}, source, "tls");
+  ReadIf(tls, "certificate", config.tls.certificate, source, "tls");
+  ReadIf(tls, "key", config.tls.key, source, "tls");
+  ReadIf(tls, "client_ca", config.tls.client_ca, source, "tls");
+  if (config.tls.certificate.empty() != config.tls.key.empty()) {
+    Invalid(source, "tls", "needs both certificate and key");
+  }
+  if (!config.tls.client_ca.empty() && config.tls.certificate.empty()) {
+    Invalid(source, "tls.client_ca", "needs tls.certificate and tls.key (mTLS is TLS first)");
+  }
+  for (auto* path : {&config.tls.certificate, &config.tls.key, &config.tls.client_ca}) *path = Resolve(*path, base_dir);
+}
+
+void ParseAuth(const YamlNode& auth, ServerConfig& config, const std::string& source, const std::string& base_dir) {
+  CheckKeys(auth, {"tokens_file"}, source, "auth");
+  ReadIf(auth, "tokens_file", config.tokens_file, source, "auth");
+  config.tokens_file = Resolve(config.tokens_file, base_dir);
+}
+
+void ParseConnections(const YamlNode& node, ServerConfig& config, const std::string& source) {
+  CheckKeys(node,
+            {"keepalive_time_seconds", "keepalive_timeout_seconds", "max_connection_age_seconds",
+             "max_connection_age_grace_seconds", "max_connection_idle_seconds"},
+            source, "connections");
+  auto& c = config.connections;
+  const std::pair<const char*, std::chrono::milliseconds*> fields[] = {
+      {"keepalive_time_seconds", &c.keepalive_time},
+      {"keepalive_timeout_seconds", &c.keepalive_timeout},
+      {"max_connection_age_seconds", &c.max_connection_age},
+      {"max_connection_age_grace_seconds", &c.max_connection_age_grace},
+      {"max_connection_idle_seconds", &c.max_connection_idle}};
+  for (const auto& [key, value] : fields) {
+    double seconds = static_cast<double>(value->count()) / 1000;
+    ReadIf(node, key, seconds, source, "connections");
+    if (!(seconds >= 0)) Invalid(source, std::string("connections.") + key, "must be >= 0");
+    *value = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  }
+}
+
 void ParseTesting(const YamlNode& testing, ServerConfig& config, const std::string& source) {
   CheckKeys(testing, {"inject_faults"}, source, "testing");
   std::vector<std::string> stages;
@@ -252,10 +292,11 @@ ServerConfig ServerConfig::FromText(const std::string& text, const std::string& 
     throw std::invalid_argument(source + ": not valid YAML/JSON: " + e.what());
   }
   const YamlNode root(document);
-  CheckKeys(root,
-            {"listen", "metrics_listen", "intra_op_threads", "preprocess_threads", "log_format",
-             "drain_timeout_seconds", "limits", "default_route", "models", "experiments", "testing"},
-            source, "");
+  CheckKeys(
+      root,
+      {"listen", "metrics_listen", "intra_op_threads", "preprocess_threads", "log_format", "drain_timeout_seconds",
+       "limits", "default_route", "models", "experiments", "testing", "tls", "auth", "connections"},
+      source, "");
   ServerConfig config;
   ReadIf(root, "listen", config.listen, source, "");
   ReadIf(root, "metrics_listen", config.metrics_listen, source, "");
@@ -270,6 +311,9 @@ ServerConfig ServerConfig::FromText(const std::string& text, const std::string& 
   config.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000));
   if (root["limits"].IsDefined()) ParseLimits(root["limits"], config, source);
   if (root["testing"].IsDefined()) ParseTesting(root["testing"], config, source);
+  if (root["tls"].IsDefined()) ParseTls(root["tls"], config, source, base_dir);
+  if (root["auth"].IsDefined()) ParseAuth(root["auth"], config, source, base_dir);
+  if (root["connections"].IsDefined()) ParseConnections(root["connections"], config, source);
 
   const auto models = root["models"].Elements();
   if (models.empty()) Invalid(source, "models", "must list at least one model");

@@ -67,6 +67,25 @@ struct ExperimentEntry {
   std::string primary;  // shadow: the arm that answers
 };
 
+/// TLS for the gRPC port: a certificate and its key, and optionally the CA
+/// whose certificates clients must present (mTLS). Empty: plaintext.
+struct TlsConfig {
+  std::string certificate, key, client_ca;  // PEM files
+  bool enabled() const { return !certificate.empty(); }
+};
+
+/// How the gRPC server treats connections. The defaults end every
+/// connection after about 5 minutes (gRPC adds jitter) with 30 s for its
+/// calls to finish: clients then reconnect, and a new pod that the
+/// autoscaler added gets its share of long-lived clients.
+struct ConnectionConfig {
+  std::chrono::milliseconds keepalive_time{60000};     // ping an idle client this often ...
+  std::chrono::milliseconds keepalive_timeout{20000};  // ... and drop it when no answer comes in this time
+  std::chrono::milliseconds max_connection_age{300000};
+  std::chrono::milliseconds max_connection_age_grace{30000};
+  std::chrono::milliseconds max_connection_idle{0};  // 0: idle connections may stay
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";
@@ -82,6 +101,9 @@ struct ServerConfig {
   std::vector<ModelEntry> models;
   std::vector<ExperimentEntry> experiments;
   std::set<std::string> inject_faults;  // testing only: stages that fail on purpose
+  TlsConfig tls;
+  std::string tokens_file;  // bearer tokens, one per line; empty: no token needed
+  ConnectionConfig connections;
 
   /// Parses YAML/JSON text; relative paths resolve against `base_dir`.
   /// Throws std::invalid_argument naming the source and the field.

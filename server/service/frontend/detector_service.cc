@@ -20,11 +20,29 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   const std::shared_ptr<CallState> call_;
 };
 
+// A stream refused before it starts (a missing or wrong token).
+class RefusedStream final : public grpc::ServerBidiReactor<v1::DetectRequest, v1::DetectResponse> {
+ public:
+  explicit RefusedStream(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
+
+absl::Status CheckAccess(const AccessControl& access, const grpc::CallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  const auto it = metadata.find("authorization");
+  return access.Check(it == metadata.end() ? std::string_view()
+                                           : std::string_view(it->second.data(), it->second.size()));
+}
 
 grpc::ServerUnaryReactor* DetectorService::Detect(grpc::CallbackServerContext* context,
                                                   const v1::DetectRequest* request, v1::DetectResponse* response) {
   auto* reactor = new UnaryCall(context);  // gRPC's contract: it deletes itself in OnDone
+  if (auto access = CheckAccess(access_, context); !access.ok()) {
+    reactor->Finish(ToGrpcStatus(access));
+    return reactor;
+  }
   pipeline_.Run(ToDetectInput(v1::DetectRequest(*request)), reactor->call(),
                 [reactor, response](absl::StatusOr<DetectResult> result) {
                   if (result.ok()) ToDetectResponse(std::move(*result), response);
@@ -35,11 +53,18 @@ grpc::ServerUnaryReactor* DetectorService::Detect(grpc::CallbackServerContext* c
 
 grpc::ServerBidiReactor<v1::DetectRequest, v1::DetectResponse>* DetectorService::DetectStream(
     grpc::CallbackServerContext* context) {
-  return new DetectStreamReactor(pipeline_, context);  // gRPC's contract: it deletes itself when done
+  // gRPC's contract: the reactors delete themselves when done.
+  if (auto access = CheckAccess(access_, context); !access.ok()) return new RefusedStream(access);
+  return new DetectStreamReactor(pipeline_, context);
 }
 
 grpc::ServerUnaryReactor* DetectorService::ListModels(grpc::CallbackServerContext* context,
                                                       const v1::ListModelsRequest*, v1::ListModelsResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (auto access = CheckAccess(access_, context); !access.ok()) {
+    reactor->Finish(ToGrpcStatus(access));
+    return reactor;
+  }
   const auto models = pipeline_.models();
   const auto& config = models->config();
   for (const auto& entry : config.models) *response->add_models() = DescribeModel(*models->Find(entry.name));
@@ -54,7 +79,6 @@ grpc::ServerUnaryReactor* DetectorService::ListModels(grpc::CallbackServerContex
       a->set_weight(arm.weight);
     }
   }
-  auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -62,6 +86,10 @@ grpc::ServerUnaryReactor* DetectorService::ListModels(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* DetectorService::GetModel(grpc::CallbackServerContext* context,
                                                     const v1::GetModelRequest* request, v1::Model* response) {
   auto* reactor = context->DefaultReactor();
+  if (auto access = CheckAccess(access_, context); !access.ok()) {
+    reactor->Finish(ToGrpcStatus(access));
+    return reactor;
+  }
   const auto models = pipeline_.models();
   if (const auto* runner = models->Find(request->name())) {
     *response = DescribeModel(*runner);

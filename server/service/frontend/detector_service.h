@@ -1,15 +1,17 @@
-// The detr.v1.Detector gRPC service (callback API): converts each call's
-// messages and hands the request to the pipeline, which answers it.
+// The detr.v1.Detector gRPC service (callback API): checks the caller's
+// bearer token, converts each call's messages and hands the request to the
+// pipeline, which answers it.
 #pragma once
 
 #include "detr/v1/detector.grpc.pb.h"
+#include "server/service/access/bearer_tokens.h"
 #include "server/service/pipeline/request_pipeline.h"
 
 namespace detr::service {
 
 class DetectorService final : public v1::Detector::CallbackService {
  public:
-  explicit DetectorService(RequestPipeline& pipeline) : pipeline_(pipeline) {}
+  DetectorService(RequestPipeline& pipeline, const AccessControl& access) : pipeline_(pipeline), access_(access) {}
 
   grpc::ServerUnaryReactor* Detect(grpc::CallbackServerContext* context, const v1::DetectRequest* request,
                                    v1::DetectResponse* response) override;
@@ -22,6 +24,10 @@ class DetectorService final : public v1::Detector::CallbackService {
 
  private:
   RequestPipeline& pipeline_;
+  const AccessControl& access_;
 };
+
+/// The caller's "authorization" metadata checked against the tokens in force.
+absl::Status CheckAccess(const AccessControl& access, const grpc::CallbackServerContext* context);
 
 }  // namespace detr::service

@@ -152,16 +152,20 @@ RequestPipeline::RequestPipeline(const PipelineOptions& options, Metrics& metric
       admission_(options.max_preprocessing, options.max_preprocessing_bytes),
       failure_log_(/*per_second=*/20, /*burst=*/100),
       models_(std::move(models)),
-      preprocess_pool_(options.preprocess_threads, [](const std::string& what) {
+      preprocess_pool_(std::make_unique<ThreadPool>(options.preprocess_threads, [](const std::string& what) {
         spdlog::critical("a preprocessing task threw past its own handling: {}", what);
-      }) {}
+      })) {}
 
-RequestPipeline::~RequestPipeline() = default;
+RequestPipeline::~RequestPipeline() {
+  preprocess_pool_.reset();  // every admitted request has reached its model's queue, or is answered
+  reaper_.Retire(std::atomic_exchange(&models_, std::shared_ptr<const ModelSet>()));
+  // reaper_'s destructor then waits until the last request lets go of its set.
+}
 
 std::shared_ptr<const ModelSet> RequestPipeline::models() const { return std::atomic_load(&models_); }
 
 void RequestPipeline::SetModels(std::shared_ptr<const ModelSet> models) {
-  std::atomic_store(&models_, std::move(models));
+  reaper_.Retire(std::atomic_exchange(&models_, std::move(models)));
 }
 
 void RequestPipeline::Run(DetectInput input, std::shared_ptr<const CallState> call, Respond respond) {
@@ -183,7 +187,7 @@ void RequestPipeline::Run(DetectInput input, std::shared_ptr<const CallState> ca
                                                         " MiB of images); retry later"));
   }
   request->admission = std::move(*ticket);
-  preprocess_pool_.Post([this, request] { Preprocess(request); });
+  preprocess_pool_->Post([this, request] { Preprocess(request); });
 }
 
 void RequestPipeline::Preprocess(const RequestPtr& request) {
@@ -311,7 +315,7 @@ void RequestPipeline::Record(const Request& request, const absl::StatusOr<Detect
   } else {
     const auto& name = request.input.model;
     const auto models = request.models ? request.models : this->models();
-    const std::string label = name.empty() ? "none" : models->Knows(name) ? name : "unknown";
+    const std::string label = name.empty() ? "none" : (models && models->Knows(name)) ? name : "unknown";
     metrics_.ForModel(label, "none").RecordRequest(code, seconds);
   }
   std::uint64_t suppressed = 0;

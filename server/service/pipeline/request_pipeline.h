@@ -23,6 +23,7 @@
 #include "server/service/pipeline/call_state.h"
 #include "server/service/pipeline/fault_injection.h"
 #include "server/service/pipeline/model_set.h"
+#include "server/service/pipeline/model_set_reaper.h"
 #include "server/service/pipeline/request.h"
 #include "server/service/pipeline/thread_pool.h"
 
@@ -45,6 +46,7 @@ class RequestPipeline {
   using Respond = std::function<void(absl::StatusOr<DetectResult>)>;
 
   RequestPipeline(const PipelineOptions& options, Metrics& metrics, std::shared_ptr<const ModelSet> models);
+  /// Waits for every admitted request to be answered.
   ~RequestPipeline();
   RequestPipeline(const RequestPipeline&) = delete;
   RequestPipeline& operator=(const RequestPipeline&) = delete;
@@ -61,7 +63,8 @@ class RequestPipeline {
   /// The models requests are routed to now. A request keeps the set it was
   /// routed by until it is answered.
   std::shared_ptr<const ModelSet> models() const;
-  /// Routes requests from now on to `models` (hot reload).
+  /// Routes requests from now on to `models` (hot reload); the previous set
+  /// is destroyed once its last request is answered.
   void SetModels(std::shared_ptr<const ModelSet> models);
 
  private:
@@ -80,8 +83,9 @@ class RequestPipeline {
   Admission admission_;
   RateLimitedLog failure_log_;  // failed requests: a client must not be able to flood the log
   std::atomic<bool> draining_{false};
-  std::shared_ptr<const ModelSet> models_;  // read and written with std::atomic_load/store
-  ThreadPool preprocess_pool_;              // last: destroyed (joined) first
+  std::shared_ptr<const ModelSet> models_;  // read and written with std::atomic_load/store/exchange
+  ModelSetReaper reaper_;                   // destroys the sets no request holds any more
+  std::unique_ptr<ThreadPool> preprocess_pool_;
 };
 
 }  // namespace detr::service

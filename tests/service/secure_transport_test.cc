@@ -1,0 +1,217 @@
+// TLS, mTLS and bearer tokens on the gRPC port, with certificates made at
+// test time by Debian's openssl; reflection v1; connections closed at their
+// maximum age. Real servers in this process on 127.0.0.1, real clients (the
+// gRPC library and the detr-client binary).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
+#include "tests/service/test_servers.h"
+
+namespace detr::testing {
+namespace {
+
+const std::string kCerts = std::string(DETR_TEST_OUTPUT_DIR) + "/certs";
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A CA, a server certificate for 127.0.0.1 and localhost, a client
+// certificate from the same CA, and a client certificate from another CA.
+void MakeCertificates() {
+  const std::string script = R"(set -e
+mkdir -p ')" + kCerts + R"(' && cd ')" +
+                             kCerts + R"('
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" 2>/dev/null; }
+ca() { key "$1.key"; openssl req -x509 -new -key "$1.key" -out "$1.crt" -days 2 -subj "/CN=$1" 2>/dev/null; }
+signed() {  # name, ca, extensions
+  key "$1.key"
+  openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null
+  printf '%s\n' "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -out "$1.crt" -days 2 \
+    -extfile "$1.ext" 2>/dev/null
+}
+ca ca
+ca rogue_ca
+signed server ca "subjectAltName=DNS:localhost,IP:127.0.0.1"
+signed client ca "extendedKeyUsage=clientAuth"
+signed rogue_client rogue_ca "extendedKeyUsage=clientAuth"
+printf '# tokens\n\n  right-token  \nsecond-token\n' > tokens
+)";
+  ASSERT_EQ(std::system(("bash -c \"$(cat <<'DETR_EOF'\n" + script + "\nDETR_EOF\n)\"").c_str()), 0);
+  ASSERT_FALSE(Read(kCerts + "/server.crt").empty());
+}
+
+const char* kModel =
+    "models:\n  - {name: alpha, architecture: {backbone: resnet18, hidden_dim: 32, nheads: 4, enc_layers: 1, "
+    "dec_layers: 1, dim_feedforward: 64, num_queries: 5, num_classes: 91}, random_seed: 3, "
+    "preprocessing: {shortest_edge: 64, longest_edge: 96}}\n";
+
+std::string Png() {
+  cv::Mat image(48, 64, CV_8UC3, cv::Scalar(30, 120, 200));
+  std::vector<unsigned char> bytes;
+  cv::imencode(".png", image, bytes);
+  return {bytes.begin(), bytes.end()};
+}
+
+std::shared_ptr<grpc::ChannelCredentials> Tls(const std::string& client = "") {
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = Read(kCerts + "/ca.crt");
+  if (!client.empty()) {
+    options.pem_cert_chain = Read(kCerts + "/" + client + ".crt");
+    options.pem_private_key = Read(kCerts + "/" + client + ".key");
+  }
+  return grpc::SslCredentials(options);
+}
+
+// A Detect over a fresh channel: its status code.
+grpc::StatusCode Detect(const std::string& target, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                        const std::string& token = "") {
+  grpc::ChannelArguments arguments;
+  arguments.SetInt("detr.test.fresh", std::rand());  // a connection of its own
+  auto stub = v1::Detector::NewStub(grpc::CreateCustomChannel(target, credentials, arguments));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  v1::DetectRequest request;
+  request.mutable_image()->set_encoded(Png());
+  v1::DetectResponse response;
+  return stub->Detect(&context, request, &response).error_code();
+}
+
+class SecureTransportTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { MakeCertificates(); }
+};
+
+TEST_F(SecureTransportTest, ATlsServerServesTlsClientsAndRefusesPlaintext) {
+  InProcessServer server(std::string(kModel) + "tls: {certificate: " + kCerts + "/server.crt, key: " + kCerts +
+                         "/server.key}\n");
+  ASSERT_TRUE(server.ok());
+  EXPECT_EQ(Detect(server.target(), Tls()), grpc::StatusCode::OK);
+  EXPECT_EQ(Detect(server.target(), grpc::InsecureChannelCredentials()), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(SecureTransportTest, MutualTlsRefusesClientsWithoutACertificateOfItsCa) {
+  InProcessServer server(std::string(kModel) + "tls: {certificate: " + kCerts + "/server.crt, key: " + kCerts +
+                         "/server.key, client_ca: " + kCerts + "/ca.crt}\n");
+  ASSERT_TRUE(server.ok());
+  EXPECT_EQ(Detect(server.target(), Tls("client")), grpc::StatusCode::OK);
+  EXPECT_EQ(Detect(server.target(), Tls()), grpc::StatusCode::UNAVAILABLE) << "no client certificate";
+  EXPECT_EQ(Detect(server.target(), Tls("rogue_client")), grpc::StatusCode::UNAVAILABLE) << "another CA's";
+  EXPECT_EQ(Detect(server.target(), grpc::InsecureChannelCredentials()), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(SecureTransportTest, BearerTokensGateEveryMethodButHealth) {
+  InProcessServer server(std::string(kModel) + "auth: {tokens_file: " + kCerts + "/tokens}\n");
+  ASSERT_TRUE(server.ok());
+  const auto plaintext = grpc::InsecureChannelCredentials();
+  EXPECT_EQ(Detect(server.target(), plaintext), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Detect(server.target(), plaintext, "wrong-token"), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Detect(server.target(), plaintext, "right-token"), grpc::StatusCode::OK);
+  EXPECT_EQ(Detect(server.target(), plaintext, "second-token"), grpc::StatusCode::OK);
+
+  auto channel = grpc::CreateChannel(server.target(), plaintext);
+  auto stub = v1::Detector::NewStub(channel);
+  {
+    grpc::ClientContext context;
+    v1::ListModelsResponse models;
+    EXPECT_EQ(stub->ListModels(&context, {}, &models).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext context;
+    auto stream = stub->DetectStream(&context);
+    stream->WritesDone();
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, {}, &response).ok()) << "health needs no token";
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+}
+
+// detr-client's own flags: --tls-ca, --tls-cert/--tls-key, --token.
+TEST_F(SecureTransportTest, TheClientSpeaksTlsAndTokens) {
+  InProcessServer server(std::string(kModel) + "tls: {certificate: " + kCerts + "/server.crt, key: " + kCerts +
+                         "/server.key, client_ca: " + kCerts + "/ca.crt}\nauth: {tokens_file: " + kCerts +
+                         "/tokens}\n");
+  ASSERT_TRUE(server.ok());
+  const std::string image = std::string(DETR_TEST_OUTPUT_DIR) + "/secure.png";
+  std::ofstream(image, std::ios::binary) << Png();
+  const std::string client = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() + " --tls-ca " + kCerts +
+                             "/ca.crt --tls-cert " + kCerts + "/client.crt --tls-key " + kCerts + "/client.key";
+  EXPECT_EQ(std::system((client + " --token right-token --wait-for-ready detect " + image + " > /dev/null").c_str()),
+            0);
+  EXPECT_NE(std::system((client + " --token wrong-token detect " + image + " > /dev/null 2>&1").c_str()), 0);
+  EXPECT_EQ(std::system((client + " health").c_str()), 0) << "health needs no token";
+}
+
+TEST(ReflectionV1Test, ListsServicesAndServesTheirDescriptors) {
+  InProcessServer server(kModel);
+  ASSERT_TRUE(server.ok());
+  auto stub = grpc::reflection::v1::ServerReflection::NewStub(
+      grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  auto stream = stub->ServerReflectionInfo(&context);
+  grpc::reflection::v1::ServerReflectionRequest request;
+  grpc::reflection::v1::ServerReflectionResponse response;
+  request.set_list_services("");
+  ASSERT_TRUE(stream->Write(request) && stream->Read(&response));
+  std::set<std::string> services;
+  for (const auto& service : response.list_services_response().service()) services.insert(service.name());
+  EXPECT_TRUE(services.count("detr.v1.Detector"));
+  EXPECT_TRUE(services.count("grpc.reflection.v1.ServerReflection"));
+  EXPECT_TRUE(services.count("grpc.health.v1.Health"));
+
+  request.set_file_containing_symbol("detr.v1.Detector");
+  ASSERT_TRUE(stream->Write(request) && stream->Read(&response));
+  ASSERT_GE(response.file_descriptor_response().file_descriptor_proto_size(), 1);
+  google::protobuf::FileDescriptorProto file;
+  ASSERT_TRUE(file.ParseFromString(response.file_descriptor_response().file_descriptor_proto(0)));
+  EXPECT_EQ(file.name(), "detr/v1/detector.proto");
+  EXPECT_EQ(file.service(0).name(), "Detector");
+
+  request.set_file_containing_symbol("no.such.Thing");
+  ASSERT_TRUE(stream->Write(request) && stream->Read(&response));
+  EXPECT_EQ(response.error_response().error_code(), grpc::StatusCode::NOT_FOUND);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// max_connection_age closes a connection (after its grace), so that clients
+// reconnect and spread over new pods; the next call reconnects by itself.
+TEST(ConnectionSettingsTest, ConnectionsCloseAtTheirMaximumAge) {
+  InProcessServer server(std::string(kModel) +
+                         "connections: {max_connection_age_seconds: 1, max_connection_age_grace_seconds: 0.5}\n");
+  ASSERT_TRUE(server.ok());
+  auto channel = grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
+  EXPECT_EQ(Detect(server.target(), grpc::InsecureChannelCredentials()), grpc::StatusCode::OK);
+  ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5)));
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // gRPC adds up to +10% of jitter to the age.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  while (channel->GetState(false) == GRPC_CHANNEL_READY && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(channel->GetState(false), GRPC_CHANNEL_READY) << "the server kept the connection past its age";
+}
+
+}  // namespace
+}  // namespace detr::testing
