@@ -7,7 +7,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench train fresh-check clean
+.PHONY: all deps configure build test serve bench soak train fresh-check clean
 
 all: build
 
@@ -36,6 +36,13 @@ serve: build
 bench: build
 	bash tests/bench/run_detr_forward_bench.sh $(BUILD_DIR)
 	bash tests/bench/run_serving_bench.sh $(BUILD_DIR)
+
+# The soak: detr-server on its built-in configuration at twice the throughput
+# it sustains for SOAK_SECONDS (10 minutes); checks codes, memory and p99, and
+# prints the figures (docs/serving.md). `make test` runs it for 30 s.
+SOAK_SECONDS ?= 600
+soak: build
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BUILD_DIR)/bin/soak_test
 
 # Trains the default models and measures docs/accuracy.md's table (about two
 # hours on 2 cores; resumable: run it again after an interruption).

@@ -7,6 +7,7 @@
 
 #ifdef DETR_HAVE_ONEDNN
 #include <algorithm>
+#include <iterator>
 #include <list>
 #include <map>
 #include <mutex>
@@ -40,7 +41,14 @@ using Tag = memory::format_tag;
 using Type = memory::data_type;
 using Args = std::unordered_map<int, memory>;
 
-constexpr int kMaxPlans = 4;  // input shapes kept; a server with a fixed canvas uses one
+// Plans kept: an image shape needs at most 4 (batches of 1, 2, 4, 8, see
+// forward), so a server with a fixed canvas keeps all of its own.
+constexpr int kMaxPlans = 6;
+// Batches run in chunks of these sizes, largest first (7 = 4 + 2 + 1): a plan
+// holds weights reordered for its input shape (Winograd's layouts depend on
+// it, 80-180 MB for a ResNet-18), so planning every batch size from 1 to 8
+// for every image shape made plans thrash and memory grow by hundreds of MB.
+constexpr int64_t kChunkSizes[] = {8, 4, 2, 1};
 // The probe the constructor plans: small, but with every layer's geometry.
 const memory::dims kProbeInput = {1, 3, 64, 64};
 
@@ -152,6 +160,7 @@ struct OneDnnResNet::Impl {
   std::vector<std::pair<std::vector<Conv>, std::optional<Conv>>> blocks;
   std::mutex mutex;
   std::list<std::shared_ptr<const Plan>> plans;  // most recently used first; guarded by mutex
+  std::string summary;                            // the probe plan's implementations, for logs
 
   std::shared_ptr<const memory> Weights(Conv& conv, const memory::desc& desc) {
     auto& cache = conv.reordered;
@@ -391,7 +400,16 @@ OneDnnResNet::OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlo
     if (blocks[b].downsample) downsample = Copied(block + "downsample", *blocks[b].downsample);
     impl_->blocks.emplace_back(std::move(convs), std::move(downsample));
   }
-  impl_->PlanFor(kProbeInput);
+  // The probe's plan proves every layer has an acceptable implementation
+  // here, and names them for the logs; it is not kept: its weights, reordered
+  // for its shape (Winograd's layouts are shape-specific, 80-180 MB for a
+  // ResNet-18), would serve no request.
+  std::map<std::string, int> counts;
+  for (const auto& name : Implementations(kProbeInput)) ++counts[name];
+  impl_->summary = onednn::EffectiveIsaName() + ":";
+  for (const auto& [name, count] : counts) impl_->summary += " " + std::to_string(count) + "x " + name + ",";
+  impl_->summary.pop_back();
+  impl_->plans.clear();
 }
 
 OneDnnResNet::~OneDnnResNet() = default;
@@ -405,18 +423,26 @@ std::vector<std::string> OneDnnResNet::Implementations(at::IntArrayRef input_siz
   return names;
 }
 
-std::string OneDnnResNet::Summary() const {
-  std::map<std::string, int> counts;
-  for (const auto& name : Implementations(kProbeInput)) ++counts[name];
-  std::string text = onednn::EffectiveIsaName() + ":";
-  for (const auto& [name, count] : counts) text += " " + std::to_string(count) + "x " + name + ",";
-  text.pop_back();
-  return text;
-}
+std::string OneDnnResNet::Summary() const { return impl_->summary; }
 
 at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 3 && images.scalar_type() == at::kFloat,
               "OneDnnResNet expects (B, 3, H, W) float images");
+  const int64_t batch = images.size(0);
+  const int64_t chunk = *std::find_if(std::begin(kChunkSizes), std::end(kChunkSizes),
+                                      [&](int64_t size) { return size <= std::max<int64_t>(batch, 1); });
+  if (chunk == batch || batch == 0) return ForwardChunk(images);
+  std::vector<at::Tensor> features;
+  for (int64_t start = 0; start < batch;) {
+    const int64_t size = *std::find_if(std::begin(kChunkSizes), std::end(kChunkSizes),
+                                       [&](int64_t size) { return size <= batch - start; });
+    features.push_back(ForwardChunk(images.narrow(0, start, size)));
+    start += size;
+  }
+  return at::cat(features);
+}
+
+at::Tensor OneDnnResNet::ForwardChunk(const at::Tensor& images) const {
   // oneDNN sizes its OpenMP teams by the calling thread's setting, which
   // LibTorch sets per thread on first use: make sure it has on this thread.
   at::get_num_threads();

@@ -81,11 +81,16 @@ class OneDnnResNet {
   /// `input_sizes` (B, 3, H, W), in execution order, reorders included.
   std::vector<std::string> Implementations(at::IntArrayRef input_sizes) const;
 
-  /// For logs: the instruction set oneDNN runs with and the probe plan's
-  /// implementations with their counts, e.g. "AVX2: 17x jit:avx2, ...".
+  /// For logs: the instruction set oneDNN runs with and the implementations
+  /// of the probe plan (made and dropped by the constructor) with their
+  /// counts, e.g. "AVX2: 17x jit:avx2, ...".
   std::string Summary() const;
 
  private:
+  // One pass of a batch of 1, 2, 4 or 8 images (batches of other sizes run
+  // in such chunks).
+  at::Tensor ForwardChunk(const at::Tensor& images) const;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
