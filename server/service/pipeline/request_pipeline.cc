@@ -8,10 +8,8 @@
 #include <opencv2/core/mat.hpp>
 #include <spdlog/spdlog.h>
 
-#include "server/image/decode.h"
-#include "server/image/image_header.h"
-#include "server/image/preprocess.h"
 #include "server/service/pipeline/client_text.h"
+#include "server/service/pipeline/request_image.h"
 #include "server/service/status_mapping.h"
 #include "server/types/detection_agreement.h"
 
@@ -21,83 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-absl::Status CheckLength(const char* field, const std::string& value) {
-  if (value.size() <= kMaxClientStringBytes) return absl::OkStatus();
-  return absl::InvalidArgumentError(std::string(field) + " is " + std::to_string(value.size()) +
-                                    " bytes long; the limit is " + std::to_string(kMaxClientStringBytes));
-}
-
-absl::Status Validate(const DetectInput& input, std::int64_t max_pixels) {
-  for (const auto& [field, value] : {std::pair<const char*, const std::string&>{"model", input.model},
-                                     {"request_id", input.request_id},
-                                     {"routing_key", input.routing_key}}) {
-    if (auto status = CheckLength(field, value); !status.ok()) return status;
-  }
-  const float threshold = input.options.score_threshold;
-  if (!std::isfinite(threshold) || threshold < 0 || threshold > 1) {
-    return absl::InvalidArgumentError("score_threshold must be a number in [0, 1], got " + std::to_string(threshold));
-  }
-  if (input.options.max_detections < 0) {
-    return absl::InvalidArgumentError("max_detections must be >= 0 (0 = all), got " +
-                                      std::to_string(input.options.max_detections));
-  }
-  const auto& image = input.image;
-  switch (image.kind) {
-    case ImageInput::Kind::kEncoded:
-      if (image.bytes.empty()) return absl::InvalidArgumentError("the encoded image is empty (0 bytes)");
-      return absl::OkStatus();
-    case ImageInput::Kind::kRaw: {
-      const std::string size = std::to_string(image.width) + "x" + std::to_string(image.height);
-      if (image.width <= 0 || image.height <= 0) {
-        return absl::InvalidArgumentError("the raw image has size " + size + "; both must be positive");
-      }
-      if (image.width > max_pixels || image.height > max_pixels || image.width * image.height > max_pixels) {
-        return absl::InvalidArgumentError("the raw image has " + size + " pixels, over the server's limit of " +
-                                          std::to_string(max_pixels));
-      }
-      if (static_cast<std::int64_t>(image.bytes.size()) != image.width * image.height * 3) {
-        return absl::InvalidArgumentError("the raw image has " + std::to_string(image.bytes.size()) + " bytes; " +
-                                          size + " RGB needs " + std::to_string(image.width * image.height * 3));
-      }
-      return absl::OkStatus();
-    }
-    case ImageInput::Kind::kMissing: break;
-  }
-  return absl::InvalidArgumentError("the request has no image: send an encoded image or raw RGB pixels");
-}
-
-// The request's image as RGB, refused before a full decode when its header
-// already shows it is over the pixel limit. Throws std::invalid_argument for
-// bytes that are not an acceptable image.
-cv::Mat DecodeRequestImage(const ImageInput& image, std::int64_t max_pixels) {
-  if (image.kind == ImageInput::Kind::kRaw) {
-    const cv::Mat view(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC3,
-                       const_cast<char*>(image.bytes.data()));
-    return view.clone();
-  }
-  const auto* data = reinterpret_cast<const unsigned char*>(image.bytes.data());
-  if (auto size = image::PeekImageSize(data, image.bytes.size())) {
-    if (size->first <= 0 || size->second <= 0 || size->first * size->second > max_pixels) {
-      throw std::invalid_argument("image header claims " + std::to_string(size->first) + "x" +
-                                  std::to_string(size->second) + " pixels, outside the server's limit of " +
-                                  std::to_string(max_pixels) + " pixels");
-    }
-  }
-  auto rgb = image::DecodeImage(data, image.bytes.size());
-  if (static_cast<std::int64_t>(rgb.rows) * rgb.cols > max_pixels) {
-    throw std::invalid_argument("image has " + std::to_string(rgb.cols) + "x" + std::to_string(rgb.rows) +
-                                " pixels, over the server's limit of " + std::to_string(max_pixels));
-  }
-  return rgb;
-}
-
-core::PreparedImage PrepareFor(const cv::Mat& rgb, const PreprocessingConfig& preprocessing) {
-  if (preprocessing.fixed_canvas()) {
-    return image::PrepareOnCanvas(rgb, preprocessing.canvas_height, preprocessing.canvas_width);
-  }
-  return image::Prepare(rgb, image::ResizePolicy{preprocessing.shortest_edge, preprocessing.longest_edge});
-}
 
 // Runs `step`; an exception becomes INVALID_ARGUMENT when it is the input's
 // fault (std::invalid_argument) and INTERNAL otherwise.
@@ -174,7 +95,9 @@ void RequestPipeline::Run(DetectInput input, std::shared_ptr<const CallState> ca
   request->call = call ? std::move(call) : std::make_shared<CallState>();
   request->respond = std::move(respond);
   if (draining_.load()) return Finish(request, absl::UnavailableError("the server is shutting down"));
-  if (auto status = Validate(request->input, options_.max_pixels); !status.ok()) return Finish(request, status);
+  if (auto status = ValidateDetectInput(request->input, options_.max_pixels); !status.ok()) {
+    return Finish(request, status);
+  }
   request->models = models();
   auto route = request->models->router().Resolve(request->input.model, request->input.routing_key);
   if (!route.ok()) return Finish(request, route.status());
