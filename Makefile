@@ -7,7 +7,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench soak train fresh-check clean
+.PHONY: all deps configure build test serve bench soak fuzz train fresh-check clean
 
 all: build
 
@@ -43,6 +43,12 @@ bench: build
 SOAK_SECONDS ?= 600
 soak: build
 	SOAK_SECONDS=$(SOAK_SECONDS) $(BUILD_DIR)/bin/soak_test
+
+# Fuzzing with clang's libFuzzer: each harness of tests/fuzz/ for FUZZ_SECONDS;
+# findings land in build-fuzz/crashes/ (make test replays the corpora).
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run_fuzzers.sh
 
 # Trains the default models and measures docs/accuracy.md's table (about two
 # hours on 2 cores; resumable: run it again after an interruption).

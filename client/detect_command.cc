@@ -16,14 +16,16 @@ nlohmann::json ToJson(const std::string& file, const v1::DetectResponse& r) {
   nlohmann::json out = {{"file", file},
                         {"model", r.model()},
                         {"experiment", r.experiment()},
-                        {"attention", {{"encoder.self", r.attention().encoder_self()},
-                                       {"decoder.self", r.attention().decoder_self()},
-                                       {"decoder.cross", r.attention().decoder_cross()}}},
+                        {"attention",
+                         {{"encoder.self", r.attention().encoder_self()},
+                          {"decoder.self", r.attention().decoder_self()},
+                          {"decoder.cross", r.attention().decoder_cross()}}},
                         {"batch_size", r.batch_size()},
-                        {"timings", {{"queue_seconds", r.timings().queue_seconds()},
-                                     {"preprocess_seconds", r.timings().preprocess_seconds()},
-                                     {"inference_seconds", r.timings().inference_seconds()},
-                                     {"postprocess_seconds", r.timings().postprocess_seconds()}}},
+                        {"timings",
+                         {{"queue_seconds", r.timings().queue_seconds()},
+                          {"preprocess_seconds", r.timings().preprocess_seconds()},
+                          {"inference_seconds", r.timings().inference_seconds()},
+                          {"postprocess_seconds", r.timings().postprocess_seconds()}}},
                         {"inference_memory_bytes", r.inference_memory_bytes()},
                         {"width", r.image_width()},
                         {"height", r.image_height()},
@@ -37,7 +39,8 @@ nlohmann::json ToJson(const std::string& file, const v1::DetectResponse& r) {
   return out;
 }
 
-void Draw(const std::string& file, const std::string& bytes, const v1::DetectResponse& response, const std::string& dir) {
+void Draw(const std::string& file, const std::string& bytes, const v1::DetectResponse& response,
+          const std::string& dir) {
   std::vector<unsigned char> data(bytes.begin(), bytes.end());
   cv::Mat bgr = cv::imdecode(data, cv::IMREAD_COLOR);
   if (bgr.empty()) return;
@@ -45,13 +48,14 @@ void Draw(const std::string& file, const std::string& bytes, const v1::DetectRes
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   image::DrawDetections(rgb, ToDetections(response));
   std::filesystem::create_directories(dir);
-  image::WriteImage((std::filesystem::path(dir) / (std::filesystem::path(file).stem().string() + ".png")).string(), rgb);
+  image::WriteImage((std::filesystem::path(dir) / (std::filesystem::path(file).stem().string() + ".png")).string(),
+                    rgb);
 }
 
 }  // namespace
 
 std::vector<std::string> ExpandImagePaths(const std::vector<std::string>& inputs) {
-  static const std::vector<std::string> kExtensions = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"};
+  static const std::vector<std::string> kExtensions = {".jpg", ".jpeg", ".png", ".bmp", ".webp"};
   std::vector<std::string> files;
   for (const auto& input : inputs) {
     if (!std::filesystem::is_directory(input)) {
@@ -95,8 +99,9 @@ int RunDetect(const ClientOptions& client, const DetectCommand& command) {
     auto context = MakeContext(client);
     const auto status = stub->Detect(context.get(), request, &response);
     if (!status.ok()) {
-      std::cout << nlohmann::json{{"file", file}, {"code", status.error_code()}, {"error", status.error_message()}}.dump()
-                << "\n";
+      std::cout
+          << nlohmann::json{{"file", file}, {"code", status.error_code()}, {"error", status.error_message()}}.dump()
+          << "\n";
       ++failures;
       continue;
     }

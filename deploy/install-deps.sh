@@ -31,9 +31,14 @@ TOOL_PACKAGES=(
   openssl                      # make test makes TLS certificates with it
 )
 
-# DETR_DEPS=build: only what building the binaries needs (the Docker build stage).
+# Fuzzing (make fuzz): libFuzzer is clang's, and its runtime has a package of its own.
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+
+# DETR_DEPS=build: only what building the binaries needs (the Docker build stage);
+# DETR_DEPS=fuzz: everything, and the fuzzing compiler.
 packages=("${BUILD_PACKAGES[@]}")
 [[ "${DETR_DEPS:-all}" == build ]] || packages+=("${TOOL_PACKAGES[@]}")
+[[ "${DETR_DEPS:-all}" != fuzz ]] || packages+=("${FUZZ_PACKAGES[@]}")
 
 # --list: print the packages, one per line, and change nothing (the
 # dependency-closure test reads them from here).

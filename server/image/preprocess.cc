@@ -70,6 +70,12 @@ std::pair<int, int> ResizedSize(int height, int width, const ResizePolicy& polic
   if (policy.longest_edge > 0 && long_side / short_side * size > policy.longest_edge) {
     size = std::round(policy.longest_edge * short_side / long_side);
   }
+  // Past an aspect ratio of longest_edge : 0.5 the official rule rounds the
+  // short side to 0 (and cv::resize throws; found by the image fuzzer). Such
+  // an image gets 1 pixel by longest_edge instead; below that ratio the rule
+  // holds, and its long side stays under 2 x longest_edge.
+  if (size < 1)
+    return height <= width ? std::make_pair(1, policy.longest_edge) : std::make_pair(policy.longest_edge, 1);
   const int target = static_cast<int>(size);
   if ((width <= height && width == target) || (height <= width && height == target)) return {height, width};
   if (width < height) return {static_cast<int>(static_cast<double>(target) * height / width), target};

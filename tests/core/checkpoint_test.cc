@@ -156,6 +156,11 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
   };
   EXPECT_NE(error_of(R"({"hidden_dims": 3})").find("'hidden_dims' is not a model config key"), std::string::npos);
   EXPECT_NE(error_of(R"({"nheads": "8"})").find("'nheads' has the wrong type"), std::string::npos);
+  // Found by the model config fuzzer: a number out of an int's range was a
+  // cast with undefined behaviour; it is now refused like a wrong type.
+  EXPECT_NE(error_of(R"({"enc_layers": 3.2e92})").find("'enc_layers' has the wrong type"), std::string::npos);
+  EXPECT_NE(error_of(R"({"enc_layers": 4294967296})").find("'enc_layers' has the wrong type"), std::string::npos);
+  EXPECT_NE(error_of(R"({"enc_layers": 2.5})").find("'enc_layers' has the wrong type"), std::string::npos);
   EXPECT_NE(error_of(R"({"attention": {"encoder.self": {"type": "linear"}}})").find("attention.encoder.self.type"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"attention": {"decoder.cross": {"itterations": 3}}})").find("itterations"), std::string::npos);

@@ -49,6 +49,20 @@ TEST(ResizedSizeTest, FollowsTheOfficialRule) {
   EXPECT_EQ(ResizedSize(120, 160, ResizePolicy{0, 0}), std::make_pair(120, 160));
 }
 
+// Found by the image fuzzer: a 1-pixel-high image rounded its short side to
+// 0, and cv::resize threw. Past an aspect ratio of longest_edge : 0.5 it
+// becomes 1 pixel by longest_edge; below that the official rule holds.
+TEST(ResizedSizeTest, ExtremeAspectRatiosGetOnePixelByTheLongestEdge) {
+  const ResizePolicy policy{64, 96};
+  EXPECT_EQ(ResizedSize(1, 4000, policy), std::make_pair(1, 96));
+  EXPECT_EQ(ResizedSize(4000, 1, policy), std::make_pair(96, 1));
+  EXPECT_EQ(ResizedSize(1, 150, policy), std::make_pair(1, 150));  // round(96 / 150) = 1: official
+  EXPECT_EQ(ResizedSize(1, 1, policy), std::make_pair(64, 64));
+  cv::Mat thin(1, 4000, CV_8UC3, cv::Scalar(1, 2, 3));
+  auto input = Tensors(Prepare(thin, policy)).first;
+  EXPECT_EQ(input.sizes(), (std::vector<int64_t>{3, 1, 96}));
+}
+
 TEST(PreprocessTest, DecodedPngMatchesTheOfficialNormalisation) {
   if (!std::filesystem::exists(kFixture + "/io.safetensors")) GTEST_SKIP() << "fixture absent";
   auto io = core::LoadSafetensors(kFixture + "/io.safetensors");

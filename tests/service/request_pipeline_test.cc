@@ -114,8 +114,20 @@ TEST_F(RequestPipelineTest, BadRequestsGetPreciseCodesAndAreCountedOnce) {
   auto long_id = Input();
   long_id.request_id.assign(300, 'x');
   EXPECT_EQ(code(long_id), absl::StatusCode::kInvalidArgument);
+  // Found by fuzzing: a PNG header whose two sides overflow their product,
+  // and formats whose size cannot be read before decoding (OpenCV's TIFF
+  // decoder would allocate whatever the header claims).
+  const std::string huge_png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\xff\xff\xff\xff\xff\xff\xff\xff\x08\x02\0\0\0", 33);
+  const auto huge = Run(*pipeline, Input("a", huge_png)).status();
+  EXPECT_EQ(huge.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(huge.message().find("outside the server's limit"), absl::string_view::npos) << huge;
+  std::vector<unsigned char> tiff;
+  cv::imencode(".tiff", cv::Mat(8, 8, CV_8UC3, cv::Scalar(1, 2, 3)), tiff);
+  const auto refused = Run(*pipeline, Input("a", std::string(tiff.begin(), tiff.end()))).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("not JPEG, PNG, BMP or WebP"), absl::string_view::npos) << refused;
   EXPECT_EQ(code(Input("no-such-model")), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Requests("a", absl::StatusCode::kInvalidArgument), 6);  // each counted once, under the name it gave
+  EXPECT_EQ(Requests("a", absl::StatusCode::kInvalidArgument), 8);  // each counted once, under the name it gave
   EXPECT_EQ(Requests("unknown", absl::StatusCode::kNotFound), 1);
 }
 

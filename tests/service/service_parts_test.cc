@@ -72,6 +72,11 @@ TEST(ServerConfigTest, TheBuiltInConfigIsValid) {
 TEST(ServerConfigTest, ErrorsNameTheFileAndField) {
   const std::string arch = "architecture: {backbone: resnet18}";
   EXPECT_NE(ConfigError("models: []").find("test.yaml: 'models' must list at least one model"), std::string::npos);
+  // Found by the config fuzzer: an absent key made yaml-cpp throw its own
+  // InvalidNode, and a key that is a list was not a setting either.
+  EXPECT_NE(ConfigError("listen: 127.0.0.1:0").find("test.yaml: 'models' must list at least one model"),
+            std::string::npos);
+  EXPECT_NE(ConfigError("? [a, b]\n: 1\nmodels: []").find("is not a known setting"), std::string::npos);
   EXPECT_NE(
       ConfigError("models: [{name: a, " + arch + "}]\nlisten_adress: x").find("'listen_adress' is not a known setting"),
       std::string::npos);

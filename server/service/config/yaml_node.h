@@ -26,7 +26,12 @@ class YamlNode {
   std::vector<std::pair<std::string, YamlNode>> Entries() const {
     std::vector<std::pair<std::string, YamlNode>> entries;
     if (IsMap()) {
-      for (const auto& item : node_) entries.emplace_back(item.first.as<std::string>(), YamlNode(item.second));
+      // A key may be a list or a map in YAML ("? [a]: b"); it then names no
+      // field, and CheckKeys reports it.
+      for (const auto& item : node_) {
+        entries.emplace_back(item.first.IsScalar() ? item.first.Scalar() : "(a key that is not a scalar)",
+                             YamlNode(item.second));
+      }
     }
     return entries;
   }
@@ -38,7 +43,14 @@ class YamlNode {
     return elements;
   }
   /// The entry `key` of a map (undefined when absent).
-  YamlNode operator[](const std::string& key) const { return YamlNode(IsMap() ? node_[key] : YAML::Node()); }
+  YamlNode operator[](const std::string& key) const {
+    if (!IsMap()) return YamlNode(YAML::Node());
+    // yaml-cpp answers a const lookup of an absent key with an invalid node
+    // whose every query throws YAML::InvalidNode (found by the config
+    // fuzzer: a config without `models` failed with yaml-cpp's message).
+    const YAML::Node child = node_[key];
+    return YamlNode(child.IsDefined() ? child : YAML::Node());
+  }
 
   template <typename T>
   std::optional<T> As() const {

@@ -66,12 +66,21 @@ cv::Mat DecodeRequestImage(const ImageInput& image, std::int64_t max_pixels) {
     return view.clone();
   }
   const auto* data = reinterpret_cast<const unsigned char*>(image.bytes.data());
-  if (auto size = image::PeekImageSize(data, image.bytes.size())) {
-    if (size->first <= 0 || size->second <= 0 || size->first * size->second > max_pixels) {
-      throw std::invalid_argument("image header claims " + std::to_string(size->first) + "x" +
-                                  std::to_string(size->second) + " pixels, outside the server's limit of " +
-                                  std::to_string(max_pixels) + " pixels");
-    }
+  // Only formats whose size can be read before decoding: OpenCV's other
+  // decoders (TIFF, PNM, HDR, JPEG 2000, ...) would allocate whatever their
+  // header claims, up to a gigapixel, and some of them decode through a
+  // temporary file.
+  const auto size = image::PeekImageSize(data, image.bytes.size());
+  if (!size) {
+    throw std::invalid_argument("the encoded image is not JPEG, PNG, BMP or WebP (or its header is cut short)");
+  }
+  // Each side first: two 32-bit sides overflow their product (found by the
+  // image fuzzer).
+  if (size->first <= 0 || size->second <= 0 || size->first > max_pixels || size->second > max_pixels ||
+      size->first * size->second > max_pixels) {
+    throw std::invalid_argument("image header claims " + std::to_string(size->first) + "x" +
+                                std::to_string(size->second) + " pixels, outside the server's limit of " +
+                                std::to_string(max_pixels) + " pixels");
   }
   auto rgb = image::DecodeImage(data, image.bytes.size());
   if (static_cast<std::int64_t>(rgb.rows) * rgb.cols > max_pixels) {

@@ -1,0 +1,17 @@
+# The fuzz harnesses and the project sources each one runs, shared by the two
+# builds that use them: tests/fuzz/CMakeLists.txt (the main build, gcc: each
+# harness with replay_main.cc under ASan and UBSan, replaying its corpus in
+# make test) and tests/fuzz/libfuzzer/CMakeLists.txt (clang's libFuzzer, for
+# make fuzz). Paths are relative to the project root.
+set(DETR_FUZZ_IMAGE_SOURCES
+  server/image/decode.cc server/image/image_header.cc server/image/jpeg_decode.cc server/image/preprocess.cc
+  server/service/pipeline/request_image.cc server/service/pipeline/client_text.cc)
+set(DETR_FUZZ_MODEL_CONFIG_SOURCES server/core/api/model_config.cc server/types/coco_classes.cc)
+
+set(DETR_FUZZERS image safetensors model_config server_config detect_request)
+set(DETR_FUZZ_SOURCES_image ${DETR_FUZZ_IMAGE_SOURCES})
+set(DETR_FUZZ_SOURCES_safetensors server/core/io/safetensors.cc)
+set(DETR_FUZZ_SOURCES_model_config ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
+set(DETR_FUZZ_SOURCES_server_config server/service/config/server_config.cc ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
+set(DETR_FUZZ_SOURCES_detect_request
+  server/service/frontend/detector_messages.cc ${DETR_FUZZ_IMAGE_SOURCES} ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
