@@ -54,7 +54,8 @@ int RunAb(const ClientOptions& client, const AbCommand& command) {
   std::printf("%-28s %16s %16s %8s\n", "", command.model_a.c_str(), command.model_b.c_str(), "B/A");
   std::printf("%-28s %13.1f ms %13.1f ms %8.2f\n", "latency p50 (client)", la.p50 * 1e3, lb.p50 * 1e3, lb.p50 / la.p50);
   std::printf("%-28s %13.1f ms %13.1f ms %8.2f\n", "latency p99 (client)", la.p99 * 1e3, lb.p99 * 1e3, lb.p99 / la.p99);
-  std::printf("%-28s %13.1f ms %13.1f ms %8.2f\n", "inference p50 (server)", ia.p50 * 1e3, ib.p50 * 1e3, ib.p50 / ia.p50);
+  std::printf("%-28s %13.1f ms %13.1f ms %8.2f\n", "inference p50 (server)", ia.p50 * 1e3, ib.p50 * 1e3,
+              ib.p50 / ia.p50);
   std::printf("%-28s %13.1f MB %13.1f MB %8.2f\n", "inference memory (mean)", ma.mean / 1e6, mb.mean / 1e6,
               mb.mean / std::max(ma.mean, 1.0));
   std::printf("%-28s %16.3f  (F1 at IoU 0.5, same class, score >= %.2f; %zu images)\n", "detection agreement",

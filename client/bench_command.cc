@@ -43,7 +43,8 @@ std::vector<v1::Image> LoadImages(const std::vector<std::string>& paths, bool ra
       requests[i].set_encoded(images[i]);
       continue;
     }
-    cv::Mat rgb = cv::imdecode(cv::Mat(1, static_cast<int>(images[i].size()), CV_8U, images[i].data()), cv::IMREAD_COLOR);
+    cv::Mat rgb =
+        cv::imdecode(cv::Mat(1, static_cast<int>(images[i].size()), CV_8U, images[i].data()), cv::IMREAD_COLOR);
     if (rgb.empty()) throw std::runtime_error("bench --raw: an image cannot be decoded");
     cv::cvtColor(rgb, rgb, cv::COLOR_BGR2RGB);
     auto* pixels = requests[i].mutable_raw();
@@ -85,8 +86,9 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
   Tally tally;
   std::atomic<int64_t> issued{0}, done{0};
   const auto start = Clock::now();
-  const auto stop_at = command.duration > 0 ? start + std::chrono::microseconds(static_cast<int64_t>(command.duration * 1e6))
-                                            : Clock::time_point::max();
+  const auto stop_at = command.duration > 0
+                           ? start + std::chrono::microseconds(static_cast<int64_t>(command.duration * 1e6))
+                           : Clock::time_point::max();
 
   auto worker = [&]() {
     auto stub = v1::Detector::NewStub(channel);
@@ -94,7 +96,8 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
       const int64_t index = issued.fetch_add(1);
       if (command.requests > 0 && index >= command.requests) return;
       if (command.rate > 0) {  // request i goes out at start + i / rate
-        std::this_thread::sleep_until(start + std::chrono::microseconds(static_cast<int64_t>(index * 1e6 / command.rate)));
+        std::this_thread::sleep_until(start +
+                                      std::chrono::microseconds(static_cast<int64_t>(index * 1e6 / command.rate)));
       }
       if (Clock::now() >= stop_at) return;
       v1::DetectRequest request;
@@ -140,15 +143,16 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
   progress.join();
 
   const auto all = Summarize(tally.latencies);
-  nlohmann::json report = {{"requests", done.load()},
-                           {"seconds", elapsed},
-                           {"throughput_per_second", all.count / elapsed},
-                           {"latency_seconds", {{"p50", all.p50}, {"p90", all.p90}, {"p99", all.p99}, {"max", all.max}}},
-                           {"codes", tally.codes},
-                           {"server_p50_seconds",
-                            {{"preprocess", Summarize(tally.preprocess).p50},
-                             {"inference", Summarize(tally.inference).p50},
-                             {"latency_minus_inference", Summarize(LatencyBeyondInference(tally)).p50}}}};
+  nlohmann::json report = {
+      {"requests", done.load()},
+      {"seconds", elapsed},
+      {"throughput_per_second", all.count / elapsed},
+      {"latency_seconds", {{"p50", all.p50}, {"p90", all.p90}, {"p99", all.p99}, {"max", all.max}}},
+      {"codes", tally.codes},
+      {"server_p50_seconds",
+       {{"preprocess", Summarize(tally.preprocess).p50},
+        {"inference", Summarize(tally.inference).p50},
+        {"latency_minus_inference", Summarize(LatencyBeyondInference(tally)).p50}}}};
   for (const auto& [model, latencies] : tally.by_model) {
     const auto s = Summarize(latencies);
     report["models"][model] = {{"requests", s.count}, {"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}};
@@ -156,7 +160,8 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
   if (command.json) {
     std::cout << report.dump() << "\n";
   } else {
-    std::printf("requests %lld in %.2f s: %.2f req/s\n", static_cast<long long>(done.load()), elapsed, all.count / elapsed);
+    std::printf("requests %lld in %.2f s: %.2f req/s\n", static_cast<long long>(done.load()), elapsed,
+                all.count / elapsed);
     std::printf("latency p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", all.p50 * 1e3, all.p90 * 1e3,
                 all.p99 * 1e3, all.max * 1e3);
     const auto& server = report["server_p50_seconds"];

@@ -29,7 +29,8 @@ double Iou(const CocoBox& d, const CocoBox& g) {
   const double iw = std::max(0.0, std::min<double>(d.x + d.w, g.x + g.w) - std::max<double>(d.x, g.x));
   const double ih = std::max(0.0, std::min<double>(d.y + d.h, g.y + g.h) - std::max<double>(d.y, g.y));
   const double inter = iw * ih;
-  const double uni = g.crowd ? static_cast<double>(d.w) * d.h : static_cast<double>(d.w) * d.h + static_cast<double>(g.w) * g.h - inter;
+  const double uni = g.crowd ? static_cast<double>(d.w) * d.h
+                             : static_cast<double>(d.w) * d.h + static_cast<double>(g.w) * g.h - inter;
   return uni > 0 ? inter / uni : 0;
 }
 
@@ -38,10 +39,10 @@ double Area(const CocoBox& g) { return g.area >= 0 ? g.area : static_cast<double
 // Per image and category: which detections match at each threshold (the
 // evaluateImg of pycocotools).
 struct ImageResult {
-  std::vector<double> scores;                      // kept detections, best first
-  std::vector<std::vector<bool>> matched;          // [threshold][detection]
-  std::vector<std::vector<bool>> ignored;          // [threshold][detection]
-  int relevant_ground_truth = 0;                   // not ignored
+  std::vector<double> scores;              // kept detections, best first
+  std::vector<std::vector<bool>> matched;  // [threshold][detection]
+  std::vector<std::vector<bool>> ignored;  // [threshold][detection]
+  int relevant_ground_truth = 0;           // not ignored
 };
 
 ImageResult EvaluateImage(std::vector<const CocoBox*> gts, std::vector<const CocoBox*> dts, AreaRange range,
@@ -106,8 +107,10 @@ std::pair<double, double> Accumulate(const std::vector<CocoBox>& ground_truth, c
     int relevant = 0;
     for (int image : images) {
       std::vector<const CocoBox*> gts, dts;
-      for (const auto& g : ground_truth) if (g.image_id == image && g.category_id == category) gts.push_back(&g);
-      for (const auto& d : detections) if (d.image_id == image && d.category_id == category) dts.push_back(&d);
+      for (const auto& g : ground_truth)
+        if (g.image_id == image && g.category_id == category) gts.push_back(&g);
+      for (const auto& d : detections)
+        if (d.image_id == image && d.category_id == category) dts.push_back(&d);
       if (gts.empty() && dts.empty()) continue;
       results.push_back(EvaluateImage(gts, dts, range, max_detections, thresholds));
       relevant += results.back().relevant_ground_truth;
@@ -130,7 +133,8 @@ std::pair<double, double> Accumulate(const std::vector<CocoBox>& ground_truth, c
         precision.push_back(tp / (tp + fp));
       }
       recalls.push_back(recall.empty() ? 0 : recall.back());
-      for (int i = static_cast<int>(precision.size()) - 2; i >= 0; --i) precision[i] = std::max(precision[i], precision[i + 1]);
+      for (int i = static_cast<int>(precision.size()) - 2; i >= 0; --i)
+        precision[i] = std::max(precision[i], precision[i + 1]);
       double sum = 0;
       for (int r = 0; r <= 100; ++r) {
         const double level = r / 100.0;
@@ -140,13 +144,16 @@ std::pair<double, double> Accumulate(const std::vector<CocoBox>& ground_truth, c
       precisions.push_back(sum / 101);
     }
   }
-  auto mean = [](const std::vector<double>& v) { return v.empty() ? -1.0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size(); };
+  auto mean = [](const std::vector<double>& v) {
+    return v.empty() ? -1.0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+  };
   return {mean(precisions), mean(recalls)};
 }
 
 }  // namespace
 
-CocoSummary EvaluateCoco(const std::vector<CocoBox>& gt, const std::vector<CocoBox>& dt, const std::vector<int>& images) {
+CocoSummary EvaluateCoco(const std::vector<CocoBox>& gt, const std::vector<CocoBox>& dt,
+                         const std::vector<int>& images) {
   CocoSummary s;
   s.ap = Accumulate(gt, dt, images, kAll, 100, -1).first;
   s.ap50 = Accumulate(gt, dt, images, kAll, 100, 0).first;
@@ -169,16 +176,21 @@ std::string FormatCocoSummary(const CocoSummary& s) {
     double value;
   };
   const Row rows[] = {
-      {"Average Precision  (AP)", "0.50:0.95", "   all", 100, s.ap},     {"Average Precision  (AP)", "0.50     ", "   all", 100, s.ap50},
-      {"Average Precision  (AP)", "0.75     ", "   all", 100, s.ap75},   {"Average Precision  (AP)", "0.50:0.95", " small", 100, s.ap_small},
-      {"Average Precision  (AP)", "0.50:0.95", "medium", 100, s.ap_medium}, {"Average Precision  (AP)", "0.50:0.95", " large", 100, s.ap_large},
-      {"Average Recall     (AR)", "0.50:0.95", "   all", 1, s.ar1},      {"Average Recall     (AR)", "0.50:0.95", "   all", 10, s.ar10},
+      {"Average Precision  (AP)", "0.50:0.95", "   all", 100, s.ap},
+      {"Average Precision  (AP)", "0.50     ", "   all", 100, s.ap50},
+      {"Average Precision  (AP)", "0.75     ", "   all", 100, s.ap75},
+      {"Average Precision  (AP)", "0.50:0.95", " small", 100, s.ap_small},
+      {"Average Precision  (AP)", "0.50:0.95", "medium", 100, s.ap_medium},
+      {"Average Precision  (AP)", "0.50:0.95", " large", 100, s.ap_large},
+      {"Average Recall     (AR)", "0.50:0.95", "   all", 1, s.ar1},
+      {"Average Recall     (AR)", "0.50:0.95", "   all", 10, s.ar10},
       {"Average Recall     (AR)", "0.50:0.95", "   all", 100, s.ar100},
   };
   std::string out;
   char line[160];
   for (const auto& r : rows) {
-    std::snprintf(line, sizeof(line), " %s @[ IoU=%s | area=%s | maxDets=%3d ] = %.3f\n", r.kind, r.iou, r.area, r.dets, r.value);
+    std::snprintf(line, sizeof(line), " %s @[ IoU=%s | area=%s | maxDets=%3d ] = %.3f\n", r.kind, r.iou, r.area, r.dets,
+                  r.value);
     out += line;
   }
   return out;
@@ -195,8 +207,10 @@ CocoDataset ReadCocoAnnotations(const std::string& path) {
   }
   CocoDataset dataset;
   try {
-    for (const auto& image : json.at("images")) dataset.image_ids[image.at("file_name").get<std::string>()] = image.at("id").get<int>();
-    for (const auto& c : json.at("categories")) dataset.categories[c.at("id").get<int>()] = c.at("name").get<std::string>();
+    for (const auto& image : json.at("images"))
+      dataset.image_ids[image.at("file_name").get<std::string>()] = image.at("id").get<int>();
+    for (const auto& c : json.at("categories"))
+      dataset.categories[c.at("id").get<int>()] = c.at("name").get<std::string>();
     for (const auto& a : json.at("annotations")) {
       CocoBox box;
       box.image_id = a.at("image_id").get<int>();

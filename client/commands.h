@@ -18,9 +18,9 @@ int RunDetect(const ClientOptions& client, const DetectCommand& command);
 
 struct BenchCommand {
   int concurrency = 1;
-  int requests = 0;        // 0: run for `duration`
+  int requests = 0;  // 0: run for `duration`
   double duration = 0;
-  double rate = 0;         // requests per second across all workers; 0 = as fast as possible
+  double rate = 0;  // requests per second across all workers; 0 = as fast as possible
   std::string model;
   std::vector<std::string> images;  // none: a generated 640x480 image
   bool raw = false;                 // send decoded RGB pixels instead of the encoded file

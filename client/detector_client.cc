@@ -3,6 +3,7 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <stdexcept>
 
 namespace detr::client {
@@ -27,6 +28,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   arguments.SetMaxReceiveMessageSize(64 << 20);
   arguments.SetMaxSendMessageSize(64 << 20);
   if (!options.load_balancing.empty()) arguments.SetLoadBalancingPolicyName(options.load_balancing);
+  // E.g. a probe inside the pod dials 127.0.0.1 but verifies the Service's name.
+  if (!options.tls_server_name.empty()) arguments.SetSslTargetNameOverride(options.tls_server_name);
   return grpc::CreateCustomChannel(options.target, Credentials(options), arguments);
 }
 
@@ -34,6 +37,17 @@ std::string ReadFileBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open");
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string ReadFirstToken(const std::string& path) {
+  std::istringstream lines(ReadFileBytes(path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    const auto begin = line.find_first_not_of(" \t\r");
+    if (begin == std::string::npos || line[begin] == '#') continue;
+    return line.substr(begin, line.find_last_not_of(" \t\r") + 1 - begin);
+  }
+  throw std::runtime_error(path + ": no token in it");
 }
 
 Detections ToDetections(const v1::DetectResponse& response) {

@@ -18,9 +18,9 @@ namespace {
 
 struct ModelRun {
   std::vector<CocoBox> detections;
-  std::vector<double> latency;     // client-side, one request at a time
-  std::vector<double> inference;   // the server's forward pass
-  std::vector<double> memory;      // the server's inference memory, bytes
+  std::vector<double> latency;    // client-side, one request at a time
+  std::vector<double> inference;  // the server's forward pass
+  std::vector<double> memory;     // the server's inference memory, bytes
 };
 
 ModelRun RunModel(v1::Detector::Stub& stub, const ClientOptions& client, const EvalCommand& command,
@@ -61,8 +61,15 @@ ModelRun RunModel(v1::Detector::Stub& stub, const ClientOptions& client, const E
 }
 
 nlohmann::json ToJson(const CocoSummary& s, const ModelRun& run) {
-  return {{"ap", s.ap}, {"ap50", s.ap50}, {"ap75", s.ap75}, {"ap_small", s.ap_small}, {"ap_medium", s.ap_medium},
-          {"ap_large", s.ap_large}, {"ar1", s.ar1}, {"ar10", s.ar10}, {"ar100", s.ar100},
+  return {{"ap", s.ap},
+          {"ap50", s.ap50},
+          {"ap75", s.ap75},
+          {"ap_small", s.ap_small},
+          {"ap_medium", s.ap_medium},
+          {"ap_large", s.ap_large},
+          {"ar1", s.ar1},
+          {"ar10", s.ar10},
+          {"ar100", s.ar100},
           {"images", run.latency.size()},
           {"latency_p50_seconds", Summarize(run.latency).p50},
           {"inference_p50_seconds", Summarize(run.inference).p50},
@@ -96,10 +103,13 @@ int RunEval(const ClientOptions& client, const EvalCommand& command) {
   const auto sa = EvaluateCoco(dataset.ground_truth, a.detections, image_ids);
   const auto sb = EvaluateCoco(dataset.ground_truth, b.detections, image_ids);
   std::printf("%-22s %14s %14s\n", "", command.model_a.c_str(), command.model_b.c_str());
-  const std::pair<const char*, std::pair<double, double>> rows[] = {
-      {"AP", {sa.ap, sb.ap}}, {"AP50", {sa.ap50, sb.ap50}}, {"AP75", {sa.ap75, sb.ap75}},
-      {"AP small", {sa.ap_small, sb.ap_small}}, {"AP medium", {sa.ap_medium, sb.ap_medium}},
-      {"AP large", {sa.ap_large, sb.ap_large}}, {"AR@100", {sa.ar100, sb.ar100}}};
+  const std::pair<const char*, std::pair<double, double>> rows[] = {{"AP", {sa.ap, sb.ap}},
+                                                                    {"AP50", {sa.ap50, sb.ap50}},
+                                                                    {"AP75", {sa.ap75, sb.ap75}},
+                                                                    {"AP small", {sa.ap_small, sb.ap_small}},
+                                                                    {"AP medium", {sa.ap_medium, sb.ap_medium}},
+                                                                    {"AP large", {sa.ap_large, sb.ap_large}},
+                                                                    {"AR@100", {sa.ar100, sb.ar100}}};
   for (const auto& [name, values] : rows) std::printf("%-22s %14.3f %14.3f\n", name, values.first, values.second);
   std::printf("%-22s %11.1f ms %11.1f ms\n", "latency p50 (client)", Summarize(a.latency).p50 * 1e3,
               Summarize(b.latency).p50 * 1e3);

@@ -16,12 +16,20 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", client.timeout_seconds, "deadline of each call, seconds")->capture_default_str();
   app.add_option("--tls-ca", client.tls_ca, "TLS: verify the server against this CA certificate (PEM)")
       ->check(CLI::ExistingFile);
-  auto* cert = app.add_option("--tls-cert", client.tls_cert, "mTLS: this client's certificate (PEM)")
-                   ->check(CLI::ExistingFile);
-  auto* key = app.add_option("--tls-key", client.tls_key, "mTLS: this client's private key (PEM)")->check(CLI::ExistingFile);
+  auto* cert =
+      app.add_option("--tls-cert", client.tls_cert, "mTLS: this client's certificate (PEM)")->check(CLI::ExistingFile);
+  auto* key =
+      app.add_option("--tls-key", client.tls_key, "mTLS: this client's private key (PEM)")->check(CLI::ExistingFile);
   cert->needs(key);
   key->needs(cert);
-  app.add_option("--token", client.token, "bearer token, sent as 'authorization: Bearer TOKEN'");
+  app.add_option("--tls-server-name", client.tls_server_name,
+                 "TLS: verify the server's certificate against this name instead of the target's host");
+  auto* token = app.add_option("--token", client.token, "bearer token, sent as 'authorization: Bearer TOKEN'");
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "bearer token: the first one in this file (the server's tokens file format)")
+      ->check(CLI::ExistingFile)
+      ->excludes(token);
   app.add_flag("--wait-for-ready", client.wait_for_ready,
                "wait for the server to become reachable (within --timeout) instead of failing at once");
   app.require_subcommand(1);
@@ -57,8 +65,12 @@ int main(int argc, char** argv) {
 
   detr::client::EvalCommand eval;
   auto* eval_cmd = app.add_subcommand("eval", "COCO AP/AR of a model (or two, side by side) on an annotated image set");
-  eval_cmd->add_option("--annotations", eval.annotations, "COCO annotations JSON")->required()->check(CLI::ExistingFile);
-  eval_cmd->add_option("--images", eval.images, "directory of the annotated images")->required()->check(CLI::ExistingDirectory);
+  eval_cmd->add_option("--annotations", eval.annotations, "COCO annotations JSON")
+      ->required()
+      ->check(CLI::ExistingFile);
+  eval_cmd->add_option("--images", eval.images, "directory of the annotated images")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   auto* eval_model = eval_cmd->add_option("--model", eval.model_a, "model or experiment (default: the server's route)");
   auto* eval_a = eval_cmd->add_option("--model-a", eval.model_a, "first model of a side-by-side table");
   auto* eval_b = eval_cmd->add_option("--model-b", eval.model_b, "second model of a side-by-side table");
@@ -72,6 +84,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
+    if (!token_file.empty()) client.token = detr::client::ReadFirstToken(token_file);
     if (*detect_cmd) return detr::client::RunDetect(client, detect);
     if (*bench_cmd) return detr::client::RunBench(client, bench);
     if (*ab_cmd) return detr::client::RunAb(client, ab);

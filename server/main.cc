@@ -1,6 +1,7 @@
 // detr-server: flags, process-wide settings, signals, and a Server.
 //
 //   detr-server [--config FILE] [--listen HOST:PORT] [--metrics-listen HOST:PORT]
+//               [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--tokens-file FILE]
 #include <csignal>
 #include <memory>
 #include <string>
@@ -34,6 +35,7 @@ sigset_t BlockServerSignals() {
 
 struct Flags {
   std::string config_path, listen, metrics_listen;
+  std::string tls_cert, tls_key, tls_client_ca, tokens_file;
 };
 
 // The configuration file (or the built-in one) with the flags' overrides.
@@ -42,6 +44,14 @@ service::ServerConfig LoadConfig(const Flags& flags) {
       flags.config_path.empty() ? service::ServerConfig::Default() : service::ServerConfig::FromFile(flags.config_path);
   if (!flags.listen.empty()) config.listen = flags.listen;
   if (!flags.metrics_listen.empty()) config.metrics_listen = flags.metrics_listen;
+  // Flags for what a deployment mounts (a Secret), so that one config file
+  // serves with and without TLS (deploy/k8s/overlays/tls, deploy/docker/compose.tls.yml).
+  if (!flags.tls_cert.empty()) {
+    config.tls.certificate = flags.tls_cert;
+    config.tls.key = flags.tls_key;
+  }
+  if (!flags.tls_client_ca.empty()) config.tls.client_ca = flags.tls_client_ca;
+  if (!flags.tokens_file.empty()) config.tokens_file = flags.tokens_file;
   return config;
 }
 
@@ -61,6 +71,20 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--listen", flags.listen, "gRPC address, overrides the config");
   app.add_option("--metrics-listen", flags.metrics_listen, "Prometheus address, overrides the config");
+  auto* cert =
+      app.add_option("--tls-cert", flags.tls_cert, "TLS: the server's certificate chain (PEM), overrides the config")
+          ->check(CLI::ExistingFile);
+  auto* key =
+      app.add_option("--tls-key", flags.tls_key, "TLS: the server's private key (PEM)")->check(CLI::ExistingFile);
+  cert->needs(key);
+  key->needs(cert);
+  app.add_option("--tls-client-ca", flags.tls_client_ca,
+                 "mTLS: accept only clients with a certificate of this CA (PEM)")
+      ->check(CLI::ExistingFile)
+      ->needs(cert);
+  app.add_option("--tokens-file", flags.tokens_file,
+                 "require 'authorization: Bearer <token>' with a token of this file (one per line)")
+      ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   const sigset_t signals = BlockServerSignals();

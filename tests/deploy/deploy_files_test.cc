@@ -2,9 +2,12 @@
 // files in the repository, and the rendered objects' probes, resources and
 // security context. No Docker engine or cluster runs here.
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -133,6 +136,48 @@ TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
   const auto* experiment = config.FindExperiment(config.default_route);
   ASSERT_NE(experiment, nullptr);
   EXPECT_EQ(experiment->kind, ExperimentKind::kSticky);
+}
+
+// The TLS overlay: the server's flags name files of the mounted Secrets, and
+// the probes (Kubernetes' gRPC probes cannot speak TLS) run detr-client's
+// health check over TLS in the pod.
+TEST_F(KubernetesTest, TlsOverlayMountsItsSecretsAndProbesOverTls) {
+  const auto objects = Render("deploy/k8s/overlays/tls");
+  const auto* deployment = Find(objects, "Deployment");
+  ASSERT_NE(deployment, nullptr);
+  const auto pod = (*deployment)["spec"]["template"]["spec"];
+  const auto container = pod["containers"][0];
+  std::map<std::string, std::string> secret_of_mount;  // mount path -> Secret name
+  for (const auto& mount : container["volumeMounts"]) {
+    for (const auto& volume : pod["volumes"]) {
+      if (volume["name"].as<std::string>() == mount["name"].as<std::string>() && volume["secret"]) {
+        secret_of_mount[mount["mountPath"].as<std::string>()] = volume["secret"]["secretName"].as<std::string>();
+      }
+    }
+  }
+  // Each file flag lies in a mounted Secret: --tls-cert and --tls-key in
+  // detr-server-tls, --tokens-file in detr-server-tokens.
+  const auto args = container["args"].as<std::vector<std::string>>();
+  const std::map<std::string, std::string> expected = {
+      {"--tls-cert", "detr-server-tls"}, {"--tls-key", "detr-server-tls"}, {"--tokens-file", "detr-server-tokens"}};
+  for (const auto& [flag, secret] : expected) {
+    const auto at = std::find(args.begin(), args.end(), flag);
+    ASSERT_TRUE(at != args.end() && at + 1 != args.end()) << flag;
+    const auto folder = std::filesystem::path(*(at + 1)).parent_path().string();
+    EXPECT_EQ(secret_of_mount[folder], secret) << flag << " " << *(at + 1);
+  }
+  for (const char* probe : {"readinessProbe", "livenessProbe", "startupProbe"}) {
+    EXPECT_FALSE(container[probe]["grpc"]) << probe << ": a gRPC probe would speak plaintext";
+    const auto command = container[probe]["exec"]["command"].as<std::vector<std::string>>();
+    ASSERT_FALSE(command.empty()) << probe;
+    EXPECT_EQ(command.front(), "detr-client");
+    EXPECT_EQ(command.back(), "health");
+    const auto ca = std::find(command.begin(), command.end(), "--tls-ca");
+    ASSERT_TRUE(ca != command.end() && ca + 1 != command.end()) << probe;
+    EXPECT_EQ(secret_of_mount[std::filesystem::path(*(ca + 1)).parent_path().string()], "detr-server-tls");
+    EXPECT_GT(container[probe]["timeoutSeconds"].as<int>(), 2) << probe << ": longer than the client's --timeout 2";
+  }
+  EXPECT_EQ(pod["securityContext"]["fsGroup"].as<int>(), pod["securityContext"]["runAsGroup"].as<int>());
 }
 
 }  // namespace

@@ -10,7 +10,7 @@ set -euo pipefail
 source_dir=$1
 clang_format=${2:-clang-format}
 cd "$source_dir"
-folders=(server/service server/core/api server/types server/image tests/service tests/hygiene server/main.cc)
+folders=(server/service server/core/api server/types server/image tests/service tests/hygiene tests/fuzz client server/main.cc)
 mapfile -t files < <(find "${folders[@]}" -type f \( -name '*.h' -o -name '*.cc' -o -name '*.inc' \) | sort)
 bad=0
 for file in "${files[@]}"; do

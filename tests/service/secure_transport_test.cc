@@ -2,6 +2,7 @@
 // test time by Debian's openssl; reflection v1; connections closed at their
 // maximum age. Real servers in this process on 127.0.0.1, real clients (the
 // gRPC library and the detr-client binary).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -10,9 +11,11 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
@@ -30,29 +33,15 @@ std::string Read(const std::string& path) {
   return text.str();
 }
 
-// A CA, a server certificate for 127.0.0.1 and localhost, a client
-// certificate from the same CA, and a client certificate from another CA.
+// What server/tools/make_dev_certs.sh makes (the tool the deployment docs
+// use): a CA, a server certificate for localhost, detr-server and 127.0.0.1,
+// a client certificate from that CA; and a second set whose client
+// certificate comes from another CA.
 void MakeCertificates() {
-  const std::string script = R"(set -e
-mkdir -p ')" + kCerts + R"(' && cd ')" +
-                             kCerts + R"('
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" 2>/dev/null; }
-ca() { key "$1.key"; openssl req -x509 -new -key "$1.key" -out "$1.crt" -days 2 -subj "/CN=$1" 2>/dev/null; }
-signed() {  # name, ca, extensions
-  key "$1.key"
-  openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null
-  printf '%s\n' "$3" > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -out "$1.crt" -days 2 \
-    -extfile "$1.ext" 2>/dev/null
-}
-ca ca
-ca rogue_ca
-signed server ca "subjectAltName=DNS:localhost,IP:127.0.0.1"
-signed client ca "extendedKeyUsage=clientAuth"
-signed rogue_client rogue_ca "extendedKeyUsage=clientAuth"
-printf '# tokens\n\n  right-token  \nsecond-token\n' > tokens
-)";
-  ASSERT_EQ(std::system(("bash -c \"$(cat <<'DETR_EOF'\n" + script + "\nDETR_EOF\n)\"").c_str()), 0);
+  const std::string tool = std::string(DETR_SOURCE_DIR) + "/server/tools/make_dev_certs.sh";
+  ASSERT_EQ(std::system(("bash '" + tool + "' '" + kCerts + "' >/dev/null").c_str()), 0);
+  ASSERT_EQ(std::system(("bash '" + tool + "' '" + kCerts + "/rogue' >/dev/null").c_str()), 0);
+  std::ofstream(kCerts + "/tokens") << "# tokens\n\n  right-token  \nsecond-token\n";
   ASSERT_FALSE(Read(kCerts + "/server.crt").empty());
 }
 
@@ -112,7 +101,7 @@ TEST_F(SecureTransportTest, MutualTlsRefusesClientsWithoutACertificateOfItsCa) {
   ASSERT_TRUE(server.ok());
   EXPECT_EQ(Detect(server.target(), Tls("client")), grpc::StatusCode::OK);
   EXPECT_EQ(Detect(server.target(), Tls()), grpc::StatusCode::UNAVAILABLE) << "no client certificate";
-  EXPECT_EQ(Detect(server.target(), Tls("rogue_client")), grpc::StatusCode::UNAVAILABLE) << "another CA's";
+  EXPECT_EQ(Detect(server.target(), Tls("rogue/client")), grpc::StatusCode::UNAVAILABLE) << "another CA's";
   EXPECT_EQ(Detect(server.target(), grpc::InsecureChannelCredentials()), grpc::StatusCode::UNAVAILABLE);
 }
 
@@ -161,6 +150,77 @@ TEST_F(SecureTransportTest, TheClientSpeaksTlsAndTokens) {
             0);
   EXPECT_NE(std::system((client + " --token wrong-token detect " + image + " > /dev/null 2>&1").c_str()), 0);
   EXPECT_EQ(std::system((client + " health").c_str()), 0) << "health needs no token";
+}
+
+// detr-server's own flags, as deploy/docker/compose.tls.yml and the
+// Kubernetes tls overlay use them, with detr-client's --tls-server-name and
+// --token-file as their clients use them.
+TEST_F(SecureTransportTest, TheServerFlagsTurnOnTlsAndTokens) {
+  const std::string ca = kCerts + "/ca.crt", tokens = kCerts + "/tokens";
+  ServerProcess server(kModel, "secure_flags",
+                       {{"--tls-cert", kCerts + "/server.crt", "--tls-key", kCerts + "/server.key", "--tls-client-ca",
+                         ca, "--tokens-file", tokens},
+                        Tls("client")});
+  ASSERT_GT(server.pid(), 0);
+  EXPECT_EQ(Detect(server.target(), Tls("client"), "second-token"), grpc::StatusCode::OK);
+  EXPECT_EQ(Detect(server.target(), Tls("client")), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Detect(server.target(), Tls()), grpc::StatusCode::UNAVAILABLE) << "no client certificate";
+  EXPECT_EQ(Detect(server.target(), grpc::InsecureChannelCredentials()), grpc::StatusCode::UNAVAILABLE);
+
+  const std::string image = std::string(DETR_TEST_OUTPUT_DIR) + "/secure_flags.png";
+  std::ofstream(image, std::ios::binary) << Png();
+  const std::string client = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() + " --tls-ca " + ca +
+                             " --tls-cert " + kCerts + "/client.crt --tls-key " + kCerts + "/client.key";
+  // The first token of the file ("right-token"), as a pod reads its Secret.
+  EXPECT_EQ(std::system((client + " --token-file " + tokens + " detect " + image + " > /dev/null").c_str()), 0);
+  // The name in the certificate when the address is not (a Service's name).
+  EXPECT_EQ(std::system((client + " --tls-server-name detr-server health > /dev/null").c_str()), 0);
+  EXPECT_NE(std::system((client + " --tls-server-name not-in-the-certificate health > /dev/null 2>&1").c_str()), 0);
+}
+
+// deploy/docker/compose.tls.yml, run as written: the server with the
+// override's command, the load generator's client flags against it, with the
+// containers' /etc/detr/tls standing for the certificates made here.
+std::vector<std::string> ComposeCommand(const YAML::Node& compose, const std::string& service) {
+  std::vector<std::string> args;
+  for (auto arg : compose["services"][service]["command"].as<std::vector<std::string>>()) {
+    if (arg.rfind("/etc/detr/tls/", 0) == 0) arg = kCerts + arg.substr(std::string("/etc/detr/tls").size());
+    args.push_back(arg);
+  }
+  return args;
+}
+
+TEST_F(SecureTransportTest, TheComposeTlsExampleWorksAsWritten) {
+  const auto compose = YAML::LoadFile(std::string(DETR_SOURCE_DIR) + "/deploy/docker/compose.tls.yml");
+  auto server_args = ComposeCommand(compose, "detr-server");
+  const auto config = std::find(server_args.begin(), server_args.end(), "--config");
+  ASSERT_TRUE(config != server_args.end());
+  server_args.erase(config, config + 2);  // this test's model instead of the image's config
+  ServerProcess server(kModel, "compose_tls", {server_args, Tls()});
+  ASSERT_GT(server.pid(), 0);
+  EXPECT_EQ(Detect(server.target(), grpc::InsecureChannelCredentials()), grpc::StatusCode::UNAVAILABLE);
+
+  // The load generator's flags up to its command, to this server.
+  std::string client = DETR_CLIENT_BINARY;
+  const auto client_args = ComposeCommand(compose, "loadgen");
+  for (std::size_t i = 0; i < client_args.size() && client_args[i] != "bench"; ++i) {
+    client += " '" + (client_args[i] == "detr-server:50051" ? server.target() : client_args[i]) + "'";
+  }
+  const std::string image = std::string(DETR_TEST_OUTPUT_DIR) + "/compose_tls.png";
+  std::ofstream(image, std::ios::binary) << Png();
+  // As the load generator reaches it: by the compose service's name.
+  EXPECT_EQ(std::system((client + " --tls-server-name detr-server detect " + image + " > /dev/null").c_str()), 0);
+}
+
+TEST_F(SecureTransportTest, ATlsCertificateWithoutItsKeyIsRefusedAtStartUp) {
+  const std::string command = std::string(DETR_SERVER_BINARY) + " --tls-cert " + kCerts + "/server.crt 2>&1";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  ASSERT_TRUE(pipe);
+  std::string output(4096, '\0');
+  output.resize(std::fread(output.data(), 1, output.size(), pipe.get()));
+  const int status = ::pclose(pipe.release());
+  EXPECT_NE(status, 0);
+  EXPECT_NE(output.find("--tls-key"), std::string::npos) << output;
 }
 
 TEST(ReflectionV1Test, ListsServicesAndServesTheirDescriptors) {

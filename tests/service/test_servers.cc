@@ -54,8 +54,8 @@ std::string HttpGet(const std::string& host_port, const std::string& path) {
 
 namespace {
 
-bool Serving(const std::string& target) {
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+bool Serving(const std::string& target, const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+  auto channel = grpc::CreateChannel(target, credentials ? credentials : grpc::InsecureChannelCredentials());
   auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
@@ -161,7 +161,7 @@ void InProcessServer::Stop() {
   server_.reset();
 }
 
-ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& name) {
+ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& name, ServerProcessOptions options) {
   const std::string dir = DETR_TEST_OUTPUT_DIR;
   config_path_ = config_yaml.empty() ? "" : dir + "/" + name + ".yaml";
   const std::string& config_path = config_path_;
@@ -169,6 +169,13 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
   target_ = "127.0.0.1:" + std::to_string(FreePort());
   metrics_ = "127.0.0.1:" + std::to_string(FreePort());
   log_path_ = dir + "/" + name + ".log";
+  // Built before fork: the child of a threaded process may not allocate.
+  std::vector<std::string> args = {DETR_SERVER_BINARY, "--listen", target_, "--metrics-listen", metrics_};
+  if (!config_path.empty()) args.insert(args.end(), {"--config", config_path});  // else the built-in one
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
   const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
@@ -176,13 +183,7 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
     const int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
-    if (config_path.empty()) {  // the built-in configuration
-      ::execl(DETR_SERVER_BINARY, DETR_SERVER_BINARY, "--listen", target_.c_str(), "--metrics-listen", metrics_.c_str(),
-              static_cast<char*>(nullptr));
-    } else {
-      ::execl(DETR_SERVER_BINARY, DETR_SERVER_BINARY, "--config", config_path.c_str(), "--listen", target_.c_str(),
-              "--metrics-listen", metrics_.c_str(), static_cast<char*>(nullptr));
-    }
+    ::execv(DETR_SERVER_BINARY, argv.data());
     ::_exit(127);
   }
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -196,7 +197,7 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
       ADD_FAILURE() << "detr-server exited during start-up:\n" << text.str();
       return;
     }
-    if (Serving(target_)) return;
+    if (Serving(target_, options.credentials)) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ADD_FAILURE() << "detr-server did not become healthy within 60 s";

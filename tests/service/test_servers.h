@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -75,12 +76,19 @@ class InProcessServer : public ServerEndpoints {
   std::unique_ptr<service::Server> server_;
 };
 
+/// How a ServerProcess starts: more flags for the binary, and the
+/// credentials its health check needs then (TLS flags; plaintext otherwise).
+struct ServerProcessOptions {
+  std::vector<std::string> extra_args;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+};
+
 class ServerProcess : public ServerEndpoints {
  public:
   /// Writes `config_yaml` next to the test outputs and starts the binary
   /// (an empty `config_yaml`: the built-in configuration). Fails the current
   /// test (and leaves pid() at -1) if it never gets healthy.
-  ServerProcess(const std::string& config_yaml, const std::string& name);
+  ServerProcess(const std::string& config_yaml, const std::string& name, ServerProcessOptions options = {});
   ~ServerProcess();
 
   /// SIGTERM, then waits; returns the exit status (-1 if killed or timed out).
