@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -114,10 +115,26 @@ class OpenLoop {
       std::lock_guard<std::mutex> lock(mutex_);
       ++outstanding_;
     }
-    stub_->async()->Detect(&call->context, &request_, &call->response, [this, call](grpc::Status status) {
+    // The callback must not destroy its own call (the ClientContext) while
+    // gRPC is still inside it: the sending thread frees answered calls a
+    // sweep later ("assertion failed: prior > 0" in gRPC's ref counts, once).
+    Call* raw = call.get();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      calls_.push_back(std::move(call));
+      if (Clock::now() - last_sweep_ > 1s) {
+        retired_.clear();              // answered more than a sweep ago
+        retired_.swap(answered_);      // answered since the last sweep
+        last_sweep_ = Clock::now();
+      }
+    }
+    stub_->async()->Detect(&raw->context, &request_, &raw->response, [this, raw](grpc::Status status) {
       std::lock_guard<std::mutex> lock(mutex_);
       ++codes_[StatusCodeName(status.error_code())];
-      if (status.ok()) ok_latencies_.emplace_back(Seconds(Clock::now() - start_), Seconds(Clock::now() - call->start));
+      if (status.ok()) ok_latencies_.emplace_back(Seconds(Clock::now() - start_), Seconds(Clock::now() - raw->start));
+      const auto it = std::find_if(calls_.begin(), calls_.end(), [raw](const auto& c) { return c.get() == raw; });
+      answered_.push_back(std::move(*it));
+      calls_.erase(it);
       if (--outstanding_ == 0) idle_.notify_all();
     });
   }
@@ -128,6 +145,9 @@ class OpenLoop {
   std::condition_variable idle_;
   Clock::time_point start_;
   long outstanding_ = 0;                                 // guarded by mutex_
+  std::list<std::shared_ptr<Call>> calls_;               // in flight; guarded by mutex_
+  std::vector<std::shared_ptr<Call>> answered_, retired_;  // guarded by mutex_
+  Clock::time_point last_sweep_ = Clock::now();          // guarded by mutex_
   std::map<std::string, long> codes_;                    // guarded by mutex_
   std::vector<std::pair<double, double>> ok_latencies_;  // guarded by mutex_
 };

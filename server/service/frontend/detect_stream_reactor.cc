@@ -6,50 +6,56 @@
 namespace detr::service {
 
 DetectStreamReactor::DetectStreamReactor(RequestPipeline& pipeline, grpc::CallbackServerContext* context)
-    : pipeline_(pipeline), call_(std::make_shared<CallState>(context->deadline())) {
+    : pipeline_(pipeline), state_(std::make_shared<State>()) {
+  state_->call = std::make_shared<CallState>(context->deadline());
+  state_->reactor = this;
   StartRead(&request_);
 }
 
 void DetectStreamReactor::OnReadDone(bool ok) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  if (!ok || finished_) {  // the client half-closed (or the call is over)
-    reads_done_ = true;
+  std::unique_lock<std::mutex> lock(state_->mutex);
+  if (!ok || state_->finished) {  // the client half-closed (or the call is over)
+    state_->reads_done = true;
     const auto action = NextAction();
     lock.unlock();
     Perform(action);
     return;
   }
-  const std::uint64_t sequence = next_read_++;
-  ++in_flight_;
+  const std::uint64_t sequence = state_->next_read++;
+  ++state_->in_flight;
   v1::DetectRequest frame = std::move(request_);
   lock.unlock();
   StartRead(&request_);  // read the next frame while this one runs
-  pipeline_.Run(ToDetectInput(std::move(frame)), call_,
-                [this, sequence](absl::StatusOr<DetectResult> result) { OnResult(sequence, std::move(result)); });
+  pipeline_.Run(ToDetectInput(std::move(frame)), state_->call,
+                [state = state_, sequence](absl::StatusOr<DetectResult> result) {
+                  OnResult(state, sequence, std::move(result));
+                });
 }
 
-void DetectStreamReactor::OnResult(std::uint64_t sequence, absl::StatusOr<DetectResult> result) {
+void DetectStreamReactor::OnResult(const std::shared_ptr<State>& state, std::uint64_t sequence,
+                                   absl::StatusOr<DetectResult> result) {
   Result ready{ToGrpcStatus(result.status()), {}};
   if (result.ok()) ToDetectResponse(std::move(*result), &ready.response);
-  std::unique_lock<std::mutex> lock(mutex_);
-  --in_flight_;
-  ready_.emplace(sequence, std::move(ready));
-  const auto action = done_ ? Action::kNone : NextAction();
-  if (done_) {
-    ReleaseIfDone(lock);  // may delete this
-    return;
-  }
+  std::unique_lock<std::mutex> lock(state->mutex);
+  --state->in_flight;
+  DetectStreamReactor* reactor = state->reactor;
+  if (reactor == nullptr) return;  // the stream is over: nobody reads this answer
+  state->ready.emplace(sequence, std::move(ready));
+  const auto action = reactor->NextAction();
   lock.unlock();
-  Perform(action);
+  // Alive here: gRPC calls OnDone only after Finish, and only the thread
+  // that set `finished` (in NextAction) calls Finish, after which
+  // Perform touches nothing of the reactor's.
+  reactor->Perform(action);
 }
 
 void DetectStreamReactor::OnWriteDone(bool ok) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  writing_ = false;
-  if (!ok && !finished_) {  // the client is gone
-    finished_ = true;
+  std::unique_lock<std::mutex> lock(state_->mutex);
+  state_->writing = false;
+  if (!ok && !state_->finished) {  // the client is gone
+    state_->finished = true;
     lock.unlock();
-    call_->Cancel();
+    state_->call->Cancel();
     Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
     return;
   }
@@ -59,23 +65,24 @@ void DetectStreamReactor::OnWriteDone(bool ok) {
 }
 
 DetectStreamReactor::Action DetectStreamReactor::NextAction() {
-  if (finished_ || writing_) return Action::kNone;
-  const auto next = ready_.find(next_write_);
-  if (next != ready_.end()) {
+  auto& s = *state_;
+  if (s.finished || s.writing) return Action::kNone;
+  const auto next = s.ready.find(s.next_write);
+  if (next != s.ready.end()) {
     if (!next->second.status.ok()) {  // a failed frame ends the stream with its status
-      final_status_ = next->second.status;
-      finished_ = true;
+      s.final_status = next->second.status;
+      s.finished = true;
       return Action::kFinish;
     }
     write_buffer_ = std::move(next->second.response);
-    ready_.erase(next);
-    ++next_write_;
-    writing_ = true;
+    s.ready.erase(next);
+    ++s.next_write;
+    s.writing = true;
     return Action::kWrite;
   }
-  if (reads_done_ && in_flight_ == 0 && ready_.empty()) {
-    final_status_ = grpc::Status::OK;
-    finished_ = true;
+  if (s.reads_done && s.in_flight == 0 && s.ready.empty()) {
+    s.final_status = grpc::Status::OK;
+    s.finished = true;
     return Action::kFinish;
   }
   return Action::kNone;
@@ -84,26 +91,26 @@ DetectStreamReactor::Action DetectStreamReactor::NextAction() {
 void DetectStreamReactor::Perform(Action action) {
   if (action == Action::kWrite) StartWrite(&write_buffer_);
   if (action == Action::kFinish) {
-    call_->Cancel();  // frames still queued have nobody to answer
-    Finish(final_status_);
+    auto state = state_;    // OnDone may delete this reactor once Finish is called
+    state->call->Cancel();  // frames still queued have nobody to answer
+    grpc::Status status;
+    {
+      std::lock_guard<std::mutex> lock(state->mutex);
+      status = state->final_status;
+    }
+    Finish(status);
   }
 }
 
-void DetectStreamReactor::OnCancel() { call_->Cancel(); }
+void DetectStreamReactor::OnCancel() { state_->call->Cancel(); }
 
 void DetectStreamReactor::OnDone() {
-  call_->Cancel();
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_ = true;
-  ReleaseIfDone(lock);
-}
-
-// The reactor may only go once gRPC is done with it and no frame it
-// submitted can still call back.
-void DetectStreamReactor::ReleaseIfDone(std::unique_lock<std::mutex>& lock) {
-  if (!done_ || in_flight_ > 0) return;
-  lock.unlock();
-  delete this;
+  state_->call->Cancel();
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->reactor = nullptr;  // answers still to come find the stream over
+  }
+  delete this;  // gRPC's reactor contract: the last event
 }
 
 }  // namespace detr::service

@@ -1,10 +1,20 @@
 // DetectStream: frames in, one response per frame out, in the order of the
 // frames. Frames are processed concurrently (and may share batches); their
-// responses wait in `ready_` until every earlier one has been written.
+// responses wait in the stream's state until every earlier one has been
+// written.
+//
+// Lifetime: gRPC deletes nothing; the reactor deletes itself in OnDone, the
+// last event gRPC sends it. The frames' answers may come later (a frame
+// queued when the client vanished is dropped, and answered, afterwards), so
+// everything they touch lives in a State that they share, and an answer that
+// finds the reactor gone is dropped there. Counting frames in flight to
+// delay the deletion instead was not enough: the hostile-client test under
+// ASan once saw a frame answered after OnDone.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "detr/v1/detector.grpc.pb.h"
@@ -31,28 +41,31 @@ class DetectStreamReactor final : public grpc::ServerBidiReactor<v1::DetectReque
   // run reactions inline).
   enum class Action { kNone, kWrite, kFinish };
 
-  void OnResult(std::uint64_t sequence, absl::StatusOr<DetectResult> result);
-  Action NextAction();  // requires mutex_
+  struct State {
+    // Shared with every frame's queued work; cancelled once nobody can read
+    // the answers (the client cancelled, or the stream is finished).
+    std::shared_ptr<CallState> call;
+    std::mutex mutex;
+    DetectStreamReactor* reactor = nullptr;  // null once OnDone ran; guarded by mutex
+    std::map<std::uint64_t, Result> ready;   // guarded by mutex
+    std::uint64_t next_read = 0;             // guarded by mutex
+    std::uint64_t next_write = 0;            // guarded by mutex
+    int in_flight = 0;                       // frames submitted, not yet answered; guarded by mutex
+    bool reads_done = false;                 // guarded by mutex
+    bool writing = false;                    // guarded by mutex
+    bool finished = false;                   // Finish() called; guarded by mutex
+    grpc::Status final_status;               // guarded by mutex
+  };
+
+  static void OnResult(const std::shared_ptr<State>& state, std::uint64_t sequence,
+                       absl::StatusOr<DetectResult> result);
+  Action NextAction();  // requires state_->mutex
   void Perform(Action action);
-  void ReleaseIfDone(std::unique_lock<std::mutex>& lock);
 
   RequestPipeline& pipeline_;
-  // Shared with every frame's queued work; cancelled once nobody can read
-  // the answers (the client cancelled, or the stream is finished).
-  const std::shared_ptr<CallState> call_;
-  v1::DetectRequest request_;  // the read buffer; only one read is outstanding
-
-  std::mutex mutex_;
-  std::map<std::uint64_t, Result> ready_;  // guarded by mutex_
-  std::uint64_t next_read_ = 0;            // guarded by mutex_
-  std::uint64_t next_write_ = 0;           // guarded by mutex_
-  int in_flight_ = 0;                      // frames submitted, not yet answered; guarded by mutex_
-  bool reads_done_ = false;                // guarded by mutex_
-  bool writing_ = false;                   // guarded by mutex_
-  bool finished_ = false;                  // Finish() called; guarded by mutex_
-  bool done_ = false;                      // OnDone() ran; guarded by mutex_
-  grpc::Status final_status_;              // guarded by mutex_
-  v1::DetectResponse write_buffer_;        // owned by the write in progress
+  const std::shared_ptr<State> state_;
+  v1::DetectRequest request_;        // the read buffer; only one read is outstanding
+  v1::DetectResponse write_buffer_;  // owned by the write in progress
 };
 
 }  // namespace detr::service
