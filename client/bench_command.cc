@@ -126,15 +126,16 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
   for (int i = 0; i < std::max(1, command.concurrency); ++i) workers.emplace_back(worker);
 
   std::atomic<bool> finished{false};
+  const bool shown = ProgressShown();
   std::thread progress([&] {
-    while (!finished.load()) {
+    while (shown && !finished.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
       std::fprintf(stderr, "\r[bench] %lld%s done in %.1f s, %.1f req/s   ", static_cast<long long>(done.load()),
                    command.requests > 0 ? ("/" + std::to_string(command.requests)).c_str() : "", elapsed,
                    done.load() / std::max(elapsed, 1e-9));
     }
-    std::fprintf(stderr, "\n");
+    if (shown) std::fprintf(stderr, "\n");
   });
   for (auto& w : workers) w.join();
   // Stop the clock before joining the progress thread, which sleeps in steps.

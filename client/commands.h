@@ -33,6 +33,7 @@ struct AbCommand {
   std::vector<std::string> images;
   float threshold = 0.5f;
   int repeats = 1;
+  bool json = false;  // the figures as one JSON object instead of a table
 };
 int RunAb(const ClientOptions& client, const AbCommand& command);
 
@@ -44,6 +45,10 @@ struct EvalCommand {
   std::string json_path;    // set: also write the figures as JSON here
 };
 int RunEval(const ClientOptions& client, const EvalCommand& command);
+
+/// The server's models (attention per site, parameters, batching) and
+/// experiments (kind, arms): a table, or JSON.
+int RunModels(const ClientOptions& client, bool json);
 
 /// Exit code 0 only when the server (or `model`) reports SERVING.
 int RunHealth(const ClientOptions& client, const std::string& model);

@@ -8,6 +8,7 @@
 
 #include "client/commands.h"
 #include "server/image/draw.h"
+#include "server/types/status_code_name.h"
 
 namespace detr::client {
 namespace {
@@ -99,9 +100,11 @@ int RunDetect(const ClientOptions& client, const DetectCommand& command) {
     auto context = MakeContext(client);
     const auto status = stub->Detect(context.get(), request, &response);
     if (!status.ok()) {
-      std::cout
-          << nlohmann::json{{"file", file}, {"code", status.error_code()}, {"error", status.error_message()}}.dump()
-          << "\n";
+      std::cout << nlohmann::json{{"file", file},
+                                  {"code", StatusCodeName(status.error_code())},
+                                  {"error", status.error_message()}}
+                       .dump()
+                << "\n";
       ++failures;
       continue;
     }

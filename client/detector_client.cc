@@ -1,5 +1,7 @@
 #include "client/detector_client.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -74,5 +76,7 @@ std::unique_ptr<grpc::ClientContext> MakeContext(const ClientOptions& options) {
   context->set_wait_for_ready(options.wait_for_ready);
   return context;
 }
+
+bool ProgressShown() { return ::isatty(STDERR_FILENO) == 1; }
 
 }  // namespace detr::client

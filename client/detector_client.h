@@ -35,6 +35,10 @@ std::string ReadFileBytes(const std::string& path);
 /// Kubernetes Secret) as the server; throws std::runtime_error if it has none.
 std::string ReadFirstToken(const std::string& path);
 
+/// Whether stderr is a terminal: progress lines ("\r...") go only there,
+/// never into a log file or a CI transcript.
+bool ProgressShown();
+
 /// A response's detections as plain structs (for drawing and comparing).
 Detections ToDetections(const v1::DetectResponse& response);
 

@@ -51,12 +51,12 @@ ModelRun RunModel(v1::Detector::Stub& stub, const ClientOptions& client, const E
       box.h = d.box().y1() - d.box().y0();
       run.detections.push_back(box);
     }
-    if (++done % 20 == 0 || done == dataset.image_ids.size()) {
+    if ((++done % 20 == 0 || done == dataset.image_ids.size()) && ProgressShown()) {
       std::fprintf(stderr, "\r[eval %s] %zu/%zu images", model.empty() ? "default" : model.c_str(), done,
                    dataset.image_ids.size());
     }
   }
-  std::fprintf(stderr, "\n");
+  if (ProgressShown()) std::fprintf(stderr, "\n");
   return run;
 }
 

@@ -62,6 +62,11 @@ int main(int argc, char** argv) {
   ab_cmd->add_option("--threshold", ab.threshold, "score threshold for the agreement")->capture_default_str();
   ab_cmd->add_option("--repeats", ab.repeats, "send each image this many times")->capture_default_str();
   ab_cmd->add_option("images", ab.images, "image files or directories")->required();
+  ab_cmd->add_flag("--json", ab.json, "print the figures as JSON");
+
+  bool models_json = false;
+  auto* models_cmd = app.add_subcommand("models", "the server's models (attention per site) and experiments");
+  models_cmd->add_flag("--json", models_json, "print them as JSON");
 
   detr::client::EvalCommand eval;
   auto* eval_cmd = app.add_subcommand("eval", "COCO AP/AR of a model (or two, side by side) on an annotated image set");
@@ -89,6 +94,7 @@ int main(int argc, char** argv) {
     if (*bench_cmd) return detr::client::RunBench(client, bench);
     if (*ab_cmd) return detr::client::RunAb(client, ab);
     if (*health_cmd) return detr::client::RunHealth(client, health_model);
+    if (*models_cmd) return detr::client::RunModels(client, models_json);
     if (*eval_cmd) return detr::client::RunEval(client, eval);
   } catch (const std::exception& e) {
     std::cerr << "detr-client: " << e.what() << "\n";

@@ -23,7 +23,7 @@ ROWS = [
     ("optimization-decoder-cross", "optimization at decoder.cross"),
     ("optimization-all", "optimization (all sites)"),
 ]
-STEP_LINE = re.compile(r"^step (\d+) loss ([\d.]+) .*\| ([\d.]+) img/s, ([\d.]+) min")
+STEP_LINE = re.compile(r"^step (\d+)(?:/\d+)? loss ([\d.]+) .*\| ([\d.]+) img/s, ([\d.]+) min")
 
 
 def parameter_count(path):

@@ -149,6 +149,7 @@ int main(int argc, char** argv) {
     std::iota(order.begin(), order.end(), 0);
     size_t cursor = order.size();
     const auto start = Clock::now();
+    const int64_t first_step = step;
     double images = 0, loss_sum = 0;
     int logged = 0;
     while ((o.steps <= 0 || step < o.steps) &&
@@ -177,9 +178,15 @@ int main(int argc, char** argv) {
       ++logged;
       if (step % o.log_every == 0) {
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-        std::printf("step %lld loss %.4f ce %.4f bbox %.4f giou %.4f | %.1f img/s, %.1f min\n",
-                    static_cast<long long>(step), loss_sum / logged, parts["loss_ce"], parts["loss_bbox"],
-                    parts["loss_giou"], images / elapsed, elapsed / 60);
+        // Time left: by the steps still to run at this run's pace, or the
+        // minutes' budget, whichever ends first.
+        double left = -1;
+        if (o.steps > 0) left = elapsed / static_cast<double>(step - first_step) * static_cast<double>(o.steps - step);
+        if (o.minutes > 0) left = left < 0 ? o.minutes * 60 - elapsed : std::min(left, o.minutes * 60 - elapsed);
+        std::printf("step %lld%s loss %.4f ce %.4f bbox %.4f giou %.4f | %.1f img/s, %.1f min, ETA %.1f min\n",
+                    static_cast<long long>(step), o.steps > 0 ? ("/" + std::to_string(o.steps)).c_str() : "",
+                    loss_sum / logged, parts["loss_ce"], parts["loss_bbox"], parts["loss_giou"], images / elapsed,
+                    elapsed / 60, std::max(left, 0.0) / 60);
         std::fflush(stdout);
         loss_sum = 0;
         logged = 0;

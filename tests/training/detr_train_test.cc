@@ -25,7 +25,7 @@ std::pair<int, std::string> RunCommand(const std::string& command) {
 
 std::vector<double> Losses(const std::string& log) {
   std::vector<double> losses;
-  const std::regex line("step \\d+ loss ([0-9.]+)");
+  const std::regex line("step \\d+(?:/\\d+)? loss ([0-9.]+)");
   for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it) losses.push_back(std::stod((*it)[1]));
   return losses;
 }
@@ -45,6 +45,8 @@ TEST(DetrTrainTest, LossFallsResumeContinuesAndTheModelServes) {
   const auto losses = Losses(log);
   ASSERT_EQ(losses.size(), 5u) << log;
   EXPECT_LT(losses.back(), losses.front()) << log;
+  EXPECT_NE(log.find("step 50/50 loss"), std::string::npos) << log;
+  EXPECT_NE(log.find(", ETA 0.0 min"), std::string::npos) << "the last line has nothing left:\n" << log;
 
   std::tie(code, log) = RunCommand(train + " --steps 60 --resume");
   ASSERT_EQ(code, 0) << log;

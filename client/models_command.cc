@@ -1,0 +1,76 @@
+// detr-client models: what the server serves (ListModels), as a table or JSON.
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "client/commands.h"
+#include "server/types/status_code_name.h"
+
+namespace detr::client {
+namespace {
+
+nlohmann::json ToJson(const v1::ListModelsResponse& list) {
+  nlohmann::json out = {{"models", nlohmann::json::array()}, {"experiments", nlohmann::json::array()}};
+  for (const auto& m : list.models()) {
+    out["models"].push_back({{"name", m.name()},
+                             {"attention",
+                              {{"encoder.self", m.attention().encoder_self()},
+                               {"decoder.self", m.attention().decoder_self()},
+                               {"decoder.cross", m.attention().decoder_cross()}}},
+                             {"parameters", m.parameter_count()},
+                             {"weights", m.random_weights() ? "(seeded random)" : m.weights()},
+                             {"max_batch_size", m.max_batch_size()},
+                             {"max_queue_delay_seconds", m.max_queue_delay_seconds()},
+                             {"classes", m.class_names_size()}});
+  }
+  for (const auto& e : list.experiments()) {
+    nlohmann::json arms = nlohmann::json::array();
+    for (const auto& arm : e.arms()) arms.push_back({{"model", arm.model()}, {"weight", arm.weight()}});
+    out["experiments"].push_back({{"name", e.name()}, {"kind", e.kind()}, {"primary", e.primary()}, {"arms", arms}});
+  }
+  return out;
+}
+
+void PrintTable(const v1::ListModelsResponse& list) {
+  std::printf("%-16s %-14s %-14s %-14s %12s %6s\n", "model", "encoder.self", "decoder.self", "decoder.cross",
+              "parameters", "batch");
+  for (const auto& m : list.models()) {
+    std::printf("%-16s %-14s %-14s %-14s %12llu %6u\n", m.name().c_str(), m.attention().encoder_self().c_str(),
+                m.attention().decoder_self().c_str(), m.attention().decoder_cross().c_str(),
+                static_cast<unsigned long long>(m.parameter_count()), m.max_batch_size());
+  }
+  if (list.experiments_size() == 0) return;
+  std::printf("\n%-16s %-8s %s\n", "experiment", "kind", "arms");
+  for (const auto& e : list.experiments()) {
+    std::string arms;
+    for (const auto& arm : e.arms()) {
+      if (!arms.empty()) arms += ", ";
+      arms += arm.model();
+      if (e.kind() != "shadow") arms += " " + std::to_string(static_cast<int>(arm.weight() * 100 + 0.5)) + "%";
+      if (arm.model() == e.primary()) arms += " (answers)";
+    }
+    std::printf("%-16s %-8s %s\n", e.name().c_str(), e.kind().c_str(), arms.c_str());
+  }
+}
+
+}  // namespace
+
+int RunModels(const ClientOptions& client, bool json) {
+  auto stub = v1::Detector::NewStub(MakeChannel(client));
+  v1::ListModelsResponse list;
+  auto context = MakeContext(client);
+  const auto status = stub->ListModels(context.get(), {}, &list);
+  if (!status.ok()) {
+    std::cerr << "models: " << StatusCodeName(status.error_code()) << ": " << status.error_message() << "\n";
+    return 1;
+  }
+  if (json) {
+    std::cout << ToJson(list).dump(2) << "\n";
+  } else {
+    PrintTable(list);
+  }
+  return 0;
+}
+
+}  // namespace detr::client
