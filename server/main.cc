@@ -1,6 +1,6 @@
 // detr-server: flags, process-wide settings, signals, and a Server.
 //
-//   detr-server [--config FILE] [--listen HOST:PORT] [--metrics-listen HOST:PORT]
+//   detr-server [--config FILE] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--http-listen HOST:PORT]
 //               [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--tokens-file FILE]
 #include <csignal>
 #include <memory>
@@ -34,7 +34,7 @@ sigset_t BlockServerSignals() {
 }
 
 struct Flags {
-  std::string config_path, listen, metrics_listen;
+  std::string config_path, listen, metrics_listen, http_listen;
   std::string tls_cert, tls_key, tls_client_ca, tokens_file;
 };
 
@@ -44,6 +44,7 @@ service::ServerConfig LoadConfig(const Flags& flags) {
       flags.config_path.empty() ? service::ServerConfig::Default() : service::ServerConfig::FromFile(flags.config_path);
   if (!flags.listen.empty()) config.listen = flags.listen;
   if (!flags.metrics_listen.empty()) config.metrics_listen = flags.metrics_listen;
+  if (!flags.http_listen.empty()) config.http_listen = flags.http_listen;
   // Flags for what a deployment mounts (a Secret), so that one config file
   // serves with and without TLS (deploy/k8s/overlays/tls, deploy/docker/compose.tls.yml).
   if (!flags.tls_cert.empty()) {
@@ -71,6 +72,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--listen", flags.listen, "gRPC address, overrides the config");
   app.add_option("--metrics-listen", flags.metrics_listen, "Prometheus address, overrides the config");
+  app.add_option("--http-listen", flags.http_listen,
+                 "the Open Inference Protocol over HTTP/JSON: address, overrides the config");
   auto* cert =
       app.add_option("--tls-cert", flags.tls_cert, "TLS: the server's certificate chain (PEM), overrides the config")
           ->check(CLI::ExistingFile);

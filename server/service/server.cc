@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include "server/service/frontend/detector_service.h"
+#include "server/service/frontend/inference_grpc_service.h"
+#include "server/service/http/inference_http_endpoint.h"
 #include "server/service/frontend/reflection_v1_service.h"
 #include "server/service/http/metrics_endpoint.h"
 #include "server/service/observability/metrics.h"
@@ -117,6 +119,8 @@ struct Server::Parts {
   std::unique_ptr<MetricsEndpoint> metrics_endpoint;
   std::unique_ptr<RequestPipeline> pipeline;
   std::unique_ptr<DetectorService> detector_service;
+  std::unique_ptr<InferenceGrpcService> inference_service;
+  std::unique_ptr<InferenceHttpEndpoint> inference_http;  // stops before the pipeline goes
   std::unique_ptr<ReflectionV1Service> reflection_v1;
   std::unique_ptr<grpc::Server> grpc;  // last: shut down and destroyed first
   ServerPorts ports;
@@ -139,9 +143,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   for (const auto& entry : config.models) LogModel(*models->Find(entry.name));
   parts->pipeline = std::make_unique<RequestPipeline>(PipelineOptionsOf(config), parts->metrics, models);
   parts->detector_service = std::make_unique<DetectorService>(*parts->pipeline, parts->access);
+  parts->inference_service = std::make_unique<InferenceGrpcService>(*parts->pipeline, parts->access);
   parts->reflection_v1 = std::make_unique<ReflectionV1Service>(
-      std::vector<std::string>{"detr.v1.Detector", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
-                               "grpc.reflection.v1alpha.ServerReflection"});
+      std::vector<std::string>{"detr.v1.Detector", "inference.GRPCInferenceService", "grpc.health.v1.Health",
+                               "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"});
+  if (!config.http_listen.empty()) {
+    InferenceHttpOptions http;
+    http.listen = config.http_listen;
+    http.max_body_bytes = static_cast<std::size_t>(config.max_message_bytes);
+    try {
+      parts->inference_http = std::make_unique<InferenceHttpEndpoint>(http, *parts->pipeline, parts->access);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(e.what());
+    }
+    parts->ports.http = parts->inference_http->port();
+  }
 
   static std::once_flag plugins;
   std::call_once(plugins, [] {
@@ -153,6 +169,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   ApplyConnectionSettings(config.connections, builder);
   builder.RegisterService(parts->detector_service.get());
+  builder.RegisterService(parts->inference_service.get());
   builder.RegisterService(parts->reflection_v1.get());
   parts->grpc = builder.BuildAndStart();
   if (!parts->grpc || parts->ports.grpc == 0) return absl::UnavailableError("cannot listen on " + config.listen);
@@ -163,10 +180,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   spdlog::info("gRPC: {}{}", config.tls.enabled() ? (config.tls.client_ca.empty() ? "TLS" : "mTLS") : "plaintext",
                config.tokens_file.empty() ? "" : ", bearer tokens required (health is open)");
   spdlog::info(
-      "serving gRPC on {} (port {}) and metrics on {} (port {}); {} model(s), {} experiment(s), default "
-      "route '{}'",
-      config.listen, parts->ports.grpc, config.metrics_listen, parts->ports.metrics, config.models.size(),
-      config.experiments.size(), config.DefaultRoute());
+      "serving gRPC (detr.v1, the Open Inference Protocol) on {} (port {}), metrics on {} (port {}), {}; {} "
+      "model(s), {} experiment(s), default route '{}'",
+      config.listen, parts->ports.grpc, config.metrics_listen, parts->ports.metrics,
+      config.http_listen.empty() ? std::string("no HTTP inference (http_listen is empty)")
+                                 : "the Open Inference Protocol over HTTP on " + config.http_listen + " (port " +
+                                       std::to_string(parts->ports.http) + ")",
+      config.models.size(), config.experiments.size(), config.DefaultRoute());
   return std::make_unique<Server>(std::move(parts));
 }
 
@@ -182,6 +202,7 @@ std::vector<std::string> NeedRestart(const ServerConfig& now, const ServerConfig
   };
   differs(now.listen != next.listen, "listen");
   differs(now.metrics_listen != next.metrics_listen, "metrics_listen");
+  differs(now.http_listen != next.http_listen, "http_listen");
   differs(now.intra_op_threads != next.intra_op_threads, "intra_op_threads");
   differs(now.preprocess_threads != next.preprocess_threads, "preprocess_threads");
   differs(now.json_logs != next.json_logs, "log_format");

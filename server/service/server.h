@@ -20,6 +20,7 @@ namespace detr::service {
 struct ServerPorts {
   int grpc = 0;
   int metrics = 0;
+  int http = 0;  ///< the Open Inference Protocol's HTTP port; 0 when http_listen is empty
 };
 
 class Server {

@@ -137,6 +137,7 @@ InProcessServer::InProcessServer(const std::string& config_yaml) {
   }
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "127.0.0.1:0";
+  config.http_listen = "127.0.0.1:0";
   auto server = service::Server::Start(config, LoadDetector);
   if (!server.ok()) {
     ADD_FAILURE() << "the server did not start: " << server.status().message();
@@ -145,12 +146,14 @@ InProcessServer::InProcessServer(const std::string& config_yaml) {
   server_ = std::move(*server);
   target_ = "127.0.0.1:" + std::to_string(server_->ports().grpc);
   metrics_ = "127.0.0.1:" + std::to_string(server_->ports().metrics);
+  http_ = "127.0.0.1:" + std::to_string(server_->ports().http);
 }
 
 absl::Status InProcessServer::Reload(const std::string& config_yaml) {
   auto config = service::ServerConfig::FromText(config_yaml, "test config", DETR_TEST_OUTPUT_DIR);
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "127.0.0.1:0";
+  config.http_listen = "127.0.0.1:0";
   return server_->Reload(config);
 }
 
@@ -168,9 +171,11 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
   if (!config_yaml.empty()) std::ofstream(config_path) << config_yaml;
   target_ = "127.0.0.1:" + std::to_string(FreePort());
   metrics_ = "127.0.0.1:" + std::to_string(FreePort());
+  http_ = "127.0.0.1:" + std::to_string(FreePort());
   log_path_ = dir + "/" + name + ".log";
   // Built before fork: the child of a threaded process may not allocate.
-  std::vector<std::string> args = {DETR_SERVER_BINARY, "--listen", target_, "--metrics-listen", metrics_};
+  std::vector<std::string> args = {DETR_SERVER_BINARY, "--listen",      target_, "--metrics-listen",
+                                   metrics_,           "--http-listen", http_};
   if (!config_path.empty()) args.insert(args.end(), {"--config", config_path});  // else the built-in one
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   std::vector<char*> argv;

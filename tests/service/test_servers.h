@@ -43,11 +43,13 @@ class CapturedLog {
   std::unique_ptr<Impl> impl_;
 };
 
-/// What a test talks to: a gRPC target and a /metrics address.
+/// What a test talks to: a gRPC target, a /metrics address and the Open
+/// Inference Protocol's HTTP address.
 class ServerEndpoints {
  public:
   const std::string& target() const { return target_; }
   const std::string& metrics_address() const { return metrics_; }
+  const std::string& http_address() const { return http_; }
   std::unique_ptr<v1::Detector::Stub> Stub() const;
   /// GET /metrics as text ("" on failure).
   std::string ScrapeMetrics() const;
@@ -55,7 +57,7 @@ class ServerEndpoints {
   double Metric(const std::string& series) const;
 
  protected:
-  std::string target_, metrics_;
+  std::string target_, metrics_, http_;
 };
 
 class InProcessServer : public ServerEndpoints {

@@ -292,14 +292,15 @@ ServerConfig ServerConfig::FromText(const std::string& text, const std::string& 
     throw std::invalid_argument(source + ": not valid YAML/JSON: " + e.what());
   }
   const YamlNode root(document);
-  CheckKeys(
-      root,
-      {"listen", "metrics_listen", "intra_op_threads", "preprocess_threads", "log_format", "drain_timeout_seconds",
-       "limits", "default_route", "models", "experiments", "testing", "tls", "auth", "connections"},
-      source, "");
+  CheckKeys(root,
+            {"listen", "metrics_listen", "http_listen", "intra_op_threads", "preprocess_threads", "log_format",
+             "drain_timeout_seconds", "limits", "default_route", "models", "experiments", "testing", "tls", "auth",
+             "connections"},
+            source, "");
   ServerConfig config;
   ReadIf(root, "listen", config.listen, source, "");
   ReadIf(root, "metrics_listen", config.metrics_listen, source, "");
+  ReadIf(root, "http_listen", config.http_listen, source, "");
   ReadIf(root, "intra_op_threads", config.intra_op_threads, source, "");
   ReadIf(root, "preprocess_threads", config.preprocess_threads, source, "");
   std::string log_format = "text";

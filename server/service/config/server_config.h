@@ -89,6 +89,7 @@ struct ConnectionConfig {
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";
+  std::string http_listen;   // the Open Inference Protocol over HTTP/JSON; empty = none
   int intra_op_threads = 0;  // 0 = every core
   int preprocess_threads = 2;
   bool json_logs = false;

@@ -2,23 +2,12 @@
 
 #include "server/service/frontend/detect_stream_reactor.h"
 #include "server/service/frontend/detector_messages.h"
+#include "server/service/frontend/unary_call.h"
 #include "server/service/pipeline/client_text.h"
 #include "server/service/status_mapping.h"
 
 namespace detr::service {
 namespace {
-
-// A unary call whose CallState learns of the client's cancellation.
-class UnaryCall final : public grpc::ServerUnaryReactor {
- public:
-  explicit UnaryCall(grpc::CallbackServerContext* context) : call_(std::make_shared<CallState>(context->deadline())) {}
-  std::shared_ptr<const CallState> call() const { return call_; }
-  void OnCancel() override { call_->Cancel(); }
-  void OnDone() override { delete this; }  // gRPC's reactor contract: the last event
-
- private:
-  const std::shared_ptr<CallState> call_;
-};
 
 // A stream refused before it starts (a missing or wrong token).
 class RefusedStream final : public grpc::ServerBidiReactor<v1::DetectRequest, v1::DetectResponse> {

@@ -113,6 +113,14 @@ void RequestPipeline::Run(DetectInput input, std::shared_ptr<const CallState> ca
   preprocess_pool_->Post([this, request] { Preprocess(request); });
 }
 
+void RequestPipeline::Refuse(DetectInput input, absl::Status error, Respond respond) {
+  auto request = std::make_shared<Request>();
+  request->input = std::move(input);
+  request->call = std::make_shared<CallState>();
+  request->respond = std::move(respond);
+  Finish(request, std::move(error));
+}
+
 void RequestPipeline::Preprocess(const RequestPtr& request) {
   if (auto status = request->call->Check("before preprocessing"); !status.ok()) return Finish(request, status);
   const auto start = Clock::now();

@@ -56,9 +56,14 @@ class RequestPipeline {
   /// throws is logged and dropped. `call` tells queued work whether anyone
   /// still waits for the answer.
   void Run(DetectInput input, std::shared_ptr<const CallState> call, Respond respond);
+  /// Answers, with `error`, a request that its front end could not even
+  /// convert (a malformed tensor, a bad parameter): recorded and logged like
+  /// any failed request. `input` names its model and id.
+  void Refuse(DetectInput input, absl::Status error, Respond respond);
 
   /// From now on new requests get UNAVAILABLE; admitted ones still finish.
   void StartDraining() { draining_.store(true); }
+  bool draining() const { return draining_.load(); }
 
   /// The models requests are routed to now. A request keeps the set it was
   /// routed by until it is answered.

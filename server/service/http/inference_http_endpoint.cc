@@ -1,0 +1,146 @@
+#include "server/service/http/inference_http_endpoint.h"
+
+#include <vector>
+
+#include "server/service/frontend/inference_protocol.h"
+#include "server/service/http/inference_json.h"
+#include "server/service/pipeline/client_text.h"
+#include "server/service/status_mapping.h"
+
+namespace detr::service {
+namespace {
+
+constexpr const char* kJson = "application/json";
+
+HttpResponse Json(int status, std::string body) { return {status, kJson, std::move(body), {}}; }
+
+HttpResponse Error(const absl::Status& status) {
+  return Json(HttpStatus(status.code()), oip::ErrorJson(std::string(status.message())));
+}
+
+std::vector<std::string> Segments(const std::string& path) {
+  std::vector<std::string> segments;
+  std::size_t at = 1;
+  while (at <= path.size()) {
+    const std::size_t end = std::min(path.find('/', at), path.size());
+    if (end > at) segments.push_back(path.substr(at, end - at));
+    at = end + 1;
+  }
+  return segments;
+}
+
+std::string Header(const HttpRequest& request, const std::string& name) {
+  const auto it = request.headers.find(name);
+  return it == request.headers.end() ? std::string() : it->second;
+}
+
+// "/v2/models/{name}[/versions/{version}][/{action}]" -> name, action.
+struct ModelPath {
+  std::string name, action;
+};
+
+absl::StatusOr<ModelPath> ParseModelPath(const std::vector<std::string>& segments) {
+  ModelPath path;
+  auto name = oip::PercentDecode(segments[2]);
+  if (!name.ok()) return name.status();
+  path.name = std::move(*name);
+  std::size_t next = 3;
+  if (segments.size() > next + 1 && segments[next] == "versions") next += 2;  // one version per model
+  if (segments.size() == next + 1) path.action = segments[next];
+  if (segments.size() > next + 1) return absl::NotFoundError("no such path");
+  return path;
+}
+
+}  // namespace
+
+InferenceHttpEndpoint::InferenceHttpEndpoint(const InferenceHttpOptions& options, RequestPipeline& pipeline,
+                                             const AccessControl& access)
+    : pipeline_(pipeline), access_(access) {
+  HttpServerOptions http;
+  http.listen = options.listen;
+  http.threads = 2;
+  http.request_deadline = options.request_deadline;
+  http.response_deadline = std::chrono::seconds(30);
+  http.max_body_bytes = options.max_body_bytes;
+  http.max_connections = 256;
+  server_ = std::make_unique<HttpServer>(
+      http, [this](HttpRequest&& request, HttpResponder respond) { Handle(std::move(request), std::move(respond)); });
+}
+
+void InferenceHttpEndpoint::Handle(HttpRequest&& request, HttpResponder respond) {
+  const auto segments = Segments(request.path);
+  const bool get = request.method == "GET" || request.method == "HEAD";
+  if (segments.empty() || segments[0] != "v2") {
+    return respond(Error(absl::NotFoundError("no such path; the Open Inference Protocol is under /v2")));
+  }
+  // Liveness and readiness stay open without a token, as gRPC health does.
+  if (segments.size() == 3 && segments[1] == "health" && get) {
+    if (segments[2] == "live") return respond(Json(200, R"({"live":true})"));
+    if (segments[2] == "ready") {
+      return respond(pipeline_.draining() ? Json(503, R"({"ready":false})") : Json(200, R"({"ready":true})"));
+    }
+  }
+  const bool model_path = segments.size() >= 3 && segments[1] == "models";
+  auto path = model_path ? ParseModelPath(segments) : absl::StatusOr<ModelPath>(ModelPath{});
+  if (!path.ok()) return respond(Error(path.status()));
+  if (model_path && path->action == "ready" && get) {
+    if (!pipeline_.models()->Knows(path->name)) {
+      return respond(Error(absl::NotFoundError("no model or experiment named '" + Echo(path->name) + "'")));
+    }
+    const bool ready = !pipeline_.draining();
+    return respond(Json(ready ? 200 : 503, std::string(R"({"ready":)") + (ready ? "true}" : "false}")));
+  }
+  if (auto access = access_.Check(Header(request, "authorization")); !access.ok()) return respond(Error(access));
+  if (segments.size() == 1 && get) return respond(Json(200, oip::ServerMetadataJson(oip::DescribeServer())));
+  if (model_path && path->action.empty() && get) {
+    auto metadata = oip::DescribeModel(*pipeline_.models(), path->name);
+    return respond(metadata.ok() ? Json(200, oip::ModelMetadataJson(*metadata)) : Error(metadata.status()));
+  }
+  if (model_path && path->action == "infer") {
+    if (request.method != "POST") {
+      return respond({405, kJson, oip::ErrorJson("infer takes a POST"), {{"Allow", "POST"}}});
+    }
+    return Infer(path->name, std::move(request), std::move(respond));
+  }
+  respond(Error(absl::NotFoundError("no such path: " + Echo(request.method + " " + request.path))));
+}
+
+void InferenceHttpEndpoint::Infer(const std::string& model, HttpRequest&& http, HttpResponder respond) {
+  const std::string content_type = Header(http, "content-type");
+  absl::StatusOr<oip::InferRequest> parsed = absl::InvalidArgumentError("");
+  if (content_type.rfind("image/", 0) == 0) {
+    parsed = oip::ImageBodyRequest(std::move(http.body), http.query, model);
+  } else {
+    std::size_t json_bytes = 0;
+    const std::string header = Header(http, "inference-header-content-length");
+    if (!header.empty()) {
+      try {
+        json_bytes = std::stoul(header);
+      } catch (const std::exception&) {
+        json_bytes = http.body.size() + 1;  // refused below as past the end
+      }
+    }
+    parsed = oip::ParseInferRequest(std::move(http.body), json_bytes, model);
+  }
+  absl::StatusOr<DetectInput> input = parsed.ok() ? oip::ToDetectInput(*parsed) : parsed.status();
+  auto timeout = parsed.ok() ? oip::Timeout(parsed->parameters) : parsed.status();
+  const auto answer = [respond](const absl::Status& status) { respond(Error(status)); };
+  if (!input.ok() || !timeout.ok()) {
+    DetectInput named;
+    named.model = model;
+    pipeline_.Refuse(std::move(named), input.ok() ? timeout.status() : input.status(),
+                     [answer](absl::StatusOr<DetectResult> result) { answer(result.status()); });
+    return;
+  }
+  // HTTP/1.1 tells a server nothing when its client goes: only the timeout
+  // parameter bounds the wait (and the server's queues, which refuse work
+  // beyond their capacity at once).
+  auto call =
+      std::make_shared<CallState>(*timeout ? std::chrono::system_clock::now() + **timeout : CallState::Deadline::max());
+  pipeline_.Run(std::move(*input), call, [respond, request = std::move(*parsed)](absl::StatusOr<DetectResult> result) {
+    if (!result.ok()) return respond(Error(result.status()));
+    respond(Json(200, oip::InferResponseJson(oip::ToInferResponse(std::move(*result), request))));
+  });
+}
+
+}  // namespace detr::service

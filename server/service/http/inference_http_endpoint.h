@@ -1,0 +1,53 @@
+// The Open Inference Protocol's HTTP/JSON binding (KServe v2 REST) on an
+// HttpServer of its own (http_listen), over the same pipeline as every
+// front end:
+//
+//   GET  /v2                                  server metadata
+//   GET  /v2/health/live, /v2/health/ready    200, or 503 when not ready
+//   GET  /v2/models/{name}[/versions/1]       model metadata
+//   GET  /v2/models/{name}[/versions/1]/ready 200, 404 unknown, 503 draining
+//   POST /v2/models/{name}[/versions/1]/infer an inference request
+//
+// An inference request's body is the protocol's JSON; a BYTES element is a
+// string, {"b64": "..."} or, with the input parameter content_type: base64,
+// a base64 string. Triton's binary data extension is read as well
+// (Inference-Header-Content-Length: the JSON, then each input's
+// binary_data_size bytes). A body whose Content-Type is image/* is the
+// encoded image itself, with parameters from the query string. Answers are
+// JSON; errors are {"error": "..."} with the HTTP status of
+// status_mapping.h. Health and readiness need no token; the rest checks
+// "authorization: Bearer ..." like the gRPC services.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "server/service/access/bearer_tokens.h"
+#include "server/service/http/http_server.h"
+#include "server/service/pipeline/request_pipeline.h"
+
+namespace detr::service {
+
+struct InferenceHttpOptions {
+  std::string listen;                                 ///< host:port; port 0 picks one
+  std::size_t max_body_bytes = 32 << 20;              ///< as gRPC's max_message_bytes
+  std::chrono::milliseconds request_deadline{30000};  ///< receiving a whole request
+};
+
+class InferenceHttpEndpoint {
+ public:
+  /// Throws std::runtime_error when it cannot listen there.
+  InferenceHttpEndpoint(const InferenceHttpOptions& options, RequestPipeline& pipeline, const AccessControl& access);
+
+  int port() const { return server_->port(); }
+
+ private:
+  void Handle(HttpRequest&& request, HttpResponder respond);
+  void Infer(const std::string& model, HttpRequest&& request, HttpResponder respond);
+
+  RequestPipeline& pipeline_;
+  const AccessControl& access_;
+  std::unique_ptr<HttpServer> server_;  // last: serves what is above
+};
+
+}  // namespace detr::service
