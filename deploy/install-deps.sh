@@ -29,6 +29,9 @@ TOOL_PACKAGES=(
   prometheus
   clang-format                 # make test checks the formatting
   openssl                      # make test makes TLS certificates with it
+  curl python3-grpcio          # the Open Inference Protocol's end-to-end test: clients we did not write
+  python3-yaml                 # server/tools/render_k8s_monitoring.py
+  nodejs npm                   # the manifests' schema check (npm's kubernetes-models), the ONNX Runtime bench
 )
 
 # Fuzzing (make fuzz): libFuzzer is clang's, and its runtime has a package of its own.

@@ -85,9 +85,11 @@ class KubernetesTest : public ::testing::Test {
 
 TEST_F(KubernetesTest, BaseRendersWithProbesResourcesAndSecurity) {
   const auto objects = Render("deploy/k8s/base");
-  for (const char* kind : {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "ConfigMap"}) {
+  for (const char* kind : {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"}) {
     EXPECT_NE(Find(objects, kind), nullptr) << kind;
   }
+  // Applies on a cluster without the Prometheus operator's CRDs.
+  for (const char* kind : {"ServiceMonitor", "PrometheusRule"}) EXPECT_EQ(Find(objects, kind), nullptr) << kind;
   const auto* deployment = Find(objects, "Deployment");
   ASSERT_NE(deployment, nullptr);
   const auto pod = (*deployment)["spec"]["template"]["spec"];
@@ -95,6 +97,11 @@ TEST_F(KubernetesTest, BaseRendersWithProbesResourcesAndSecurity) {
   for (const char* probe : {"readinessProbe", "livenessProbe", "startupProbe"}) {
     EXPECT_EQ(container[probe]["grpc"]["port"].as<int>(), 50051) << probe;
   }
+  // An image a cluster can pull (a registry, through kustomize's images:),
+  // and no replica count to fight the HPA's.
+  const auto image = container["image"].as<std::string>();
+  EXPECT_NE(image.find('/'), std::string::npos) << image;
+  EXPECT_FALSE((*deployment)["spec"]["replicas"]) << "the HPA owns the replica count";
   for (const char* level : {"requests", "limits"}) {
     EXPECT_TRUE(container["resources"][level]["cpu"] && container["resources"][level]["memory"]) << level;
   }
@@ -110,7 +117,11 @@ TEST_F(KubernetesTest, BaseRendersWithProbesResourcesAndSecurity) {
   const auto config = ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()),
                                              "configmap", ".");
   const int drain = static_cast<int>(config.drain_timeout.count() / 1000);
-  const int pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"].as<int>();
+  // exec sleep: the sleep action needs Kubernetes 1.30.
+  const auto pre_stop_command = container["lifecycle"]["preStop"]["exec"]["command"].as<std::vector<std::string>>();
+  ASSERT_EQ(pre_stop_command.size(), 2u);
+  EXPECT_EQ(pre_stop_command[0], "sleep");
+  const int pre_stop = std::stoi(pre_stop_command[1]);
   EXPECT_GT(pod["terminationGracePeriodSeconds"].as<int>(), drain + pre_stop);
   EXPECT_EQ(pod["volumes"][0]["configMap"]["name"].as<std::string>(), (*config_map)["metadata"]["name"].as<std::string>());
 
@@ -128,7 +139,10 @@ TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
   const auto objects = Render("deploy/k8s/overlays/ab-experiment");
   const auto* deployment = Find(objects, "Deployment");
   ASSERT_NE(deployment, nullptr);
-  EXPECT_EQ((*deployment)["spec"]["replicas"].as<int>(), 3);
+  EXPECT_FALSE((*deployment)["spec"]["replicas"]) << "the HPA owns the replica count";
+  const auto* hpa = Find(objects, "HorizontalPodAutoscaler");
+  ASSERT_NE(hpa, nullptr);
+  EXPECT_EQ((*hpa)["spec"]["minReplicas"].as<int>(), 3);
   const auto* config_map = Find(objects, "ConfigMap");
   ASSERT_NE(config_map, nullptr);
   const auto config = ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()),
@@ -136,6 +150,61 @@ TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
   const auto* experiment = config.FindExperiment(config.default_route);
   ASSERT_NE(experiment, nullptr);
   EXPECT_EQ(experiment->kind, ExperimentKind::kSticky);
+}
+
+// The Prometheus operator's component: the scrape, every alert and recording
+// rule of deploy/prometheus/rules/ (the same groups that compose's
+// Prometheus loads), the dashboard, and the HPA on queue depth.
+TEST_F(KubernetesTest, PrometheusOperatorComponentCarriesRulesDashboardAndQueueDepthScaling) {
+  const auto objects = Render("deploy/k8s/overlays/prometheus-operator");
+  const auto* monitor = Find(objects, "ServiceMonitor");
+  ASSERT_NE(monitor, nullptr);
+  EXPECT_EQ((*monitor)["spec"]["endpoints"][0]["port"].as<std::string>(), "metrics");
+  const auto* rule = Find(objects, "PrometheusRule");
+  ASSERT_NE(rule, nullptr);
+  std::size_t groups = 0;
+  for (const auto& file : std::filesystem::directory_iterator(kSource + "/deploy/prometheus/rules")) {
+    groups += YAML::LoadFile(file.path().string())["groups"].size();
+  }
+  EXPECT_EQ((*rule)["spec"]["groups"].size(), groups);
+  const auto* dashboard = Find(objects, "ConfigMap", "detr-serve-dashboard");
+  ASSERT_NE(dashboard, nullptr);
+  EXPECT_EQ((*dashboard)["metadata"]["labels"]["grafana_dashboard"].as<std::string>(), "1");
+  EXPECT_NE((*dashboard)["data"]["detr-serve.json"].as<std::string>().find("detr_queue_depth"), std::string::npos);
+  const auto* hpa = Find(objects, "HorizontalPodAutoscaler");
+  ASSERT_NE(hpa, nullptr);
+  EXPECT_EQ((*hpa)["spec"]["metrics"][0]["pods"]["metric"]["name"].as<std::string>(), "detr_queue_depth");
+}
+
+// The KServe runtime: the Open Inference Protocol on the ports KServe
+// expects, the config from KServe's model folder, and an InferenceService of
+// its model format.
+TEST_F(KubernetesTest, KserveRuntimeServesTheProtocolWhereKserveLooks) {
+  const auto objects = Render("deploy/kserve");
+  const auto* runtime = Find(objects, "ClusterServingRuntime");
+  const auto* service = Find(objects, "InferenceService");
+  ASSERT_TRUE(runtime && service);
+  const auto spec = (*runtime)["spec"];
+  const auto container = spec["containers"][0];
+  EXPECT_EQ(container["name"].as<std::string>(), "kserve-container");
+  EXPECT_NE(container["image"].as<std::string>().find('/'), std::string::npos);
+  const auto args = container["args"].as<std::vector<std::string>>();
+  const auto flag = [&](const std::string& name) {
+    const auto at = std::find(args.begin(), args.end(), name);
+    return at != args.end() && at + 1 != args.end() ? *(at + 1) : std::string();
+  };
+  EXPECT_EQ(flag("--config"), "/mnt/models/detr-server.yaml");
+  const auto http = flag("--http-listen");
+  EXPECT_EQ(http.substr(http.rfind(':') + 1), std::to_string(container["ports"][0]["containerPort"].as<int>()));
+  EXPECT_EQ(container["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/v2/health/ready");
+  const auto protocols = spec["protocolVersions"].as<std::vector<std::string>>();
+  EXPECT_NE(std::find(protocols.begin(), protocols.end(), "v2"), protocols.end());
+  const auto model = (*service)["spec"]["predictor"]["model"];
+  EXPECT_EQ(model["modelFormat"]["name"].as<std::string>(), spec["supportedModelFormats"][0]["name"].as<std::string>());
+  EXPECT_EQ(model["runtime"].as<std::string>(), (*runtime)["metadata"]["name"].as<std::string>());
+  EXPECT_EQ(model["protocolVersion"].as<std::string>(), "v2");
+  // The repository's deploy/ is such a model folder: its config is valid there.
+  EXPECT_NO_THROW(ServerConfig::FromFile(kSource + "/deploy/detr-server.yaml"));
 }
 
 // The TLS overlay: the server's flags name files of the mounted Secrets, and
