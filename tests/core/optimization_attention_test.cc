@@ -1,5 +1,7 @@
 // The "What must hold" list of docs/optimization-attention.md, one test each,
 // plus the options of the optimization type.
+#include <cmath>
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
@@ -223,6 +225,34 @@ TEST_F(OptimizationAttentionTest, TopKKeepsAtMostKWeightsPerRow) {
     EXPECT_LE((weights > 0).sum(-1).max().item<int64_t>(), 3) << ToString(normalizer);
     EXPECT_LE(weights.sum(-1).max().item<double>(), 1.0 + 1e-9);
   }
+}
+
+// The spec's random tokens: directions scaled by sigma, the RMS of the
+// dictionary's real (unpadded) entries, per image and head; their value rows
+// are zero, so they take weight from the keys without adding to the output.
+TEST_F(OptimizationAttentionTest, RandomTokensHaveTheDictionarysRmsAndZeroValues) {
+  auto p = SmallProblem(6, 9, 4, /*pad=*/true, false);
+  p.options.random_tokens = 2;
+  p.options.normalize_inputs = false;
+  p.problem.random_directions = Randn({3, 2, 4});
+  const auto dictionary = PrepareDictionary(p.problem, p.options);
+  ASSERT_EQ(dictionary.sizes(), (std::vector<int64_t>{2, 3, 11, 4}));
+  for (int64_t b = 0; b < 2; ++b) {
+    const int64_t real = b == 0 ? 9 : 6;  // image 1's last 3 keys are padding
+    for (int64_t h = 0; h < 3; ++h) {
+      const auto rows = p.problem.dictionary[b][h].slice(0, 0, real);
+      const double sigma = std::sqrt(rows.pow(2).sum().item<double>() / static_cast<double>(real * 4));
+      EXPECT_TRUE(at::allclose(dictionary[b][h].slice(0, 9, 11), p.problem.random_directions[h] * sigma, 1e-12, 1e-12))
+          << "image " << b << ", head " << h;
+    }
+  }
+  const auto values = Randn({2, 3, 9, 4});
+  auto [allowed, z] = Solve(p);
+  const auto weights = CoefficientsToWeights(z, allowed, p.options);  // (2, 3, 6, 11)
+  const auto zero_rows = at::zeros({2, 3, 2, 4}, values.options());
+  const auto expected = at::matmul(weights, at::cat({values, zero_rows}, 2));
+  EXPECT_TRUE(at::allclose(OptimizationAttention(p.problem, values, p.options), expected, 1e-12, 1e-12));
+  EXPECT_GT(weights.slice(-1, 9, 11).abs().max().item<double>(), 0.0) << "the random tokens take weight";
 }
 
 TEST_F(OptimizationAttentionTest, RandomTokensAreReproduciblePerSeedAndSite) {
