@@ -80,7 +80,7 @@ TEST(CheckpointTest, HalfPrecisionWeightsAreWidened) {
 TEST(CheckpointTest, SoftmaxCheckpointLoadsIntoNonSoftmaxSitesWithQkReported) {
   Detr softmax(TinyConfig());
   auto state = StateDict(*softmax);
-  for (auto type : {AttentionType::kOptimization, AttentionType::kSoftmaxIdentityQk}) {
+  for (auto type : {AttentionType::kOptimization, AttentionType::kSoftmaxIdentityQk, AttentionType::kPooling}) {
     Detr swapped(TinyConfig(type));
     auto report = LoadStateDict(*swapped, state, "softmax ckpt");
     // 3 sites x (weight + bias)
@@ -161,7 +161,7 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
   EXPECT_NE(error_of(R"({"enc_layers": 3.2e92})").find("'enc_layers' has the wrong type"), std::string::npos);
   EXPECT_NE(error_of(R"({"enc_layers": 4294967296})").find("'enc_layers' has the wrong type"), std::string::npos);
   EXPECT_NE(error_of(R"({"enc_layers": 2.5})").find("'enc_layers' has the wrong type"), std::string::npos);
-  EXPECT_NE(error_of(R"({"attention": {"encoder.self": {"type": "linear"}}})").find("attention.encoder.self.type"),
+  EXPECT_NE(error_of(R"({"attention": {"encoder.self": {"type": "performer"}}})").find("attention.encoder.self.type"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"attention": {"decoder.cross": {"itterations": 3}}})").find("itterations"), std::string::npos);
   EXPECT_NE(error_of(R"({"backbone": "resnet18", "dilation": true})").find("'dilation'"), std::string::npos);

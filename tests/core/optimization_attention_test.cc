@@ -112,7 +112,8 @@ TEST_F(OptimizationAttentionTest, PaddedKeysGetZeroWeightAndChangeNothing) {
     EXPECT_EQ(padded_weights.abs().max().item<double>(), 0.0) << ToString(normalizer);
   }
 
-  for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization}) {
+  for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization,
+                    AttentionType::kLinear, AttentionType::kPooling}) {
     for (auto site : {AttentionSite::kDecoderCross, AttentionSite::kEncoderSelf}) {
       AttentionOptions options;
       options.random_tokens = 3;
@@ -143,7 +144,8 @@ TEST_F(OptimizationAttentionTest, PaddedKeysGetZeroWeightAndChangeNothing) {
 
 // An image's output does not depend on the other images of its batch.
 TEST_F(OptimizationAttentionTest, OutputDoesNotDependOnBatchMates) {
-  for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization}) {
+  for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization,
+                    AttentionType::kLinear, AttentionType::kPooling}) {
     auto config = testing::TinyModelConfig(type, /*dec_layers=*/2, /*num_queries=*/5, /*num_classes=*/91);
     for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
       config.attention(site).random_tokens = 2;
@@ -255,6 +257,55 @@ TEST_F(OptimizationAttentionTest, RandomTokensHaveTheDictionarysRmsAndZeroValues
   EXPECT_GT(weights.slice(-1, 9, 11).abs().max().item<double>(), 0.0) << "the random tokens take weight";
 }
 
+// The reviewers' baselines against straightforward loops over their
+// definitions: linear attention with phi(x) = elu(x) + 1, and mean pooling,
+// both over unpadded keys only.
+TEST_F(OptimizationAttentionTest, LinearAndPoolingAttentionMatchTheirDefinitions) {
+  const int64_t n = 4, m = 6, dh = 3;
+  auto q = Randn({2, 2, n, dh}), k = Randn({2, 2, m, dh}), v = Randn({2, 2, m, dh});
+  auto padding = at::zeros({2, m}, at::kBool);
+  padding.index_put_({1, at::indexing::Slice(m - 2, m)}, true);  // image 1: 2 padded keys
+  const auto linear = LinearAttention(q, k, v, padding);
+  const auto pooled = PoolingAttention(n, v, padding);
+  const auto phi = [](double x) { return x > 0 ? x + 1 : std::exp(x); };  // elu(x) + 1
+  for (int64_t b = 0; b < 2; ++b) {
+    const int64_t real = b == 0 ? m : m - 2;
+    for (int64_t h = 0; h < 2; ++h) {
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t c = 0; c < dh; ++c) {
+          double numerator = 0, denominator = 0, sum = 0;
+          for (int64_t j = 0; j < real; ++j) {
+            double similarity = 0;
+            for (int64_t e = 0; e < dh; ++e) {
+              similarity += phi(q[b][h][i][e].item<double>()) * phi(k[b][h][j][e].item<double>());
+            }
+            numerator += similarity * v[b][h][j][c].item<double>();
+            denominator += similarity;
+            sum += v[b][h][j][c].item<double>();
+          }
+          EXPECT_NEAR(linear[b][h][i][c].item<double>(), numerator / denominator, 1e-10);
+          EXPECT_NEAR(pooled[b][h][i][c].item<double>(), sum / static_cast<double>(real), 1e-12);
+        }
+      }
+    }
+  }
+}
+
+// Linear sites keep the q, k and v projections (a softmax checkpoint loads
+// as it is); pooling sites keep only v. Both train: gradients reach them.
+TEST_F(OptimizationAttentionTest, LinearAndPoolingSitesHoldTheirProjectionsAndTrain) {
+  const int64_t d = 16;
+  for (auto type : {AttentionType::kLinear, AttentionType::kPooling}) {
+    auto attention = MakeSite(type, AttentionSite::kDecoderCross);
+    EXPECT_EQ(attention->in_proj_weight.size(0), type == AttentionType::kLinear ? 3 * d : d) << ToString(type);
+    auto query = Randn({1, 3, d}), key = Randn({1, 7, d});
+    (attention(query, key, key) * Randn({1, 3, d})).sum().backward();
+    ASSERT_TRUE(attention->in_proj_weight.grad().defined()) << ToString(type);
+    EXPECT_GT(attention->in_proj_weight.grad().abs().max().item<double>(), 0.0) << ToString(type);
+    EXPECT_TRUE(attention->in_proj_weight.grad().isfinite().all().item<bool>()) << ToString(type);
+  }
+}
+
 TEST_F(OptimizationAttentionTest, RandomTokensAreReproduciblePerSeedAndSite) {
   AttentionOptions options;
   options.random_tokens = 4;
@@ -281,7 +332,7 @@ TEST_F(OptimizationAttentionTest, NonSoftmaxSitesDropTheQueryAndKeyProjections) 
     for (const auto& p : m.parameters()) n += p.numel();
     return n;
   };
-  for (auto type : {AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization}) {
+  for (auto type : {AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization, AttentionType::kPooling}) {
     auto other = MakeSite(type, AttentionSite::kEncoderSelf);
     EXPECT_EQ(count(*softmax) - count(*other), 2 * d * d + 2 * d) << ToString(type);
   }

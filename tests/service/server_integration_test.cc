@@ -432,6 +432,24 @@ std::pair<int, std::string> RunServerExpectingFailure(const std::string& yaml, c
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
+// The reviewers' baselines run in the server like the other types, per
+// site, and the answer says which attention each site ran.
+TEST(BaselineAttentionTest, LinearAndPoolingSitesServe) {
+  InProcessServer server(std::string("models:\n  - {name: baselines, architecture: ") + kArchitecture +
+                         ", random_seed: 3, attention: {encoder.self: linear, decoder.self: pooling, "
+                         "decoder.cross: linear}, preprocessing: {shortest_edge: 64, longest_edge: 128}}\n");
+  ASSERT_TRUE(server.ok());
+  auto stub = server.Stub();
+  v1::DetectResponse response;
+  const auto status = Call(*stub, Request(MakeImage(96, 64, 5), "baselines"), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.attention().encoder_self(), "linear");
+  EXPECT_EQ(response.attention().decoder_self(), "pooling");
+  EXPECT_EQ(response.attention().decoder_cross(), "linear");
+  EXPECT_EQ(response.detections_size(), 5) << "one per query at threshold 0";
+  for (const auto& d : response.detections()) EXPECT_TRUE(std::isfinite(d.score()) && d.box().x1() >= d.box().x0());
+}
+
 TEST(ServerStartupTest, BadConfigOrWeightsStopStartUpWithAMessage) {
   auto [code, output] = RunServerExpectingFailure(
       "models: [{name: a, architecture: {backbone: resnet18}, "

@@ -47,6 +47,8 @@ const char* ToString(AttentionType type) {
     case AttentionType::kSoftmax: return "softmax";
     case AttentionType::kSoftmaxIdentityQk: return "softmax_identity_qk";
     case AttentionType::kOptimization: return "optimization";
+    case AttentionType::kLinear: return "linear";
+    case AttentionType::kPooling: return "pooling";
   }
   return "?";
 }
@@ -70,10 +72,11 @@ std::optional<AttentionSite> ParseSite(const std::string& name) {
 namespace config {
 
 AttentionType ParseAttentionType(const std::string& name, const std::string& source, const std::string& field) {
-  for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization}) {
+  for (auto type : {AttentionType::kSoftmax, AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization,
+                    AttentionType::kLinear, AttentionType::kPooling}) {
     if (name == ToString(type)) return type;
   }
-  Invalid(source, field, "is '" + name + "'; expected softmax, softmax_identity_qk or optimization");
+  Invalid(source, field, "is '" + name + "'; expected softmax, softmax_identity_qk, optimization, linear or pooling");
 }
 
 Normalizer ParseNormalizer(const std::string& name, const std::string& source, const std::string& field) {

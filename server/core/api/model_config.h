@@ -14,7 +14,10 @@
 
 namespace detr::core {
 
-enum class AttentionType { kSoftmax, kSoftmaxIdentityQk, kOptimization };
+/// kLinear and kPooling are the reviewers' cheap baselines (issue 16):
+/// kernelised linear attention (elu + 1 features, Q, K and V projections) and
+/// mean pooling of the values (no Q or K).
+enum class AttentionType { kSoftmax, kSoftmaxIdentityQk, kOptimization, kLinear, kPooling };
 enum class Normalizer { kReluPower, kAbsPower, kSoftmax };
 /// The three places attention sits in DETR.
 enum class AttentionSite { kEncoderSelf, kDecoderSelf, kDecoderCross };

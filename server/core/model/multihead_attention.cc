@@ -41,6 +41,30 @@ at::Tensor SoftmaxAttentionUnfused(const at::Tensor& q, const at::Tensor& k, con
   return at::matmul(scores.softmax(-1), v);
 }
 
+at::Tensor LinearAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& key_padding) {
+  auto phi_q = at::elu(q) + 1;  // (B, H, n, dh)
+  auto phi_k = at::elu(k) + 1;  // (B, H, m, dh)
+  if (key_padding.defined()) {
+    auto keep = key_padding.logical_not().to(k.scalar_type()).view({k.size(0), 1, k.size(2), 1});
+    phi_k = phi_k * keep;  // padded keys add nothing to S or z
+  }
+  auto state = at::matmul(phi_k.transpose(-2, -1), v);                         // (B, H, dh, dh)
+  auto normaliser = at::matmul(phi_q, phi_k.sum(-2).unsqueeze(-1));            // (B, H, n, 1)
+  return at::matmul(phi_q, state) / normaliser.clamp_min(1e-6);
+}
+
+at::Tensor PoolingAttention(int64_t n, const at::Tensor& v, const at::Tensor& key_padding) {
+  at::Tensor mean;
+  if (key_padding.defined()) {
+    auto keep = key_padding.logical_not().to(v.scalar_type()).view({v.size(0), 1, v.size(2), 1});
+    mean = (v * keep).sum(-2, /*keepdim=*/true) / keep.sum(-2, /*keepdim=*/true).clamp_min(1);
+  } else {
+    mean = v.mean(-2, /*keepdim=*/true);
+  }
+  return mean.expand({v.size(0), v.size(1), n, v.size(3)});
+}
+
 at::Tensor SoftmaxAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& key_padding) {
 #if TORCH_VERSION_MAJOR >= 2
@@ -65,7 +89,7 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t embed_dim, int64_t num_he
       site_(site),
       options_(options) {
   TORCH_CHECK(embed_dim % num_heads == 0, "embed_dim must be divisible by num_heads");
-  const int64_t rows = options.type == AttentionType::kSoftmax ? 3 * embed_dim : embed_dim;
+  const int64_t rows = HasQkProjections() ? 3 * embed_dim : embed_dim;
   // nn.MultiheadAttention's initialisation: xavier-uniform weights, zero biases.
   in_proj_weight = register_parameter("in_proj_weight", at::empty({rows, embed_dim}));
   torch::nn::init::xavier_uniform_(in_proj_weight);
@@ -86,7 +110,7 @@ at::Tensor MultiheadAttentionImpl::SplitHeads(const at::Tensor& x) const {
 }
 
 at::Tensor MultiheadAttentionImpl::Projected(const at::Tensor& x, int64_t row) const {
-  const int64_t begin = options_.type == AttentionType::kSoftmax ? row * embed_dim_ : 0;
+  const int64_t begin = HasQkProjections() ? row * embed_dim_ : 0;
   return Linear(x, in_proj_weight.narrow(0, begin, embed_dim_), in_proj_bias.narrow(0, begin, embed_dim_));
 }
 
@@ -96,7 +120,8 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
   auto v = SplitHeads(Projected(value, 2));
   at::Tensor heads;
   switch (options_.type) {
-    case AttentionType::kSoftmax: {
+    case AttentionType::kSoftmax:
+    case AttentionType::kLinear: {
       at::Tensor q, k;
       if (query.is_same(key)) {  // self-attention: one matmul for q and k
         auto qk = Linear(query, in_proj_weight.narrow(0, 0, 2 * embed_dim_), in_proj_bias.narrow(0, 0, 2 * embed_dim_))
@@ -107,9 +132,13 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
         q = Projected(query, 0);
         k = Projected(key, 1);
       }
-      heads = SoftmaxAttention(SplitHeads(q), SplitHeads(k), v, key_padding);
+      heads = options_.type == AttentionType::kSoftmax ? SoftmaxAttention(SplitHeads(q), SplitHeads(k), v, key_padding)
+                                                        : LinearAttention(SplitHeads(q), SplitHeads(k), v, key_padding);
       break;
     }
+    case AttentionType::kPooling:
+      heads = PoolingAttention(n, v, key_padding);
+      break;
     case AttentionType::kSoftmaxIdentityQk:
       heads = SoftmaxAttention(SplitHeads(query), SplitHeads(key), v, key_padding);
       break;
@@ -134,7 +163,7 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
 std::vector<std::string> MultiheadAttentionImpl::AdaptCheckpoint(const std::string& prefix,
                                                                  TensorMap& state) const {
   std::vector<std::string> dropped;
-  if (options_.type == AttentionType::kSoftmax) return dropped;
+  if (HasQkProjections()) return dropped;
   for (const char* name : {"in_proj_weight", "in_proj_bias"}) {
     const auto it = state.find(prefix + name);
     if (it == state.end() || it->second.dim() == 0 || it->second.size(0) != 3 * embed_dim_) continue;

@@ -28,13 +28,17 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
                      const at::Tensor& key_padding = {});
 
-  /// Softmax sites hold the q, k and v rows of in_proj (3d x d); the others
-  /// hold the v rows only (d x d). Given a checkpoint written for a softmax
+  /// Softmax and linear sites hold the q, k and v rows of in_proj (3d x d);
+  /// the others hold the v rows only (d x d). Given a checkpoint written for a softmax
   /// site, slices out the v rows in place and returns one line per dropped
   /// tensor for the load report. `prefix` is this module's key prefix.
   std::vector<std::string> AdaptCheckpoint(const std::string& prefix, TensorMap& state) const;
 
   AttentionType type() const { return options_.type; }
+  /// Whether this site projects queries and keys (softmax, linear).
+  bool HasQkProjections() const {
+    return options_.type == AttentionType::kSoftmax || options_.type == AttentionType::kLinear;
+  }
   const AttentionOptions& options() const { return options_; }
   AttentionSite site() const { return site_; }
 
@@ -59,6 +63,17 @@ TORCH_MODULE(MultiheadAttention);
 /// blocked path of softmax_attention_inference.h, training the unfused one.
 at::Tensor SoftmaxAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& key_padding);
+
+/// Kernelised linear attention (Katharopoulos et al. 2020) on heads, with
+/// phi(x) = elu(x) + 1: out_i = phi(q_i) S / (phi(q_i) z), S = sum_j phi(k_j)
+/// v_j^T, z = sum_j phi(k_j), over unpadded keys only. O(n dh^2), no n x m
+/// matrix. Differentiable.
+at::Tensor LinearAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& key_padding);
+
+/// Every query takes the mean of the unpadded value rows: v (B, H, m, dh) ->
+/// (B, H, n, dh). Differentiable.
+at::Tensor PoolingAttention(int64_t n, const at::Tensor& v, const at::Tensor& key_padding);
 
 /// The plain path, as eager PyTorch code writes it: the whole (B, H, n, m)
 /// score tensor, softmax, product with v. Differentiable. The benchmarks
