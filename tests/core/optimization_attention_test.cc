@@ -164,6 +164,38 @@ TEST_F(OptimizationAttentionTest, OutputDoesNotDependOnBatchMates) {
   }
 }
 
+// The official training's dropout (in the transformer, and on softmax
+// sites' attention weights) acts only while training with gradients:
+// inference gives the same answer in either mode, and dropout 0 never drops.
+TEST_F(OptimizationAttentionTest, DropoutActsOnlyWhileTrainingWithGradients) {
+  for (auto type : {AttentionType::kSoftmax, AttentionType::kOptimization}) {
+    auto config = testing::TinyModelConfig(type, /*dec_layers=*/1, /*num_queries=*/5, /*num_classes=*/91);
+    config.dropout = 0.5;
+    Detr model(config);
+    model->train();
+    auto images = Randn({1, 3, 64, 64}, at::kFloat);
+    auto mask = at::zeros({1, 64, 64}, at::kBool);
+    const auto logits = [&] { return model->forward(images, mask).logits.detach(); };
+    EXPECT_FALSE(logits().equal(logits())) << ToString(type) << ": training drops at random";
+    {
+      torch::NoGradGuard no_grad;
+      EXPECT_TRUE(logits().equal(logits())) << ToString(type) << ": no gradients, no dropout";
+    }
+    model->eval();
+    EXPECT_TRUE(logits().equal(logits())) << ToString(type) << ": eval mode, no dropout";
+  }
+  auto config = testing::TinyModelConfig();
+  config.dropout = 0;
+  Detr model(config);
+  model->train();
+  auto images = Randn({1, 3, 64, 64}, at::kFloat);
+  auto mask = at::zeros({1, 64, 64}, at::kBool);
+  EXPECT_TRUE(model->forward(images, mask).logits.equal(model->forward(images, mask).logits));
+  config.dropout = 1.0;
+  EXPECT_THROW(config.Validate(), std::invalid_argument);
+  EXPECT_NE(testing::TinyModelConfig().ToJsonText().find("\"dropout\": 0.1"), std::string::npos);
+}
+
 // Gradients through the K unrolled steps are finite and match finite differences.
 TEST_F(OptimizationAttentionTest, GradientsMatchFiniteDifferences) {
   AttentionOptions options;

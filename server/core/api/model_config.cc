@@ -154,7 +154,8 @@ std::string ModelConfig::ToJsonText() const {
             {"num_queries", num_queries},
             {"num_classes", num_classes},
             {"position_embedding", position_embedding},
-            {"normalize_before", normalize_before}};
+            {"normalize_before", normalize_before},
+            {"dropout", dropout}};
   if (!class_names.empty()) j["class_names"] = class_names;
   for (auto site : kSites) j["attention"][ToString(site)] = AttentionToJson(attention(site));
   return j.dump(2);
@@ -178,6 +179,7 @@ void ModelConfig::Validate() const {
   Require(enc_layers >= 0, "enc_layers", "must be >= 0");
   Require(dec_layers > 0, "dec_layers", "must be > 0");
   Require(dim_feedforward > 0, "dim_feedforward", "must be > 0");
+  Require(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
   Require(num_queries > 0, "num_queries", "must be > 0");
   Require(num_classes > 0, "num_classes", "must be > 0");
   Require(class_names.empty() || static_cast<int>(class_names.size()) == num_classes, "class_names",

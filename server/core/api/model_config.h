@@ -62,6 +62,11 @@ struct ModelConfig {
   int num_classes = 91;  // the head predicts num_classes + 1 ("no object")
   std::string position_embedding = "sine";
   bool normalize_before = false;  // pre-norm transformer layers
+  /// The official training's dropout in the transformer: after each
+  /// attention and feed-forward block, inside the feed-forward block, and on
+  /// softmax sites' attention weights. Only while training with gradients;
+  /// inference (eval mode, or no gradients) never drops.
+  double dropout = 0.1;
   /// Name of each class id (ours; the official code keeps names outside the
   /// model). Empty: COCO's names when num_classes is 91, else "class N".
   std::vector<std::string> class_names;

@@ -72,6 +72,7 @@ void ApplyModelConfig(ModelConfig& c, const Node& node, const std::string& sourc
     else if (key == "num_classes") c.num_classes = Read<int>(value, source, key);
     else if (key == "position_embedding") c.position_embedding = Read<std::string>(value, source, key);
     else if (key == "normalize_before") c.normalize_before = Read<bool>(value, source, key);
+    else if (key == "dropout") c.dropout = Read<double>(value, source, key);
     else if (key == "class_names") c.class_names = Read<std::vector<std::string>>(value, source, key);
     else if (key == "seed") continue;  // the fixture records its weight seed; no effect on the architecture
     else if (key == "attention") ApplyAttention(c, value, source, "attention");

@@ -35,10 +35,12 @@ at::Tensor AdditivePaddingMask(const at::Tensor& key_padding, const at::TensorOp
 }  // namespace
 
 at::Tensor SoftmaxAttentionUnfused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                   const at::Tensor& key_padding) {
+                                   const at::Tensor& key_padding, double weight_dropout) {
   auto scores = at::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))), k.transpose(-2, -1));
   if (key_padding.defined()) scores = scores + AdditivePaddingMask(key_padding, q.options());
-  return at::matmul(scores.softmax(-1), v);
+  auto weights = scores.softmax(-1);
+  if (weight_dropout > 0) weights = at::dropout(weights, weight_dropout, /*train=*/true);
+  return at::matmul(weights, v);
 }
 
 at::Tensor LinearAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -105,6 +107,14 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t embed_dim, int64_t num_he
   }
 }
 
+at::Tensor MultiheadAttentionImpl::Softmax(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const at::Tensor& key_padding) const {
+  if (weight_dropout_ > 0 && is_training() && at::GradMode::is_enabled()) {
+    return SoftmaxAttentionUnfused(q, k, v, key_padding, weight_dropout_);
+  }
+  return SoftmaxAttention(q, k, v, key_padding);
+}
+
 at::Tensor MultiheadAttentionImpl::SplitHeads(const at::Tensor& x) const {
   return x.view({x.size(0), x.size(1), num_heads_, head_dim_}).transpose(1, 2);
 }
@@ -132,15 +142,18 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
         q = Projected(query, 0);
         k = Projected(key, 1);
       }
-      heads = options_.type == AttentionType::kSoftmax ? SoftmaxAttention(SplitHeads(q), SplitHeads(k), v, key_padding)
-                                                        : LinearAttention(SplitHeads(q), SplitHeads(k), v, key_padding);
+      if (options_.type == AttentionType::kLinear) {
+        heads = LinearAttention(SplitHeads(q), SplitHeads(k), v, key_padding);
+      } else {
+        heads = Softmax(SplitHeads(q), SplitHeads(k), v, key_padding);
+      }
       break;
     }
     case AttentionType::kPooling:
       heads = PoolingAttention(n, v, key_padding);
       break;
     case AttentionType::kSoftmaxIdentityQk:
-      heads = SoftmaxAttention(SplitHeads(query), SplitHeads(key), v, key_padding);
+      heads = Softmax(SplitHeads(query), SplitHeads(key), v, key_padding);
       break;
     case AttentionType::kOptimization: {
       OptimizationProblem problem;

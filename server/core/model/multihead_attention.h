@@ -35,6 +35,10 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   std::vector<std::string> AdaptCheckpoint(const std::string& prefix, TensorMap& state) const;
 
   AttentionType type() const { return options_.type; }
+  /// Dropout on the attention weights of softmax sites while training with
+  /// gradients (the official nn.MultiheadAttention's dropout); other types
+  /// have no weight matrix to drop from.
+  void set_weight_dropout(double p) { weight_dropout_ = p; }
   /// Whether this site projects queries and keys (softmax, linear).
   bool HasQkProjections() const {
     return options_.type == AttentionType::kSoftmax || options_.type == AttentionType::kLinear;
@@ -48,12 +52,16 @@ class MultiheadAttentionImpl : public torch::nn::Module {
  private:
   // (B, L, d) -> (B, H, L, dh)
   at::Tensor SplitHeads(const at::Tensor& x) const;
+  // Softmax attention, with weight dropout while training.
+  at::Tensor Softmax(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& key_padding) const;
   at::Tensor Projected(const at::Tensor& x, int64_t row) const;  // row block 0=q 1=k 2=v
 
   int64_t embed_dim_, num_heads_, head_dim_;
   AttentionSite site_;
   AttentionOptions options_;
   at::Tensor random_directions_;  // (H, r, dh), drawn once at construction
+  double weight_dropout_ = 0;
 };
 TORCH_MODULE(MultiheadAttention);
 
@@ -79,6 +87,6 @@ at::Tensor PoolingAttention(int64_t n, const at::Tensor& v, const at::Tensor& ke
 /// score tensor, softmax, product with v. Differentiable. The benchmarks
 /// compare against it.
 at::Tensor SoftmaxAttentionUnfused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                   const at::Tensor& key_padding);
+                                   const at::Tensor& key_padding, double weight_dropout = 0);
 
 }  // namespace detr::core

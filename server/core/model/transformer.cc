@@ -1,6 +1,7 @@
 #include "server/core/model/transformer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "server/core/kernels/onednn_matmul.h"
 
@@ -8,23 +9,33 @@ namespace detr::core {
 namespace {
 
 MultiheadAttention MakeAttention(const ModelConfig& config, AttentionSite site, int layer) {
-  return MultiheadAttention(config.hidden_dim, config.nheads, site, config.attention(site),
-                            std::string(ToString(site)) + "." + std::to_string(layer));
+  MultiheadAttention attention(config.hidden_dim, config.nheads, site, config.attention(site),
+                               std::string(ToString(site)) + "." + std::to_string(layer));
+  attention->set_weight_dropout(config.dropout);
+  return attention;
+}
+
+// Dropout as the official training applies it: only while training, and
+// only with gradients, so that inference is the same in either mode.
+at::Tensor DropWhileTraining(const at::Tensor& x, double p, bool training) {
+  return p > 0 && training && at::GradMode::is_enabled() ? at::dropout(x, p, /*train=*/true) : x;
 }
 
 torch::nn::LayerNorm MakeNorm(const ModelConfig& config) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.hidden_dim}));
 }
 
-// linear2(relu(linear1(x))), the ReLU fused into the first product.
-at::Tensor FeedForwardOf(const torch::nn::Linear& linear1, const torch::nn::Linear& linear2, const at::Tensor& x) {
-  return Linear(Linear(x, linear1->weight, linear1->bias, /*relu=*/true), linear2->weight, linear2->bias);
+// linear2(dropout(relu(linear1(x)))), the ReLU fused into the first product.
+at::Tensor FeedForwardOf(const torch::nn::Linear& linear1, const torch::nn::Linear& linear2, const at::Tensor& x,
+                         double dropout, bool training) {
+  auto hidden = Linear(x, linear1->weight, linear1->bias, /*relu=*/true);
+  return Linear(DropWhileTraining(hidden, dropout, training), linear2->weight, linear2->bias);
 }
 
 }  // namespace
 
 EncoderLayerImpl::EncoderLayerImpl(const ModelConfig& config, int index)
-    : normalize_before_(config.normalize_before) {
+    : normalize_before_(config.normalize_before), dropout_(config.dropout) {
   self_attn = register_module("self_attn", MakeAttention(config, AttentionSite::kEncoderSelf, index));
   linear1 = register_module("linear1", torch::nn::Linear(config.hidden_dim, config.dim_feedforward));
   linear2 = register_module("linear2", torch::nn::Linear(config.dim_feedforward, config.hidden_dim));
@@ -32,23 +43,26 @@ EncoderLayerImpl::EncoderLayerImpl(const ModelConfig& config, int index)
   norm2 = register_module("norm2", MakeNorm(config));
 }
 
-at::Tensor EncoderLayerImpl::FeedForward(const at::Tensor& x) { return FeedForwardOf(linear1, linear2, x); }
+at::Tensor EncoderLayerImpl::FeedForward(const at::Tensor& x) {
+  return FeedForwardOf(linear1, linear2, x, dropout_, is_training());
+}
+at::Tensor EncoderLayerImpl::Drop(const at::Tensor& x) { return DropWhileTraining(x, dropout_, is_training()); }
 
 at::Tensor EncoderLayerImpl::forward(const at::Tensor& src, const at::Tensor& pos,
                                      const at::Tensor& padding) {
   if (normalize_before_) {
     auto x = norm1(src);
     auto q = x + pos;
-    auto out = src + self_attn(q, q, x, padding);
-    return out + FeedForward(norm2(out));
+    auto out = src + Drop(self_attn(q, q, x, padding));
+    return out + Drop(FeedForward(norm2(out)));
   }
   auto q = src + pos;
-  auto out = norm1(src + self_attn(q, q, src, padding));
-  return norm2(out + FeedForward(out));
+  auto out = norm1(src + Drop(self_attn(q, q, src, padding)));
+  return norm2(out + Drop(FeedForward(out)));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, int index)
-    : normalize_before_(config.normalize_before) {
+    : normalize_before_(config.normalize_before), dropout_(config.dropout) {
   self_attn = register_module("self_attn", MakeAttention(config, AttentionSite::kDecoderSelf, index));
   multihead_attn = register_module("multihead_attn", MakeAttention(config, AttentionSite::kDecoderCross, index));
   linear1 = register_module("linear1", torch::nn::Linear(config.hidden_dim, config.dim_feedforward));
@@ -58,7 +72,10 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, int index)
   norm3 = register_module("norm3", MakeNorm(config));
 }
 
-at::Tensor DecoderLayerImpl::FeedForward(const at::Tensor& x) { return FeedForwardOf(linear1, linear2, x); }
+at::Tensor DecoderLayerImpl::FeedForward(const at::Tensor& x) {
+  return FeedForwardOf(linear1, linear2, x, dropout_, is_training());
+}
+at::Tensor DecoderLayerImpl::Drop(const at::Tensor& x) { return DropWhileTraining(x, dropout_, is_training()); }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& tgt, const at::Tensor& memory,
                                      const at::Tensor& keys, const at::Tensor& memory_padding,
@@ -66,15 +83,15 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& tgt, const at::Tensor& me
   if (normalize_before_) {
     auto x = norm1(tgt);
     auto q = x + query_pos;
-    auto out = tgt + self_attn(q, q, x);
+    auto out = tgt + Drop(self_attn(q, q, x));
     x = norm2(out);
-    out = out + multihead_attn(x + query_pos, keys, memory, memory_padding);
-    return out + FeedForward(norm3(out));
+    out = out + Drop(multihead_attn(x + query_pos, keys, memory, memory_padding));
+    return out + Drop(FeedForward(norm3(out)));
   }
   auto q = tgt + query_pos;
-  auto out = norm1(tgt + self_attn(q, q, tgt));
-  out = norm2(out + multihead_attn(out + query_pos, keys, memory, memory_padding));
-  return norm3(out + FeedForward(out));
+  auto out = norm1(tgt + Drop(self_attn(q, q, tgt)));
+  out = norm2(out + Drop(multihead_attn(out + query_pos, keys, memory, memory_padding)));
+  return norm3(out + Drop(FeedForward(out)));
 }
 
 TransformerEncoderImpl::TransformerEncoderImpl(const ModelConfig& config) {

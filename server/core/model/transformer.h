@@ -26,7 +26,9 @@ class EncoderLayerImpl : public torch::nn::Module {
 
  private:
   at::Tensor FeedForward(const at::Tensor& x);
+  at::Tensor Drop(const at::Tensor& x);  // the official dropout while training
   bool normalize_before_;
+  double dropout_;
   MultiheadAttention self_attn{nullptr};
   torch::nn::Linear linear1{nullptr}, linear2{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
@@ -44,7 +46,9 @@ class DecoderLayerImpl : public torch::nn::Module {
 
  private:
   at::Tensor FeedForward(const at::Tensor& x);
+  at::Tensor Drop(const at::Tensor& x);  // the official dropout while training
   bool normalize_before_;
+  double dropout_;
   MultiheadAttention self_attn{nullptr}, multihead_attn{nullptr};
   torch::nn::Linear linear1{nullptr}, linear2{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
