@@ -338,6 +338,34 @@ TEST_F(OptimizationAttentionTest, LinearAndPoolingSitesHoldTheirProjectionsAndTr
   }
 }
 
+// random_tokens_resample: train draws new directions at every training step
+// (a regulariser), from a stream of its own; inference keeps the fixed draw,
+// the same as a site that never resamples.
+TEST_F(OptimizationAttentionTest, RandomTokensResampleOnlyWhileTraining) {
+  AttentionOptions options;
+  options.type = AttentionType::kOptimization;
+  options.random_tokens = 4;
+  options.random_seed = 7;
+  const auto make = [&](bool resample) {
+    options.random_tokens_resample_train = resample;
+    torch::manual_seed(1);  // the same projection weights for both
+    MultiheadAttention attention(16, 4, AttentionSite::kDecoderCross, options, "decoder.cross.0");
+    attention->to(at::kDouble);
+    return attention;
+  };
+  auto resampling = make(true), fixed = make(false);
+  auto query = Randn({1, 5, 16}), key = Randn({1, 9, 16});
+  EXPECT_FALSE(resampling(query, key, key).equal(resampling(query, key, key))) << "a new draw per training step";
+  EXPECT_TRUE(fixed(query, key, key).equal(fixed(query, key, key)));
+  resampling->eval();
+  fixed->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(resampling(query, key, key).equal(fixed(query, key, key))) << "inference: the fixed draw";
+  auto config = testing::TinyModelConfig(AttentionType::kOptimization);
+  config.attention(AttentionSite::kDecoderCross).random_tokens_resample_train = true;
+  EXPECT_NE(config.ToJsonText().find("\"random_tokens_resample\": \"train\""), std::string::npos);
+}
+
 TEST_F(OptimizationAttentionTest, RandomTokensAreReproduciblePerSeedAndSite) {
   AttentionOptions options;
   options.random_tokens = 4;

@@ -32,6 +32,7 @@ json AttentionToJson(const AttentionOptions& o) {
   j["top_k"] = o.top_k;
   j["random_tokens"] = o.random_tokens;
   j["random_seed"] = o.random_seed;
+  j["random_tokens_resample"] = o.random_tokens_resample_train ? "train" : "never";
   j["query_chunk"] = o.query_chunk;
   return j;
 }

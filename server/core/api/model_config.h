@@ -42,6 +42,11 @@ struct AttentionOptions {
   int top_k = 0;                     // 0 = off
   int random_tokens = 0;
   std::uint64_t random_seed = 0;
+  /// "train": training draws new random directions at every step, from a
+  /// stream seeded like the fixed draw (a regulariser, as the paper means
+  /// them); inference always uses the fixed, reproducible draw. "never":
+  /// the fixed draw everywhere (the default).
+  bool random_tokens_resample_train = false;
   /// Inference only: query rows solved at once per head, bounding the
   /// coefficient state to query_chunk x m (ours). 0 = all rows at once.
   int query_chunk = 128;

@@ -37,7 +37,11 @@ AttentionOptions ParseAttention(const Node& node, const std::string& source, con
     else if (key == "top_k") options.top_k = Read<int>(value, source, field);
     else if (key == "random_tokens") options.random_tokens = Read<int>(value, source, field);
     else if (key == "random_seed") options.random_seed = Read<std::uint64_t>(value, source, field);
-    else if (key == "query_chunk") options.query_chunk = Read<int>(value, source, field);
+    else if (key == "random_tokens_resample") {
+      const auto when = Read<std::string>(value, source, field);
+      if (when != "train" && when != "never") Invalid(source, field, "is '" + when + "'; expected train or never");
+      options.random_tokens_resample_train = when == "train";
+    } else if (key == "query_chunk") options.query_chunk = Read<int>(value, source, field);
     else Invalid(source, field, "is not an attention option");
   }
   return options;

@@ -104,6 +104,10 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t embed_dim, int64_t num_he
   if (options.type == AttentionType::kOptimization && options.random_tokens > 0) {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(options.random_seed ^ StableHash(site_id));
     random_directions_ = at::randn({num_heads, options.random_tokens, head_dim_}, generator, at::kFloat);
+    // Its own stream, so that training's draws never move the fixed one.
+    if (options.random_tokens_resample_train) {
+      resample_ = at::make_generator<at::CPUGeneratorImpl>(options.random_seed ^ StableHash(site_id + "/train"));
+    }
   }
 }
 
@@ -162,6 +166,10 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
       problem.key_padding = key_padding;
       problem.exclude_self = options_.ExcludesSelf(site_);
       problem.random_directions = random_directions_;
+      if (resample_.defined() && is_training() && at::GradMode::is_enabled()) {
+        // (at::randn takes the generator's lock itself.)
+        problem.random_directions = at::randn(random_directions_.sizes(), resample_, at::kFloat);
+      }
       // Inference on the CPU takes the chunked, fused path (its fused loops are
       // CPU code); training, and other devices, the differentiable one.
       const bool fused = !at::GradMode::is_enabled() && query.device().is_cpu();

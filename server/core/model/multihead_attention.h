@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/Generator.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
@@ -61,6 +62,7 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   AttentionSite site_;
   AttentionOptions options_;
   at::Tensor random_directions_;  // (H, r, dh), drawn once at construction
+  at::Generator resample_;         // training's stream of new draws (random_tokens_resample: train)
   double weight_dropout_ = 0;
 };
 TORCH_MODULE(MultiheadAttention);
