@@ -53,7 +53,11 @@ fi
 missing=()
 for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+  [[ "$status" == "install ok installed" ]] && continue
+  # NodeSource's nodejs carries npm and conflicts with Debian's npm package:
+  # a working npm command is enough.
+  [[ "$pkg" == npm ]] && command -v npm > /dev/null && continue
+  missing+=("$pkg")
 done
 
 if ((${#missing[@]} == 0)); then
