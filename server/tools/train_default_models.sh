@@ -24,8 +24,10 @@ threads=${THREADS:-0}
 bin="$build/bin"
 mkdir -p "$out"
 
-[[ -f "$out/shapes/val.json" ]] ||
-  "$bin/detr-data" --output "$out/shapes" --seed 7 --train 30000 --val 500 --size 128 --max-shapes 5
+shapes="$out/shapes"
+# shellcheck source=server/tools/training_steps.sh
+source server/tools/training_steps.sh
+ensure_shapes_dataset
 
 # model_config ROW: deploy/models/default-softmax.json with ROW's attention.
 model_config() {
@@ -47,15 +49,7 @@ EOF
 train() {  # train ROW STEPS [extra detr-train arguments]
   local row=$1 n=$2
   shift 2
-  if [[ -f "$out/$row/model.safetensors" ]]; then
-    echo "== $row: done already ($out/$row/model.safetensors)"
-    return
-  fi
-  echo "== $row: $n steps"
-  mkdir -p "$out/$row"
-  "$bin/detr-train" --model-config "$(model_config "$row")" --annotations "$out/shapes/train.json" \
-    --images "$out/shapes/train" --output "$out/$row" --steps "$n" --threads "$threads" --half --resume "$@" |
-    tee -a "$out/$row/train.log"
+  train_row "$out/$row" "$(model_config "$row")" "$n" "$@"
 }
 
 train softmax "$steps"
@@ -70,8 +64,7 @@ done
 for row in softmax "${rows[@]}"; do model_config "$row" > /dev/null; done
 config="$out/eval-server.yaml"
 model_entry() {  # model_entry NAME ROW WEIGHTS_ROW
-  printf '  - {name: %s, model_config: %s.json, weights: %s/model.safetensors,\n' "$1" "$2" "$3"
-  printf '     preprocessing: {shortest_edge: 128, longest_edge: 213}}\n'
+  server_model_entry "$1" "$2.json" "$3/model.safetensors"
 }
 names=(softmax softmax-control)
 {
@@ -85,21 +78,5 @@ names=(softmax softmax-control)
     names+=("$row" "$row-no-finetune")
   done
 } > "$config"
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-metrics_port=$(free_port)
-"$bin/detr-server" --config "$config" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" \
-  > "$out/eval-server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 120); do
-  "$bin/detr-client" --target "127.0.0.1:$port" --timeout 2 health > /dev/null 2>&1 && break
-  sleep 1
-done
-mkdir -p "$out/eval"
-for name in "${names[@]}"; do
-  echo "== eval $name"
-  "$bin/detr-client" --target "127.0.0.1:$port" eval --annotations "$out/shapes/val.json" \
-    --images "$out/shapes/val" --model "$name" --json "$out/eval/$name.json" | tail -n 13
-done
+eval_models "$config" "$out/eval" "${names[@]}"
 /usr/bin/python3 server/tools/accuracy_report.py "$out" docs/accuracy-loss.png
