@@ -323,6 +323,55 @@ TEST_F(OptimizationAttentionTest, LinearAndPoolingAttentionMatchTheirDefinitions
   }
 }
 
+// Windowed pooling (encoder.self's option) against a loop over its
+// definition: the mean of the unpadded tokens in the window x window square
+// around each token of a 3 x 4 grid; padding is the right column, as an
+// image narrower than its batch pads it.
+TEST_F(OptimizationAttentionTest, WindowedPoolingMatchesItsDefinition) {
+  const int64_t height = 3, width = 4, m = height * width, dh = 2;
+  const auto v = Randn({2, 2, m, dh});
+  auto padding = at::zeros({2, m}, at::kBool);
+  for (int64_t y = 0; y < height; ++y) padding.index_put_({1, y * width + width - 1}, true);
+  for (int64_t window : {1, 3, 5}) {
+    const auto pooled = PoolingAttention(m, v, padding, window, TokenGrid{height, width});
+    for (int64_t b = 0; b < 2; ++b) {
+      for (int64_t h = 0; h < 2; ++h) {
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t c = 0; c < dh; ++c) {
+            double sum = 0;
+            int count = 0;
+            for (int64_t j = 0; j < m; ++j) {
+              const bool near = std::abs(j / width - i / width) <= window / 2 &&
+                                std::abs(j % width - i % width) <= window / 2;
+              if (!near || padding[b][j].item<bool>()) continue;
+              sum += v[b][h][j][c].item<double>();
+              ++count;
+            }
+            // A padded token with no unpadded neighbour (window 1) gets 0.
+            const double expected = count > 0 ? sum / count : 0.0;
+            EXPECT_NEAR(pooled[b][h][i][c].item<double>(), expected, 1e-12) << "window " << window;
+          }
+        }
+      }
+    }
+  }
+  // A model with it: encoder.self pools in a window; other sites reject the option.
+  auto config = testing::TinyModelConfig(AttentionType::kPooling, /*dec_layers=*/1, /*num_queries=*/5,
+                                         /*num_classes=*/91);
+  config.encoder_self.window = 3;
+  EXPECT_NO_THROW(config.Validate());
+  Detr model(config);
+  model->PrepareForInference();
+  torch::NoGradGuard no_grad;
+  const auto out = model->forward(Randn({1, 3, 64, 96}, at::kFloat), at::zeros({1, 64, 96}, at::kBool));
+  EXPECT_TRUE(out.boxes.isfinite().all().item<bool>());
+  config.decoder_self.window = 3;
+  EXPECT_THROW(config.Validate(), std::invalid_argument);
+  config.decoder_self.window = 0;
+  config.encoder_self.window = 2;
+  EXPECT_THROW(config.Validate(), std::invalid_argument);
+}
+
 // Linear sites keep the q, k and v projections (a softmax checkpoint loads
 // as it is); pooling sites keep only v. Both train: gradients reach them.
 TEST_F(OptimizationAttentionTest, LinearAndPoolingSitesHoldTheirProjectionsAndTrain) {

@@ -21,6 +21,7 @@ constexpr AttentionSite kSites[] = {AttentionSite::kEncoderSelf, AttentionSite::
 
 json AttentionToJson(const AttentionOptions& o) {
   json j = {{"type", ToString(o.type)}};
+  if (o.type == AttentionType::kPooling && o.window > 0) j["window"] = o.window;
   if (o.type != AttentionType::kOptimization) return j;
   j["iterations"] = o.iterations;
   j["lambda"] = o.lambda;
@@ -200,6 +201,10 @@ void ModelConfig::Validate() const {
     Require(a.query_chunk >= 0, prefix + "query_chunk", "must be >= 0");
     Require(!(site == AttentionSite::kDecoderCross && a.exclude_self.value_or(false)), prefix + "exclude_self",
             "only applies to self-attention sites");
+    Require(a.window >= 0 && (a.window == 0 || a.window % 2 == 1), prefix + "window", "must be 0 or an odd size");
+    // Only the encoder's tokens lie on the feature map's grid.
+    Require(a.window == 0 || (a.type == AttentionType::kPooling && site == AttentionSite::kEncoderSelf),
+            prefix + "window", "only applies to pooling at encoder.self");
   }
 }
 

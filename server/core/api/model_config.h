@@ -50,6 +50,11 @@ struct AttentionOptions {
   /// Inference only: query rows solved at once per head, bounding the
   /// coefficient state to query_chunk x m (ours). 0 = all rows at once.
   int query_chunk = 128;
+  /// `pooling` at encoder.self only: each token takes the mean of the
+  /// unpadded tokens in the window x window square of the feature map around
+  /// it (odd; PoolFormer's token mixer, without its subtraction). 0 = every
+  /// token (global mean pooling).
+  int window = 0;
 
   /// `exclude_self` resolved for `site`.
   bool ExcludesSelf(AttentionSite site) const;

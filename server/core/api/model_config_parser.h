@@ -42,6 +42,7 @@ AttentionOptions ParseAttention(const Node& node, const std::string& source, con
       if (when != "train" && when != "never") Invalid(source, field, "is '" + when + "'; expected train or never");
       options.random_tokens_resample_train = when == "train";
     } else if (key == "query_chunk") options.query_chunk = Read<int>(value, source, field);
+    else if (key == "window") options.window = Read<int>(value, source, field);
     else Invalid(source, field, "is not an attention option");
   }
   return options;

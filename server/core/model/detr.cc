@@ -35,7 +35,8 @@ DetrOutput DetrImpl::forward(const at::Tensor& pixel_values, const at::Tensor& p
   auto pos_seq = pos.flatten(2).transpose(1, 2).contiguous();
   // Without any padding in the batch, attention needs no mask at all.
   auto padding = mask.any().item<bool>() ? mask.flatten(1) : at::Tensor();
-  auto hs = transformer(src, padding, query_embed->weight, pos_seq, all_layers);
+  const TokenGrid grid{features.size(2), features.size(3)};
+  auto hs = transformer(src, padding, query_embed->weight, pos_seq, all_layers, grid);
 
   auto logits = class_embed(hs);
   auto boxes = bbox_embed(hs).sigmoid();

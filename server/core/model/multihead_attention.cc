@@ -56,7 +56,35 @@ at::Tensor LinearAttention(const at::Tensor& q, const at::Tensor& k, const at::T
   return at::matmul(phi_q, state) / normaliser.clamp_min(1e-6);
 }
 
-at::Tensor PoolingAttention(int64_t n, const at::Tensor& v, const at::Tensor& key_padding) {
+namespace {
+
+// (N, C, H, W) -> the sum over each window x window square (zeros beyond the
+// edges), same size.
+at::Tensor WindowSums(const at::Tensor& x, int64_t window) {
+  return at::avg_pool2d(x, {window, window}, {1, 1}, {window / 2, window / 2}, /*ceil_mode=*/false,
+                        /*count_include_pad=*/true, /*divisor_override=*/1);
+}
+
+at::Tensor WindowedPooling(const at::Tensor& v, const at::Tensor& key_padding, int64_t window, TokenGrid grid) {
+  const int64_t batch = v.size(0), heads = v.size(1), m = v.size(2), dh = v.size(3);
+  TORCH_CHECK(grid.height * grid.width == m, "windowed pooling needs the tokens' grid: ", grid.height, " x ",
+              grid.width, " for ", m, " tokens");
+  auto keep = key_padding.defined() ? key_padding.logical_not().to(v.scalar_type())
+                                    : at::ones({batch, m}, v.options());
+  auto values = (v * keep.view({batch, 1, m, 1})).transpose(2, 3).reshape({batch * heads, dh, grid.height, grid.width});
+  auto sums = WindowSums(values, window).view({batch, heads, dh, m}).transpose(2, 3);
+  auto counts = WindowSums(keep.view({batch, 1, grid.height, grid.width}), window).view({batch, 1, m, 1});
+  return sums / counts.clamp_min(1);
+}
+
+}  // namespace
+
+at::Tensor PoolingAttention(int64_t n, const at::Tensor& v, const at::Tensor& key_padding, int64_t window,
+                            TokenGrid grid) {
+  if (window > 0) {
+    TORCH_CHECK(n == v.size(2), "windowed pooling is self-attention: ", n, " queries for ", v.size(2), " tokens");
+    return WindowedPooling(v, key_padding, window, grid);
+  }
   at::Tensor mean;
   if (key_padding.defined()) {
     auto keep = key_padding.logical_not().to(v.scalar_type()).view({v.size(0), 1, v.size(2), 1});
@@ -129,7 +157,7 @@ at::Tensor MultiheadAttentionImpl::Projected(const at::Tensor& x, int64_t row) c
 }
 
 at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Tensor& key,
-                                           const at::Tensor& value, const at::Tensor& key_padding) {
+                                           const at::Tensor& value, const at::Tensor& key_padding, TokenGrid grid) {
   const int64_t batch = query.size(0), n = query.size(1);
   auto v = SplitHeads(Projected(value, 2));
   at::Tensor heads;
@@ -154,7 +182,7 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
       break;
     }
     case AttentionType::kPooling:
-      heads = PoolingAttention(n, v, key_padding);
+      heads = PoolingAttention(n, v, key_padding, options_.window, grid);
       break;
     case AttentionType::kSoftmaxIdentityQk:
       heads = Softmax(SplitHeads(query), SplitHeads(key), v, key_padding);

@@ -16,6 +16,12 @@
 
 namespace detr::core {
 
+/// The feature map's height and width when a site's tokens are its pixels in
+/// row-major order (encoder self-attention); {0, 0} elsewhere.
+struct TokenGrid {
+  int64_t height = 0, width = 0;
+};
+
 class MultiheadAttentionImpl : public torch::nn::Module {
  public:
   /// site_id names this instance (e.g. "encoder.self.3"); it seeds the random
@@ -25,9 +31,10 @@ class MultiheadAttentionImpl : public torch::nn::Module {
 
   /// Batch-first: query (B, n, d) with its positional term, key (B, m, d) with
   /// its positional term, value (B, m, d) without; key_padding (B, m) bool,
-  /// true = padding, or undefined. Returns (B, n, d).
+  /// true = padding, or undefined; grid: the tokens' feature map, which
+  /// windowed pooling needs. Returns (B, n, d).
   at::Tensor forward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
-                     const at::Tensor& key_padding = {});
+                     const at::Tensor& key_padding = {}, TokenGrid grid = {});
 
   /// Softmax and linear sites hold the q, k and v rows of in_proj (3d x d);
   /// the others hold the v rows only (d x d). Given a checkpoint written for a softmax
@@ -82,8 +89,11 @@ at::Tensor LinearAttention(const at::Tensor& q, const at::Tensor& k, const at::T
                            const at::Tensor& key_padding);
 
 /// Every query takes the mean of the unpadded value rows: v (B, H, m, dh) ->
-/// (B, H, n, dh). Differentiable.
-at::Tensor PoolingAttention(int64_t n, const at::Tensor& v, const at::Tensor& key_padding);
+/// (B, H, n, dh). With window > 0 (self-attention on a grid, n = m = height
+/// x width), the mean of the unpadded rows in the window x window square
+/// around the query's grid cell. Differentiable.
+at::Tensor PoolingAttention(int64_t n, const at::Tensor& v, const at::Tensor& key_padding, int64_t window = 0,
+                            TokenGrid grid = {});
 
 /// The plain path, as eager PyTorch code writes it: the whole (B, H, n, m)
 /// score tensor, softmax, product with v. Differentiable. The benchmarks

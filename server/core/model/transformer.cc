@@ -49,15 +49,15 @@ at::Tensor EncoderLayerImpl::FeedForward(const at::Tensor& x) {
 at::Tensor EncoderLayerImpl::Drop(const at::Tensor& x) { return DropWhileTraining(x, dropout_, is_training()); }
 
 at::Tensor EncoderLayerImpl::forward(const at::Tensor& src, const at::Tensor& pos,
-                                     const at::Tensor& padding) {
+                                     const at::Tensor& padding, TokenGrid grid) {
   if (normalize_before_) {
     auto x = norm1(src);
     auto q = x + pos;
-    auto out = src + Drop(self_attn(q, q, x, padding));
+    auto out = src + Drop(self_attn(q, q, x, padding, grid));
     return out + Drop(FeedForward(norm2(out)));
   }
   auto q = src + pos;
-  auto out = norm1(src + Drop(self_attn(q, q, src, padding)));
+  auto out = norm1(src + Drop(self_attn(q, q, src, padding, grid)));
   return norm2(out + Drop(FeedForward(out)));
 }
 
@@ -101,9 +101,9 @@ TransformerEncoderImpl::TransformerEncoderImpl(const ModelConfig& config) {
 }
 
 at::Tensor TransformerEncoderImpl::forward(const at::Tensor& src, const at::Tensor& pos,
-                                           const at::Tensor& padding) {
+                                           const at::Tensor& padding, TokenGrid grid) {
   auto out = src;
-  for (const auto& layer : *layers) out = layer->as<EncoderLayerImpl>()->forward(out, pos, padding);
+  for (const auto& layer : *layers) out = layer->as<EncoderLayerImpl>()->forward(out, pos, padding, grid);
   return norm ? norm(out) : out;
 }
 
@@ -134,11 +134,11 @@ TransformerImpl::TransformerImpl(const ModelConfig& config) {
 
 at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& padding,
                                     const at::Tensor& query_embed, const at::Tensor& pos,
-                                    bool all_layers) {
+                                    bool all_layers, TokenGrid grid) {
   const auto batch = src.size(0);
   auto query_pos = query_embed.unsqueeze(0).expand({batch, -1, -1});
   auto tgt = at::zeros_like(query_pos);
-  auto memory = encoder(src, pos, padding);
+  auto memory = encoder(src, pos, padding, grid);
   return decoder(tgt, memory, padding, pos, query_pos, all_layers);
 }
 

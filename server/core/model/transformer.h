@@ -21,8 +21,9 @@ namespace detr::core {
 class EncoderLayerImpl : public torch::nn::Module {
  public:
   EncoderLayerImpl(const ModelConfig& config, int index);
-  /// src, pos: (B, L, d); padding: (B, L) bool. Returns (B, L, d).
-  at::Tensor forward(const at::Tensor& src, const at::Tensor& pos, const at::Tensor& padding);
+  /// src, pos: (B, L, d); padding: (B, L) bool; grid: the L tokens' feature
+  /// map. Returns (B, L, d).
+  at::Tensor forward(const at::Tensor& src, const at::Tensor& pos, const at::Tensor& padding, TokenGrid grid = {});
 
  private:
   at::Tensor FeedForward(const at::Tensor& x);
@@ -58,7 +59,7 @@ TORCH_MODULE(DecoderLayer);
 class TransformerEncoderImpl : public torch::nn::Module {
  public:
   explicit TransformerEncoderImpl(const ModelConfig& config);
-  at::Tensor forward(const at::Tensor& src, const at::Tensor& pos, const at::Tensor& padding);
+  at::Tensor forward(const at::Tensor& src, const at::Tensor& pos, const at::Tensor& padding, TokenGrid grid = {});
 
  private:
   torch::nn::ModuleList layers{nullptr};
@@ -84,9 +85,10 @@ class TransformerImpl : public torch::nn::Module {
  public:
   explicit TransformerImpl(const ModelConfig& config);
   /// src: (B, L, d) projected features; padding: (B, L); query_embed: (Q, d);
-  /// pos: (B, L, d). Returns the decoder output (num_outputs, B, Q, d).
+  /// pos: (B, L, d); grid: the feature map that src flattens. Returns the
+  /// decoder output (num_outputs, B, Q, d).
   at::Tensor forward(const at::Tensor& src, const at::Tensor& padding, const at::Tensor& query_embed,
-                     const at::Tensor& pos, bool all_layers);
+                     const at::Tensor& pos, bool all_layers, TokenGrid grid = {});
 
  private:
   TransformerEncoder encoder{nullptr};
