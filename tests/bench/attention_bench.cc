@@ -1,6 +1,7 @@
 // Attention alone at DETR's shapes (batch 1, 8 heads, head width 32), per
 // type: time, achieved GFLOP/s (flop counts from the spec: softmax 4*n*m*dh,
-// optimization (4K+4)*n*m*dh per head) and peak extra memory (bytes allocated
+// optimization (4K+4)*n*m*dh per head; linear 2*(n+m)*dh^2 + 2*n*dh; pooling
+// m*dh, or w^2*n*dh in a w x w window) and peak extra memory (bytes allocated
 // during the call, tracking allocator), next to sgemm on the same machine.
 //
 //   attention_bench [--threads=N] [google-benchmark flags, e.g. --benchmark_format=json]
@@ -26,13 +27,14 @@ struct Shape {
   const char* site;
   int64_t n, m;
   bool self;
+  detr::core::TokenGrid grid;  // the encoder's feature map (e.g. 25 x 34 for 800 x 1066 at stride 32)
 };
 constexpr Shape kShapes[] = {
-    {"encoder.self/400", 400, 400, true},
-    {"encoder.self/850", 850, 850, true},
-    {"encoder.self/1400", 1400, 1400, true},
-    {"decoder.cross/100x850", 100, 850, false},
-    {"decoder.self/100", 100, 100, true},
+    {"encoder.self/400", 400, 400, true, {20, 20}},
+    {"encoder.self/850", 850, 850, true, {25, 34}},
+    {"encoder.self/1400", 1400, 1400, true, {35, 40}},
+    {"decoder.cross/100x850", 100, 850, false, {}},
+    {"decoder.self/100", 100, 100, true, {}},
 };
 
 void Report(benchmark::State& state, double flops_per_call, std::size_t peak_bytes) {
@@ -83,6 +85,23 @@ void BM_Optimization(benchmark::State& state, Shape shape, int iterations, doubl
           (4.0 * iterations + 4) * shape.n * shape.m * kHeadDim * kHeads);
 }
 
+// The reviewers' baselines on their ATen paths (the model's, in training and inference).
+void BM_Linear(benchmark::State& state, Shape shape) {
+  at::manual_seed(0);
+  auto q = at::randn({1, kHeads, shape.n, kHeadDim}), k = at::randn({1, kHeads, shape.m, kHeadDim});
+  auto v = at::randn({1, kHeads, shape.m, kHeadDim});
+  Measure(state, [&] { return detr::core::LinearAttention(q, k, v, {}); },
+          (2.0 * (shape.n + shape.m) * kHeadDim * kHeadDim + 2.0 * shape.n * kHeadDim) * kHeads);
+}
+
+void BM_Pooling(benchmark::State& state, Shape shape, int64_t window) {
+  at::manual_seed(0);
+  auto v = at::randn({1, kHeads, shape.m, kHeadDim});
+  const double adds = window > 0 ? static_cast<double>(window * window) * shape.n : static_cast<double>(shape.m);
+  Measure(state, [&] { return detr::core::PoolingAttention(shape.n, v, {}, window, shape.grid); },
+          adds * kHeadDim * kHeads);
+}
+
 void BM_Sgemm(benchmark::State& state) {
   detr::core::ConfigureThreads(g_threads);
   auto a = at::randn({1024, 1024}), b = at::randn({1024, 1024});
@@ -112,6 +131,14 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark((name + "/" + shape.site).c_str(), BM_Optimization, shape, k, lambda_k, backend)
           ->Arg(shape.m)->Unit(benchmark::kMillisecond);
     };
+    benchmark::RegisterBenchmark((std::string("linear/") + shape.site).c_str(), BM_Linear, shape)
+        ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string("pooling/") + shape.site).c_str(), BM_Pooling, shape, 0)
+        ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+    if (shape.grid.height > 0) {
+      benchmark::RegisterBenchmark((std::string("pooling_window3/") + shape.site).c_str(), BM_Pooling, shape, 3)
+          ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+    }
     for (int k : {1, 3, 5, 10}) add_optimization("optimization_K" + std::to_string(k), k, lambda, detr::core::OptimizationBackend::kAuto);
     if (shape.n == 850 && shape.self) {
       // The kernel skips products with zero coefficients; at lambda 0.001

@@ -8,8 +8,10 @@ PyTorch >= 2.0); `softmax_unfused` is matmul, softmax, matmul;
 `optimization` is the spec's Woodbury form exactly as the model's
 differentiable path computes it (optimization_attention.cc: G factored once
 per head, K unrolled steps over all rows at once), which is what the C++
-model runs on a GPU. Prints time, GFLOP/s (the spec's flop counts: softmax
-4*n*m*dh, optimization (4K+4)*n*m*dh per head), peak extra memory (CUDA
+model runs on a GPU; `linear` (elu + 1 features) and `pooling` (mean of the
+values) are the reviewers' baselines as the model computes them. Prints time, GFLOP/s (the spec's flop counts: softmax
+4*n*m*dh, optimization (4K+4)*n*m*dh per head; linear 2*(n+m)*dh^2 + 2*n*dh;
+pooling m*dh), peak extra memory (CUDA
 allocator peak during the call) and the same run's sgemm GFLOP/s.
 
     gpu_attention_bench.py [--device cuda] [--json OUT.json] [--quick]
@@ -106,6 +108,18 @@ def optimization(q, d, v, iterations, exclude_self):
     return weights @ v
 
 
+def linear(q, k, v):
+    """Kernelised linear attention, as LinearAttention in multihead_attention.cc."""
+    phi_q, phi_k = F.elu(q) + 1, F.elu(k) + 1
+    state = phi_k.transpose(-1, -2) @ v
+    normaliser = phi_q @ phi_k.sum(-2).unsqueeze(-1)
+    return (phi_q @ state) / normaliser.clamp_min(1e-6)
+
+
+def pooling(n, v):
+    return v.mean(-2, keepdim=True).expand(-1, -1, n, -1)
+
+
 def sgemm_gflops(device, size, min_time):
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
@@ -138,14 +152,18 @@ def main():
         q = torch.randn(1, HEADS, n, HEAD_DIM, device=device)
         k = q if is_self else torch.randn(1, HEADS, m, HEAD_DIM, device=device)
         v = torch.randn(1, HEADS, m, HEAD_DIM, device=device)
-        calls = [("softmax", lambda: softmax_fused(q, k, v), 4.0),
-                 ("softmax_unfused", lambda: softmax_unfused(q, k, v), 4.0)]
+        # flops per call, as a function of (n, m)
+        calls = [("softmax", lambda: softmax_fused(q, k, v), 4.0 * n * m * HEAD_DIM),
+                 ("softmax_unfused", lambda: softmax_unfused(q, k, v), 4.0 * n * m * HEAD_DIM),
+                 ("linear", lambda: linear(q, k, v), 2.0 * (n + m) * HEAD_DIM ** 2 + 2.0 * n * HEAD_DIM),
+                 ("pooling", lambda: pooling(n, v), 1.0 * m * HEAD_DIM)]
         for count in iterations:
             calls.append((f"optimization_K{count}",
-                          lambda count=count: optimization(q, k, v, count, is_self), 4.0 * count + 4))
-        for kind, call, flops_per_unit in calls:
+                          lambda count=count: optimization(q, k, v, count, is_self),
+                          (4.0 * count + 4) * n * m * HEAD_DIM))
+        for kind, call, flops_per_head in calls:
             seconds, peak = measure(device, call, min_time)
-            flops = flops_per_unit * n * m * HEAD_DIM * HEADS
+            flops = flops_per_head * HEADS
             row = {"name": f"{kind}/{site}", "ms": seconds * 1e3, "gflops": flops / seconds / 1e9,
                    "peak_extra_MB": peak / 1e6}
             rows.append(row)
