@@ -15,3 +15,13 @@ set(DETR_FUZZ_SOURCES_model_config ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
 set(DETR_FUZZ_SOURCES_server_config server/service/config/server_config.cc ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
 set(DETR_FUZZ_SOURCES_detect_request
   server/service/frontend/detector_messages.cc ${DETR_FUZZ_IMAGE_SOURCES} ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
+
+# detr_fuzz_sources(OUT FUZZER ROOT): the project sources FUZZER runs, as
+# absolute paths under ROOT (the project root).
+function(detr_fuzz_sources out fuzzer root)
+  set(sources)
+  foreach(source IN LISTS DETR_FUZZ_SOURCES_${fuzzer})
+    list(APPEND sources ${root}/${source})
+  endforeach()
+  set(${out} ${sources} PARENT_SCOPE)
+endfunction()
