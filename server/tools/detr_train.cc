@@ -4,6 +4,7 @@
 //
 //   detr-train --model-config C.json --annotations train.json --images DIR --output OUT
 //              [--steps N] [--minutes M] [--batch-size 32] [--lr 2e-4] [--resume] [--init-from W.safetensors]
+//              [--scales 96,112,128,144,160 --max-size 213]   (the official random resize)
 // OUT/checkpoint.safetensors (weights), OUT/optimizer.pt, OUT/state.json; at
 // the end OUT/model.safetensors (float16 with --half) and OUT/model.json.
 #include <chrono>
@@ -43,6 +44,7 @@ struct Options {
   double lr = 2e-4, weight_decay = 1e-4, clip = 0.1, lr_drop_fraction = 0.85;
   bool resume = false, freeze_stem = true, half = false;
   std::uint64_t seed = 0;
+  detr::training::RandomResize resize;
 };
 
 // Parameters to train: all, except the stem and layer1 when frozen (the
@@ -104,6 +106,12 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", o.resume, "continue from OUT's last checkpoint");
   app.add_flag("!--train-stem", o.freeze_stem, "also train the stem and layer1 (frozen by default)");
   app.add_flag("--half", o.half, "export model.safetensors as float16");
+  app.add_option("--scales", o.resize.scales,
+                 "random resize: each training image's shortest edge is one of these (official RandomResize)")
+      ->delimiter(',')
+      ->check(CLI::Range(16, 4096));
+  app.add_option("--max-size", o.resize.max_size, "random resize: longest edge at most this (0 = no limit)")
+      ->check(CLI::Range(0, 8192));
   CLI11_PARSE(app, argc, argv);
   if (o.steps <= 0 && o.minutes <= 0) {
     std::fprintf(stderr, "detr-train: give --steps and/or --minutes\n");
@@ -164,7 +172,7 @@ int main(int argc, char** argv) {
       }
       at::Tensor pixels, mask;
       std::vector<detr::training::Target> targets;
-      data.Batch(batch, pixels, mask, targets);
+      data.Batch(batch, pixels, mask, targets, o.resize, &rng);
       auto out = model->forward(pixels, mask, /*all_layers=*/true);
       auto [loss, parts] = detr::training::SetLoss(out, targets, criterion);
       optimizer.zero_grad();

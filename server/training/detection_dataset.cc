@@ -26,8 +26,7 @@ DetectionDataset::DetectionDataset(const std::string& annotations, const std::st
   for (const auto& image : json.at("images")) {
     const auto path = (std::filesystem::path(image_dir) / image.at("file_name").get<std::string>()).string();
     auto rgb = image::ReadImage(path);
-    images_.push_back(core::ImageTensors(image::Prepare(rgb, image::ResizePolicy{0, 0})).first.clone());
-    if (images_.back().sizes() != images_.front().sizes()) throw std::runtime_error(path + ": images differ in size");
+    images_.push_back(rgb);
     std::vector<int64_t> labels;
     std::vector<float> boxes;
     const float w = static_cast<float>(rgb.cols), h = static_cast<float>(rgb.rows);
@@ -53,15 +52,25 @@ std::vector<std::string> DetectionDataset::CategoryNames(int num_classes) const 
 }
 
 void DetectionDataset::Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask,
-                             std::vector<Target>& targets) const {
-  std::vector<at::Tensor> chosen;
+                             std::vector<Target>& targets, const RandomResize& resize, std::mt19937_64* rng) const {
+  std::vector<core::PreparedImage> prepared;
+  prepared.reserve(indices.size());
   targets.clear();
   for (auto i : indices) {
-    chosen.push_back(images_.at(static_cast<size_t>(i)));
+    image::ResizePolicy policy{0, 0};  // as decoded
+    if (!resize.scales.empty() && rng != nullptr) {
+      std::uniform_int_distribution<size_t> pick(0, resize.scales.size() - 1);
+      policy = {resize.scales[pick(*rng)], resize.max_size};
+    }
+    prepared.push_back(image::Prepare(images_.at(static_cast<size_t>(i)), policy));
     targets.push_back(targets_.at(static_cast<size_t>(i)));
   }
-  pixels = at::stack(chosen);
-  mask = at::zeros({pixels.size(0), pixels.size(2), pixels.size(3)}, at::kBool);
+  std::vector<const core::PreparedImage*> pointers;
+  for (const auto& p : prepared) pointers.push_back(&p);
+  auto [batch_pixels, batch_mask] = core::BatchInputs(pointers);
+  // A batch of one is a view of `prepared`'s memory: copy it out.
+  pixels = batch_pixels.clone();
+  mask = batch_mask.clone();
 }
 
 }  // namespace detr::training

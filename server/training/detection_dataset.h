@@ -2,20 +2,31 @@
 // normalised tensors, targets as normalised cx, cy, w, h boxes.
 #pragma once
 
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <ATen/Tensor.h>
+#include <opencv2/core/mat.hpp>
 
 #include "server/training/set_criterion.h"
 
 namespace detr::training {
 
+/// The official training's random resize (RandomResize in datasets/coco.py):
+/// each image of a batch is resized so that its shortest edge is one of
+/// `scales`, drawn at random, and its longest at most `max_size`, keeping its
+/// aspect ratio. Empty scales: images keep their size.
+struct RandomResize {
+  std::vector<int> scales;
+  int max_size = 0;  // 0: no limit
+};
+
 class DetectionDataset {
  public:
   /// Reads ANNOTATIONS (COCO JSON) and the images it names from IMAGE_DIR.
-  /// Every image must have the same size (so batches need no padding).
+  /// Images may differ in size: a batch pads them as the server does.
   /// Labels are the COCO category ids. Throws std::runtime_error.
   DetectionDataset(const std::string& annotations, const std::string& image_dir);
 
@@ -23,11 +34,15 @@ class DetectionDataset {
   int max_category_id() const { return max_category_id_; }
   /// Category names by id for ids 0..num_classes-1 ("N/A" where the set has none).
   std::vector<std::string> CategoryNames(int num_classes) const;
-  /// Images `indices` as (B, 3, H, W) pixels, (B, H, W) mask (no padding) and targets.
-  void Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask, std::vector<Target>& targets) const;
+  /// Images `indices` as (B, 3, H, W) pixels padded bottom-right to the
+  /// largest, (B, H, W) mask (true on padding) and targets (boxes normalised
+  /// by each image's own size, so resizing leaves them as they are). With
+  /// `resize` and `rng`, each image first gets its random size.
+  void Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask, std::vector<Target>& targets,
+             const RandomResize& resize = {}, std::mt19937_64* rng = nullptr) const;
 
  private:
-  std::vector<at::Tensor> images_;  // (3, H, W) float, ImageNet-normalised
+  std::vector<cv::Mat> images_;  // RGB uint8, as decoded: a quarter of float pixels' memory
   std::vector<Target> targets_;
   int max_category_id_ = 0;
   std::vector<std::pair<int, std::string>> categories_;  // (id, name) as the annotations list them

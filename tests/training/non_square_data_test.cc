@@ -1,0 +1,132 @@
+// Non-square training data (issue 16): detr-data draws images of several
+// sizes or pads them onto a larger canvas, the data set batches images of
+// different sizes with a padding mask, and the official random resize gives
+// each image its drawn shortest edge without moving its boxes.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <sys/wait.h>
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "server/training/detection_dataset.h"
+
+namespace detr::training {
+namespace {
+
+const std::string kOut = DETR_TEST_OUTPUT_DIR;
+
+int RunQuietly(const std::string& command) {
+  const int status = std::system((command + " > /dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+nlohmann::json ReadJson(const std::string& path) { return nlohmann::json::parse(std::ifstream(path)); }
+
+// The unpadded extent (rows, columns) of image b of a batch's mask.
+std::pair<int64_t, int64_t> Extent(const at::Tensor& mask, int64_t b) {
+  const auto real = mask[b].logical_not();
+  return {real.any(1).sum().item<int64_t>(), real.any(0).sum().item<int64_t>()};
+}
+
+TEST(NonSquareDataTest, MixedSizesBatchWithAMaskAndRandomResizeKeepsBoxes) {
+  const std::string data = kOut + "/mixed-shapes";
+  std::filesystem::remove_all(data);
+  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + data +
+                " --seed 3 --train 12 --val 0 --sizes 96x64,64x96 --min-extent 8 --max-extent 30"),
+            0);
+  const auto coco = ReadJson(data + "/train.json");
+  std::set<std::pair<int, int>> sizes;
+  for (const auto& image : coco["images"]) sizes.insert({image["width"].get<int>(), image["height"].get<int>()});
+  EXPECT_EQ(sizes, (std::set<std::pair<int, int>>{{96, 64}, {64, 96}}));
+
+  const DetectionDataset dataset(data + "/train.json", data + "/train");
+  std::vector<int64_t> all(12);
+  for (int64_t i = 0; i < 12; ++i) all[static_cast<size_t>(i)] = i;
+  at::Tensor pixels, mask;
+  std::vector<Target> targets, resized_targets;
+  dataset.Batch(all, pixels, mask, targets);
+  EXPECT_EQ(pixels.sizes(), (at::IntArrayRef{12, 3, 96, 96}));
+  for (int64_t b = 0; b < 12; ++b) {
+    const auto& image = coco["images"][static_cast<size_t>(b)];
+    EXPECT_EQ(Extent(mask, b), std::make_pair(image["height"].get<int64_t>(), image["width"].get<int64_t>()));
+    EXPECT_EQ(pixels[b].masked_select(mask[b].unsqueeze(0).expand({3, -1, -1})).abs().max().item<float>(), 0.0f)
+        << "padding is zeros, as the server pads";
+  }
+
+  // Shortest edge 48 or 40, longest at most 66: 96 x 64 becomes 66 x 44 or 60 x 40.
+  std::mt19937_64 rng(1);
+  dataset.Batch(all, pixels, mask, resized_targets, RandomResize{{48, 40}, 66}, &rng);
+  std::set<int64_t> shortest;
+  for (int64_t b = 0; b < 12; ++b) {
+    const auto [rows, cols] = Extent(mask, b);
+    shortest.insert(std::min(rows, cols));
+    EXPECT_LE(std::max(rows, cols), 66);
+    EXPECT_NEAR(static_cast<double>(std::max(rows, cols)) / static_cast<double>(std::min(rows, cols)), 1.5, 0.03);
+    EXPECT_TRUE(resized_targets[static_cast<size_t>(b)].boxes.equal(targets[static_cast<size_t>(b)].boxes))
+        << "boxes are normalised by the image's own size";
+  }
+  EXPECT_EQ(shortest, (std::set<int64_t>{40, 44})) << "both scales drawn (48 capped to 44 by the longest edge)";
+}
+
+// detr-train takes the random resize from its command line and trains on
+// mixed sizes.
+TEST(NonSquareDataTest, TrainerRandomResizesMixedSizes) {
+  const std::string data = kOut + "/mixed-train", out = kOut + "/mixed-train-out";
+  for (const auto& dir : {data, out}) std::filesystem::remove_all(dir);
+  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + data +
+                       " --seed 4 --train 8 --val 0 --sizes 96x64,64x96 --min-extent 8 --max-extent 30"),
+            0);
+  std::ofstream(kOut + "/mixed-tiny.json") << R"({"backbone": "resnet18", "hidden_dim": 32, "nheads": 2,
+    "enc_layers": 1, "dec_layers": 1, "dim_feedforward": 64, "num_queries": 8, "num_classes": 4})";
+  const std::string train = std::string(DETR_TRAIN_BINARY) + " --model-config " + kOut + "/mixed-tiny.json" +
+                            " --annotations " + data + "/train.json --images " + data + "/train --output " + out +
+                            " --batch-size 4 --steps 3 --threads 2 --scales 48,64 --max-size 96";
+  EXPECT_EQ(RunQuietly(train), 0);
+  EXPECT_TRUE(std::filesystem::exists(out + "/model.safetensors"));
+  EXPECT_NE(RunQuietly(train + " --scales 8"), 0) << "a scale below 16 px is refused";
+}
+
+TEST(NonSquareDataTest, PaddedSetHoldsTheSameContentAtAKnownOffset) {
+  const std::string square = kOut + "/square-shapes", padded = kOut + "/padded-shapes";
+  for (const auto& dir : {square, padded}) std::filesystem::remove_all(dir);
+  const std::string common = " --seed 5 --train 0 --val 6 --size 96";
+  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + square + common), 0);
+  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + padded + common + " --pad-to 160x112"), 0);
+  const auto a = ReadJson(square + "/val.json"), b = ReadJson(padded + "/val.json");
+  ASSERT_EQ(a["annotations"].size(), b["annotations"].size());
+  std::set<std::pair<int, int>> offsets;
+  for (size_t i = 0; i < a["images"].size(); ++i) {
+    EXPECT_EQ(b["images"][i]["width"], 160);
+    EXPECT_EQ(b["images"][i]["height"], 112);
+    // Every box of an image moves by the same offset: the image's.
+    int dx = -1, dy = -1;
+    for (size_t k = 0; k < a["annotations"].size(); ++k) {
+      if (a["annotations"][k]["image_id"] != a["images"][i]["id"]) continue;
+      const auto &box = a["annotations"][k]["bbox"], &moved = b["annotations"][k]["bbox"];
+      EXPECT_EQ(a["annotations"][k]["category_id"], b["annotations"][k]["category_id"]);
+      if (dx < 0) dx = moved[0].get<int>() - box[0].get<int>(), dy = moved[1].get<int>() - box[1].get<int>();
+      EXPECT_EQ(moved[0].get<int>() - box[0].get<int>(), dx);
+      EXPECT_EQ(moved[1].get<int>() - box[1].get<int>(), dy);
+      EXPECT_EQ(moved[2], box[2]);
+    }
+    if (dx < 0) continue;
+    offsets.insert({dx, dy});
+    const auto file = a["images"][i]["file_name"].get<std::string>();
+    const cv::Mat original = cv::imread(square + "/val/" + file), canvas = cv::imread(padded + "/val/" + file);
+    ASSERT_FALSE(original.empty() || canvas.empty());
+    EXPECT_EQ(cv::norm(canvas(cv::Rect(dx, dy, 96, 96)), original, cv::NORM_INF), 0.0) << file << " unchanged";
+  }
+  EXPECT_GT(offsets.size(), 1u) << "offsets are drawn per image";
+}
+
+}  // namespace
+}  // namespace detr::training
