@@ -27,40 +27,57 @@ train_row() {
     --output "$dir" --steps "$n" --threads "$threads" --half --resume "$@" | tee -a "$dir/train.log"
 }
 
-# server_model_entry NAME MODEL_CONFIG WEIGHTS: one `models:` entry of a
-# server configuration, preprocessed as the data set was drawn.
+# server_model_entry NAME MODEL_CONFIG WEIGHTS [SHORTEST LONGEST]: one
+# `models:` entry of a server configuration, preprocessed as the data set was
+# drawn (by default the 128-px shapes set's 128 and 213).
 server_model_entry() {
   printf '  - {name: %s, model_config: %s, weights: %s,\n' "$1" "$2" "$3"
-  printf '     preprocessing: {shortest_edge: 128, longest_edge: 213}}\n'
+  printf '     preprocessing: {shortest_edge: %s, longest_edge: %s}}\n' "${4:-128}" "${5:-213}"
 }
 
-# eval_models SERVER_CONFIG EVAL_DIR NAME...: starts detr-server on
-# SERVER_CONFIG (127.0.0.1, free ports), runs `detr-client eval` on the
-# validation set for each NAME into EVAL_DIR/NAME.json, and stops the server.
-eval_models() {
-  local config=$1 eval_dir=$2
-  shift 2
+# start_eval_server SERVER_CONFIG LOG: detr-server on SERVER_CONFIG at
+# 127.0.0.1 (free ports), stopped when the script exits; sets eval_target.
+start_eval_server() {
+  local config=$1 log=$2 port metrics_port
   free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-  local port metrics_port server
   port=$(free_port)
   metrics_port=$(free_port)
   "$bin/detr-server" --config "$config" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" \
-    > "$eval_dir.server.log" 2>&1 &
-  server=$!
+    > "$log" 2>&1 &
+  eval_server=$!
+  eval_target="127.0.0.1:$port"
   # shellcheck disable=SC2064  # the pid is fixed now
-  trap "kill $server 2>/dev/null || true" EXIT
+  trap "kill $eval_server 2>/dev/null || true" EXIT
   for _ in $(seq 300); do
-    "$bin/detr-client" --target "127.0.0.1:$port" --timeout 2 health > /dev/null 2>&1 && break
-    kill -0 "$server" 2>/dev/null || { echo "detr-server stopped; see $eval_dir.server.log" >&2; return 1; }
+    "$bin/detr-client" --target "$eval_target" --timeout 2 health > /dev/null 2>&1 && return 0
+    kill -0 "$eval_server" 2>/dev/null || { echo "detr-server stopped; see $log" >&2; return 1; }
     sleep 1
   done
-  mkdir -p "$eval_dir"
-  for name in "$@"; do
-    echo "== eval $name"
-    "$bin/detr-client" --target "127.0.0.1:$port" eval --annotations "$shapes/val.json" \
-      --images "$shapes/val" --model "$name" --json "$eval_dir/$name.json" | tail -n 13
-  done
-  kill "$server"
-  wait "$server" || true
+  echo "detr-server did not become ready; see $log" >&2
+  return 1
+}
+
+stop_eval_server() {
+  kill "$eval_server"
+  wait "$eval_server" || true
   trap - EXIT
+}
+
+# eval_model NAME EVAL_DIR: `detr-client eval` of NAME on the validation set
+# into EVAL_DIR/NAME.json, through the running eval server.
+eval_model() {
+  echo "== eval $1"
+  mkdir -p "$2"
+  "$bin/detr-client" --target "$eval_target" eval --annotations "$shapes/val.json" \
+    --images "$shapes/val" --model "$1" --json "$2/$1.json" | tail -n 13
+}
+
+# eval_models SERVER_CONFIG EVAL_DIR NAME...: eval_model of each NAME on a
+# server of its own.
+eval_models() {
+  local config=$1 eval_dir=$2
+  shift 2
+  start_eval_server "$config" "$eval_dir.server.log"
+  for name in "$@"; do eval_model "$name" "$eval_dir"; done
+  stop_eval_server
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The second task of issue 16, where attention costs show: 512-px images of
+# many small shapes, so that the encoder sees 256 tokens (16 x 16 at stride
+# 32) instead of the default task's 16. Trains a softmax DETR from scratch and
+# fine-tunes optimization attention (all sites) from it, as the default models
+# were made; then serves both from one detr-server on 127.0.0.1 and measures
+# accuracy (`detr-client eval`), the A/B latency and memory (`detr-client ab`)
+# and throughput (`detr-client bench`) against each.
+#   server/tools/train_large_task.sh [OUT_DIR]      (default: runs/large-task)
+# Budget: STEPS (default 3000) steps of BATCH (default 16) from scratch, then
+# FINETUNE_STEPS (default 600). Resumable like train_default_models.sh.
+# Ship the pair with: cp OUT/{softmax,optimization}/model.safetensors
+# deploy/models/large-{softmax,optimization}.safetensors.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:-runs/large-task}
+build=${BUILD_DIR:-build}
+threads=${THREADS:-0}
+steps=${STEPS:-3000}
+finetune_steps=${FINETUNE_STEPS:-600}
+batch=${BATCH:-16}
+train_images=${TRAIN_IMAGES:-20000}
+val_images=${VAL_IMAGES:-200}
+bin="$build/bin"
+shapes="$out/shapes"
+# shellcheck source=server/tools/training_steps.sh
+source server/tools/training_steps.sh
+mkdir -p "$out"
+
+[[ -f "$shapes/val.json" ]] ||
+  "$bin/detr-data" --output "$shapes" --seed 11 --train "$train_images" --val "$val_images" --size 512 \
+    --max-shapes 30 --min-extent 12 --max-extent 48
+
+# The official training's dropout 0.1 (the model configs' default).
+train_row "$out/softmax" deploy/models/large-softmax.json "$steps" --batch-size "$batch"
+train_row "$out/optimization" deploy/models/large-optimization.json "$finetune_steps" --batch-size "$batch" \
+  --init-from "$out/softmax/checkpoint.safetensors"
+
+config="$out/eval-server.yaml"
+{
+  echo "intra_op_threads: $threads"
+  echo "models:"
+  for row in softmax optimization; do
+    server_model_entry "$row" "$PWD/deploy/models/large-$row.json" "$row/model.safetensors" 512 853
+  done
+} > "$config"
+start_eval_server "$config" "$out/eval-server.log"
+for row in softmax optimization; do eval_model "$row" "$out/eval"; done
+# The A/B the Grafana panels show: the same validation images through both.
+mapfile -t images < <(find "$shapes/val" -name '*.png' | sort | head -n 50)
+"$bin/detr-client" --target "$eval_target" ab --model-a softmax --model-b optimization --repeats 2 \
+  "${images[@]}" | tee "$out/eval/ab.txt"
+for row in softmax optimization; do
+  "$bin/detr-client" --target "$eval_target" bench --model "$row" --concurrency 2 --duration "${BENCH_SECONDS:-30}" \
+    "${images[@]:0:10}" | tee "$out/eval/bench-$row.txt"
+done
+stop_eval_server
