@@ -1,8 +1,11 @@
 // The request pipeline with fake detectors (no LibTorch): validation codes,
 // routing, bounded admission, a failure at every stage becoming that
 // request's INTERNAL status while the pipeline keeps serving, draining, and
-// metrics recorded once per request.
+// metrics recorded once per request; and the HTTP front end's bounded parse
+// pool in front of it.
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <set>
@@ -12,6 +15,8 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include "server/service/access/bearer_tokens.h"
+#include "server/service/http/inference_http_endpoint.h"
 #include "server/service/pipeline/request_pipeline.h"
 #include "tests/service/fake_detector.h"
 
@@ -224,6 +229,41 @@ TEST_F(RequestPipelineTest, ADrainingPipelineRefusesNewRequests) {
   auto pipeline = MakePipeline();
   pipeline->StartDraining();
   EXPECT_EQ(Run(*pipeline, Input()).status().code(), absl::StatusCode::kUnavailable);
+}
+
+// The HTTP status code curl got for `args` (0 when it failed to connect).
+int CurlStatus(const std::string& args) {
+  FILE* pipe = ::popen(("curl -s -o /dev/null --max-time 30 -w '%{http_code}' " + args).c_str(), "r");
+  char buffer[16] = {};
+  const std::size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, pipe);
+  ::pclose(pipe);
+  return n > 0 ? std::atoi(buffer) : 0;
+}
+
+// Inference bodies are parsed off the HTTP threads, on a pool whose waiting
+// bodies are bounded in bytes: past the bound a request gets 429 at once,
+// recorded like any refusal, and the front end keeps serving.
+TEST_F(RequestPipelineTest, HttpFrontEndRefusesBodiesPastItsParseBound) {
+  auto pipeline = MakePipeline();
+  const AccessControl open{BearerTokens()};
+  InferenceHttpOptions options;
+  options.listen = "127.0.0.1:0";
+  options.max_parsing_bytes = 4096;
+  InferenceHttpEndpoint endpoint(options, *pipeline, open);
+  const std::string url = "http://127.0.0.1:" + std::to_string(endpoint.port());
+  const std::string small = ::testing::TempDir() + "/small.png", large = ::testing::TempDir() + "/large.png";
+  cv::Mat noise(120, 160, CV_8UC3);
+  cv::randu(noise, cv::Scalar::all(0), cv::Scalar::all(255));
+  ASSERT_TRUE(cv::imwrite(large, noise));
+  std::ofstream(small, std::ios::binary) << Png();
+  ASSERT_LT(Png().size(), 4096u);
+
+  EXPECT_EQ(CurlStatus("-H 'Content-Type: image/png' --data-binary @" + small + " " + url + "/v2/models/a/infer"), 200);
+  EXPECT_EQ(CurlStatus("-H 'Content-Type: image/png' --data-binary @" + large + " " + url + "/v2/models/a/infer"), 429);
+  EXPECT_EQ(Requests("a", absl::StatusCode::kResourceExhausted), 1);
+  EXPECT_EQ(CurlStatus(url + "/v2/health/ready"), 200);
+  EXPECT_EQ(CurlStatus("-H 'Content-Type: image/png' --data-binary @" + small + " " + url + "/v2/models/a/infer"), 200)
+      << "the bound is released once a body is parsed";
 }
 
 }  // namespace

@@ -55,7 +55,12 @@ absl::StatusOr<ModelPath> ParseModelPath(const std::vector<std::string>& segment
 
 InferenceHttpEndpoint::InferenceHttpEndpoint(const InferenceHttpOptions& options, RequestPipeline& pipeline,
                                              const AccessControl& access)
-    : pipeline_(pipeline), access_(access) {
+    : options_(options),
+      pipeline_(pipeline),
+      access_(access),
+      parse_pool_(std::make_unique<ThreadPool>(options.parse_threads, [](const std::string&) {
+        // Infer's task catches what parsing throws and answers it.
+      })) {
   HttpServerOptions http;
   http.listen = options.listen;
   http.threads = 2;
@@ -106,6 +111,37 @@ void InferenceHttpEndpoint::Handle(HttpRequest&& request, HttpResponder respond)
 }
 
 void InferenceHttpEndpoint::Infer(const std::string& model, HttpRequest&& http, HttpResponder respond) {
+  const std::size_t bytes = http.body.size();
+  if (parsing_bytes_.fetch_add(bytes) + bytes > options_.max_parsing_bytes) {
+    parsing_bytes_.fetch_sub(bytes);
+    return RefuseRequest(
+        model,
+        absl::ResourceExhaustedError("the server is parsing " + std::to_string(options_.max_parsing_bytes >> 20) +
+                                     " MB of request bodies already; retry later"),
+        std::move(respond));
+  }
+  parse_pool_->Post([this, model, bytes, http = std::move(http), respond = std::move(respond)]() mutable {
+    struct Release {  // the body leaves the bound however parsing ends
+      std::atomic<std::size_t>& parsing;
+      std::size_t bytes;
+      ~Release() { parsing.fetch_sub(bytes); }
+    } release{parsing_bytes_, bytes};
+    try {
+      ParseAndRun(model, std::move(http), respond);
+    } catch (const std::exception& e) {  // e.g. out of memory: answered, and the pool keeps going
+      respond(Error(absl::InternalError(std::string("could not parse the request: ") + e.what())));
+    }
+  });
+}
+
+void InferenceHttpEndpoint::RefuseRequest(const std::string& model, const absl::Status& error, HttpResponder respond) {
+  DetectInput named;
+  named.model = model;
+  pipeline_.Refuse(std::move(named), error,
+                   [respond](absl::StatusOr<DetectResult> result) { respond(Error(result.status())); });
+}
+
+void InferenceHttpEndpoint::ParseAndRun(const std::string& model, HttpRequest&& http, HttpResponder respond) {
   const std::string content_type = Header(http, "content-type");
   absl::StatusOr<oip::InferRequest> parsed = absl::InvalidArgumentError("");
   if (content_type.rfind("image/", 0) == 0) {
@@ -124,13 +160,8 @@ void InferenceHttpEndpoint::Infer(const std::string& model, HttpRequest&& http, 
   }
   absl::StatusOr<DetectInput> input = parsed.ok() ? oip::ToDetectInput(*parsed) : parsed.status();
   auto timeout = parsed.ok() ? oip::Timeout(parsed->parameters) : parsed.status();
-  const auto answer = [respond](const absl::Status& status) { respond(Error(status)); };
   if (!input.ok() || !timeout.ok()) {
-    DetectInput named;
-    named.model = model;
-    pipeline_.Refuse(std::move(named), input.ok() ? timeout.status() : input.status(),
-                     [answer](absl::StatusOr<DetectResult> result) { answer(result.status()); });
-    return;
+    return RefuseRequest(model, input.ok() ? timeout.status() : input.status(), std::move(respond));
   }
   // HTTP/1.1 tells a server nothing when its client goes: only the timeout
   // parameter bounds the wait (and the server's queues, which refuse work

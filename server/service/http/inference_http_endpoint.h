@@ -17,14 +17,22 @@
 // JSON; errors are {"error": "..."} with the HTTP status of
 // status_mapping.h. Health and readiness need no token; the rest checks
 // "authorization: Bearer ..." like the gRPC services.
+//
+// An inference body is parsed on a pool of its own, not on the HTTP threads:
+// a JSON tensor of tens of megabytes takes a large fraction of a second, and
+// health probes must not wait behind it. Bodies waiting for that pool are
+// bounded in bytes; past the bound a request is refused at once.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <memory>
 #include <string>
 
 #include "server/service/access/bearer_tokens.h"
 #include "server/service/http/http_server.h"
 #include "server/service/pipeline/request_pipeline.h"
+#include "server/service/pipeline/thread_pool.h"
 
 namespace detr::service {
 
@@ -32,6 +40,8 @@ struct InferenceHttpOptions {
   std::string listen;                                 ///< host:port; port 0 picks one
   std::size_t max_body_bytes = 32 << 20;              ///< as gRPC's max_message_bytes
   std::chrono::milliseconds request_deadline{30000};  ///< receiving a whole request
+  int parse_threads = 2;                              ///< the pool that parses inference bodies
+  std::size_t max_parsing_bytes = 256 << 20;          ///< bodies waiting for it; beyond: RESOURCE_EXHAUSTED
 };
 
 class InferenceHttpEndpoint {
@@ -43,11 +53,18 @@ class InferenceHttpEndpoint {
 
  private:
   void Handle(HttpRequest&& request, HttpResponder respond);
+  // On an HTTP thread: admits the body to the parse pool, or refuses it.
   void Infer(const std::string& model, HttpRequest&& request, HttpResponder respond);
+  // On the parse pool: the body as a DetectInput, then the pipeline.
+  void ParseAndRun(const std::string& model, HttpRequest&& request, HttpResponder respond);
+  void RefuseRequest(const std::string& model, const absl::Status& error, HttpResponder respond);
 
+  const InferenceHttpOptions options_;
   RequestPipeline& pipeline_;
   const AccessControl& access_;
-  std::unique_ptr<HttpServer> server_;  // last: serves what is above
+  std::atomic<std::size_t> parsing_bytes_{0};  // bodies posted to parse_pool_ and not yet parsed
+  std::unique_ptr<ThreadPool> parse_pool_;     // destroyed after server_: runs what was posted
+  std::unique_ptr<HttpServer> server_;         // last: serves what is above
 };
 
 }  // namespace detr::service
