@@ -20,7 +20,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
-#include <list>
+#include <unordered_map>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -121,7 +121,7 @@ class OpenLoop {
     Call* raw = call.get();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      calls_.push_back(std::move(call));
+      calls_.emplace(raw, std::move(call));
       if (Clock::now() - last_sweep_ > 1s) {
         retired_.clear();              // answered more than a sweep ago
         retired_.swap(answered_);      // answered since the last sweep
@@ -132,8 +132,8 @@ class OpenLoop {
       std::lock_guard<std::mutex> lock(mutex_);
       ++codes_[StatusCodeName(status.error_code())];
       if (status.ok()) ok_latencies_.emplace_back(Seconds(Clock::now() - start_), Seconds(Clock::now() - raw->start));
-      const auto it = std::find_if(calls_.begin(), calls_.end(), [raw](const auto& c) { return c.get() == raw; });
-      answered_.push_back(std::move(*it));
+      const auto it = calls_.find(raw);
+      answered_.push_back(std::move(it->second));
       calls_.erase(it);
       if (--outstanding_ == 0) idle_.notify_all();
     });
@@ -145,7 +145,7 @@ class OpenLoop {
   std::condition_variable idle_;
   Clock::time_point start_;
   long outstanding_ = 0;                                 // guarded by mutex_
-  std::list<std::shared_ptr<Call>> calls_;               // in flight; guarded by mutex_
+  std::unordered_map<Call*, std::shared_ptr<Call>> calls_;  // in flight; guarded by mutex_
   std::vector<std::shared_ptr<Call>> answered_, retired_;  // guarded by mutex_
   Clock::time_point last_sweep_ = Clock::now();          // guarded by mutex_
   std::map<std::string, long> codes_;                    // guarded by mutex_
