@@ -7,7 +7,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench soak fuzz train fresh-check clean
+.PHONY: all deps configure build test serve bench soak fuzz train ablations train-large fresh-check clean
 
 all: build
 
@@ -55,6 +55,18 @@ fuzz:
 TRAIN_DIR ?= runs/accuracy
 train: build
 	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_default_models.sh $(TRAIN_DIR)
+
+# docs/accuracy.md's ablation table: one 600-step fine-tuning per option
+# (about 8 minutes each here, 24 rows with the long ones; resumable; ROWS="k1
+# k2" for some only), then every finished row through one detr-server.
+ablations: build
+	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_ablations.sh
+
+# The second task, where attention costs show (512-px images, 256 encoder
+# tokens): softmax from scratch, optimization fine-tuned, both measured
+# through the server (hours; resumable).
+train-large: build
+	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_large_task.sh
 
 # The README's commands in a chroot of a minimal Debian 12 built from this
 # machine's mirror, on the committed checkout (tests/fresh_machine/). Minutes;

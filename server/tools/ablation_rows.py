@@ -14,6 +14,7 @@ sites)" row, with one thing changed. All rows train without dropout, as the
 rows they are compared with did, except the row that adds it.
 """
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -58,6 +59,30 @@ ROWS = [
 ]
 
 
+STEP_MINUTES = re.compile(r"^step (\d+)(?:/\d+)? loss .*\| [\d.]+ img/s, ([\d.]+) min")
+
+
+def active_minutes(log):
+    """Minutes of training in a detr-train log, without pauses: each gap
+    between progress lines counts at most 3x the run's median gap (a row
+    paused with SIGSTOP, or resumed later, would otherwise count the wait)."""
+    if not log.exists():
+        return 0.0
+    gaps, last = [], None
+    for line in log.read_text().splitlines():
+        m = STEP_MINUTES.match(line)
+        if not m:
+            continue
+        minutes = float(m[2])
+        if last is not None and minutes >= last:
+            gaps.append(minutes - last)
+        last = minutes
+    if not gaps:
+        return 0.0
+    median = sorted(gaps)[len(gaps) // 2]
+    return sum(min(gap, 3 * median) for gap in gaps)
+
+
 def model_config(base, spec):
     config = dict(base)
     config["dropout"] = spec["dropout"]
@@ -92,14 +117,16 @@ def report(out, png):
         if not weights.exists() or not (out / "eval" / f"{name}.json").exists():
             print(f"| {spec['group']} | {label} | not measured | | | | | | | | |")
             continue
-        steps, losses, minutes, rate = read_log(out / name / "train.log")
+        steps, losses, _, _ = read_log(out / name / "train.log")
+        minutes = active_minutes(out / name / "train.log")
+        rate = (steps[-1] if steps else 0) * 32 / max(minutes * 60, 1e-9)
         curves.append((name, steps, losses))
         kind = "from scratch" if spec["init"] == "scratch" else "fine-tuned from softmax"
         cells = [spec["group"], label, f"{parameter_count(weights) / 1e6:.2f} M",
                  fmt(figure(out, name, "inference_p50_seconds"), 1e3, 1),
                  fmt(figure(out, name, "inference_memory_p50_bytes"), 1e-6, 2)]
         cells += [fmt(figure(out, name, k)) for k in ("ap", "ap50", "ap75", "ap_small", "ap_medium")]
-        cells.append(f"{steps[-1] if steps else 0} steps, {minutes:.0f} min ({rate:.0f} img/s), {kind}")
+        cells.append(f"{steps[-1] if steps else 0} steps, {minutes:.1f} min ({rate:.0f} img/s), {kind}")
         print("| " + " | ".join(cells) + " |")
 
     import matplotlib
