@@ -27,11 +27,13 @@ REFERENCE = {"type": "optimization", "iterations": 5, "lambda": 0.05, "normalize
 FINETUNE_STEPS = 600
 
 
-def row(name, group, label, options=None, sites=SITES, replace=False, steps=FINETUNE_STEPS, init="finetune", dropout=0.0):
+def row(name, group, label, options=None, sites=SITES, replace=False, steps=FINETUNE_STEPS, init="finetune", dropout=0.0,
+        others=None):
     """One row: REFERENCE at every site, with OPTIONS over it at SITES (or
-    OPTIONS instead of it with replace=True)."""
+    OPTIONS instead of it with replace=True); OTHERS (e.g. "softmax") at the
+    sites not in SITES instead of REFERENCE."""
     return dict(name=name, group=group, label=label, options=options or {}, sites=sites, replace=replace,
-                steps=steps, init=init, dropout=dropout)
+                steps=steps, init=init, dropout=dropout, others=others)
 
 
 # In training order: the reference and the reviewers' baselines first, then
@@ -41,6 +43,11 @@ ROWS = [
     row("reference", "reference", "K = 5, λ = 0.05, ReLU power p = 5 (the spec's defaults)"),
     row("linear", "baselines", "linear attention (elu + 1), all sites", {"type": "linear"}, replace=True),
     row("pooling", "baselines", "mean pooling, all sites", {"type": "pooling"}, replace=True),
+    # One site, softmax elsewhere: beside accuracy.md's "optimization at encoder.self" row.
+    row("pooling-window3-encoder", "baselines", "pooling in a 3 × 3 window at encoder.self only, softmax elsewhere",
+        {"type": "pooling", "window": 3}, sites=["encoder.self"], replace=True, others="softmax"),
+    row("linear-encoder", "baselines", "linear attention at encoder.self only, softmax elsewhere",
+        {"type": "linear"}, sites=["encoder.self"], replace=True, others="softmax"),
     *[row(f"k{k}", "K (unrolled ADMM steps)", f"K = {k}", {"iterations": k}) for k in (1, 2, 3, 10)],
     *[row(f"lambda{l}", "λ (sparsity weight)", f"λ = {l}", {"lambda": l}) for l in (0.01, 0.2)],
     *[row(f"relu-power{p}", "normaliser", f"ReLU power, p = {p}", {"power": p}) for p in (1, 3, 8)],
@@ -88,7 +95,7 @@ def model_config(base, spec):
     config["dropout"] = spec["dropout"]
     attention = {}
     for site in SITES:
-        options = dict(REFERENCE)
+        options = dict(REFERENCE) if spec["others"] is None else spec["others"]
         if site in spec["sites"]:
             options = dict(spec["options"]) if spec["replace"] else options | spec["options"]
         attention[site] = options
