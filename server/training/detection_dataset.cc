@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 #include <stdexcept>
+#include <tuple>
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -67,10 +68,11 @@ void DetectionDataset::Batch(const std::vector<int64_t>& indices, at::Tensor& pi
   }
   std::vector<const core::PreparedImage*> pointers;
   for (const auto& p : prepared) pointers.push_back(&p);
-  auto [batch_pixels, batch_mask] = core::BatchInputs(pointers);
-  // A batch of one is a view of `prepared`'s memory: copy it out.
-  pixels = batch_pixels.clone();
-  mask = batch_mask.clone();
+  std::tie(pixels, mask) = core::BatchInputs(pointers);
+  if (indices.size() == 1) {  // a batch of one is a view of `prepared`'s memory: copy it out
+    pixels = pixels.clone();
+    mask = mask.clone();
+  }
 }
 
 }  // namespace detr::training
