@@ -7,7 +7,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench soak fuzz train ablations train-large fresh-check clean
+.PHONY: all deps configure build test serve bench soak fuzz train train-nonsquare ablations train-large fresh-check clean
 
 all: build
 
@@ -55,6 +55,14 @@ fuzz:
 TRAIN_DIR ?= runs/accuracy
 train: build
 	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_default_models.sh $(TRAIN_DIR)
+
+# The shipped default models: the square ones of `make train` (or, without
+# them, the ones shipped before) fine-tuned on many aspect ratios with random
+# resize, measured on square, padded 192x128 and mixed-size sets (about an
+# hour here; resumable). Copy OUT/{softmax,optimization}/model.safetensors to
+# deploy/models/default-*.safetensors afterwards.
+train-nonsquare: build
+	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_nonsquare_models.sh
 
 # docs/accuracy.md's ablation table: one 600-step fine-tuning per option
 # (about 8 minutes each here, 24 rows with the long ones; resumable; ROWS="k1

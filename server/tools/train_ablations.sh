@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains and measures docs/accuracy.md's ablation table (issue 16): every row
 # is optimization attention at all sites, fine-tuned from the default softmax
-# model (deploy/models/default-softmax.safetensors) for 600 steps, with one
+# model trained on square images (square_default_model in training_steps.sh) for 600 steps, with one
 # option changed (server/tools/ablation_rows.py lists them); then every
 # finished row goes through one real detr-server on 127.0.0.1 with
 # `detr-client eval --json`, and ablation_rows.py prints the table.
@@ -17,9 +17,10 @@ build=${BUILD_DIR:-build}
 threads=${THREADS:-0}
 bin="$build/bin"
 shapes=${SHAPES_DIR:-runs/accuracy/shapes}
-init=deploy/models/default-softmax.safetensors
 # shellcheck source=server/tools/training_steps.sh
 source server/tools/training_steps.sh
+mkdir -p "$out"
+init=$(square_default_model softmax "$out")
 ensure_shapes_dataset
 
 mkdir -p "$out/configs"

@@ -12,6 +12,22 @@ ensure_shapes_dataset() {
     "$bin/detr-data" --output "$shapes" --seed 7 --train 30000 --val 500 --size 128 --max-shapes 5
 }
 
+# square_default_model softmax|optimization DIR: the path of that default
+# model as trained on square images only: `make train`'s, or the one shipped
+# before the non-square fine-tuning (commit bc37deb), kept in DIR. The
+# ablations start from the square softmax, so that every row has the same
+# origin.
+square_default_model() {
+  local trained="runs/accuracy/$1/model.safetensors" kept="$2/square-$1.safetensors"
+  [[ $1 == optimization ]] && trained=runs/accuracy/optimization-all/model.safetensors
+  if [[ -f $trained ]]; then
+    echo "$trained"
+    return
+  fi
+  [[ -f $kept ]] || git show "bc37deb:deploy/models/default-$1.safetensors" > "$kept"
+  echo "$kept"
+}
+
 # train_row DIR MODEL_CONFIG STEPS [detr-train arguments]: trains into DIR,
 # resuming from DIR's checkpoint; does nothing when DIR holds a finished model.
 train_row() {

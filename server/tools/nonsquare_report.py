@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""docs/accuracy.md's non-square table from train_nonsquare_models.sh's
+measurements: each model (the square defaults and their non-square
+fine-tunings) on each validation set, through the server.
+
+    nonsquare_report.py OUT_DIR
+"""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy_report import fmt, read_log  # noqa: E402
+
+MODELS = [
+    ("square-softmax", "softmax, square training only (shipped before)", None),
+    ("square-optimization", "optimization (all sites), square training only (shipped before)", None),
+    ("softmax", "softmax, fine-tuned on mixed aspect ratios + random resize", "softmax"),
+    ("optimization", "optimization (all sites), fine-tuned from the row above the same way", "optimization"),
+]
+SETS = [("square", "square 128 px"), ("padded", "padded to 192×128"), ("mixed", "mixed sizes")]
+
+
+def figures(out, data_set, name):
+    path = out / f"eval-{data_set}" / f"{name}.json"
+    return next(iter(json.loads(path.read_text()).values())) if path.exists() else {}
+
+
+def main():
+    out = Path(sys.argv[1])
+    header = ["model"] + [f"AP50 / AP, {label}" for _, label in SETS] + ["inference p50 (ms), padded", "training"]
+    print("| " + " | ".join(header) + " |")
+    print("| --- " * len(header) + "|")
+    for name, label, run in MODELS:
+        cells = [label]
+        for data_set, _ in SETS:
+            f = figures(out, data_set, name)
+            cells.append(f"{fmt(f.get('ap50'))} / {fmt(f.get('ap'))}")
+        cells.append(fmt(figures(out, "padded", name).get("inference_p50_seconds"), 1e3, 1))
+        if run is None:
+            cells.append("docs/accuracy.md's rows above")
+        else:
+            steps, _, minutes, rate = read_log(out / run / "train.log")
+            cells.append(f"{steps[-1] if steps else 0} steps, {minutes:.0f} min ({rate:.0f} img/s)")
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
