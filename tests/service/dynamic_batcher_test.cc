@@ -157,5 +157,30 @@ TEST(DynamicBatcherTest, StopFinishesQueuedWorkAndRefusesNewWork) {
   EXPECT_EQ(batcher.TryEnqueue(late), Batcher::Admitted::kStopped);
 }
 
+// At 50 ms per item, an item behind three others cannot be computed within
+// 60 ms: it is refused at once, while one with time to spare is queued, and
+// an item alone in the queue is taken whatever its deadline.
+TEST(DynamicBatcherTest, RefusesAnItemTheQueueWouldMakeLate) {
+  FakeModel model(50ms);
+  DynamicBatcher<FakeItem> batcher(Options(1, 0ms), model.Hooks());
+  using Clock = std::chrono::steady_clock;
+  EXPECT_EQ(batcher.ExpectedWait(), Clock::duration::zero()) << "no pace before the first batch";
+  FakeItem first{0};
+  ASSERT_EQ(batcher.TryEnqueue(first, Clock::now() + 1ms), Batcher::Admitted::kQueued) << "alone in the queue";
+  while (model.batches().empty()) std::this_thread::sleep_for(1ms);
+  for (int i = 1; i <= 4; ++i) {
+    FakeItem item{i};
+    ASSERT_EQ(batcher.TryEnqueue(item), Batcher::Admitted::kQueued);
+  }
+  EXPECT_GE(batcher.ExpectedWait(), 150ms);
+  FakeItem hurried{5};
+  EXPECT_EQ(batcher.TryEnqueue(hurried, Clock::now() + 60ms), Batcher::Admitted::kLate);
+  EXPECT_EQ(hurried.id, 5) << "a refused item is left untouched";
+  FakeItem patient{6};
+  EXPECT_EQ(batcher.TryEnqueue(patient, Clock::now() + 10s), Batcher::Admitted::kQueued);
+  batcher.Stop();
+  EXPECT_EQ(model.batches().size(), 6u) << "everything queued was computed";
+}
+
 }  // namespace
 }  // namespace detr::service

@@ -7,8 +7,16 @@
 // (DETR's convolutions see the padding), so a result never depends on what it
 // was batched with. A batch closes when it has max_batch_size items or when
 // its oldest item has waited max_queue_delay.
+//
+// Admission looks at the deadline too: an item that would wait behind the
+// queue longer than its deadline allows, at the pace of recent batches, is
+// refused at once (kLate) instead of queueing only to expire. On a slower CPU
+// a full queue takes longer to drain than a client waits; refusing such work
+// early keeps every admitted request's latency within its deadline and tells
+// the client to back off while it still can.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -52,16 +60,23 @@ class DynamicBatcher {
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
-  enum class Admitted { kQueued, kFull, kStopped };
+  enum class Admitted { kQueued, kFull, kLate, kStopped };
 
   /// Queues `item` (kQueued), or leaves it untouched when the queue is at
-  /// capacity (kFull) or the batcher is stopping (kStopped).
-  Admitted TryEnqueue(Item& item) {
+  /// capacity (kFull), when items are queued ahead of it and, at the pace of
+  /// recent batches, it would not be computed before `deadline` (kLate), or
+  /// when the batcher is stopping (kStopped). An item alone in the queue is
+  /// always taken: whether it makes its deadline is its own cost, not load.
+  Admitted TryEnqueue(Item& item, Clock::time_point deadline = Clock::time_point::max()) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return Admitted::kStopped;
       if (queue_.size() >= options_.queue_capacity) return Admitted::kFull;
-      queue_.push_back(Entry{hooks_.shape_key(item), Clock::now(), std::move(item)});
+      const auto now = Clock::now();
+      if (!queue_.empty() && deadline != Clock::time_point::max() && deadline - now < ExpectedWaitLocked()) {
+        return Admitted::kLate;
+      }
+      queue_.push_back(Entry{hooks_.shape_key(item), now, std::move(item)});
     }
     wake_.notify_all();
     return Admitted::kQueued;
@@ -70,6 +85,14 @@ class DynamicBatcher {
   std::size_t depth() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return queue_.size();
+  }
+
+  /// How long an item queued now would take until it is computed: the queue
+  /// ahead of it and itself, at the recent seconds per item over the
+  /// workers; zero before the first batch.
+  Clock::duration ExpectedWait() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return ExpectedWaitLocked();
   }
 
   /// Stops taking items, computes those already queued, joins the workers.
@@ -92,6 +115,21 @@ class DynamicBatcher {
     Clock::time_point enqueued;
     Item item;
   };
+
+  Clock::duration ExpectedWaitLocked() const {
+    const double items = static_cast<double>(queue_.size() + 1);
+    const double seconds = items * seconds_per_item_ / static_cast<double>(std::max(1, options_.workers));
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  }
+
+  // The pace of recent batches: an exponential average of each batch's
+  // seconds per item (a full batch costs less per item than a single one, so
+  // under load, when batches fill, the estimate follows them down).
+  void RecordPace(Clock::duration took, std::size_t items) {
+    const double per_item = std::chrono::duration<double>(took).count() / static_cast<double>(items);
+    std::lock_guard<std::mutex> lock(mutex_);
+    seconds_per_item_ = seconds_per_item_ == 0 ? per_item : 0.8 * seconds_per_item_ + 0.2 * per_item;
+  }
 
   std::size_t CountKey(const std::string& key) const {
     std::size_t n = 0;
@@ -154,15 +192,20 @@ class DynamicBatcher {
         live.push_back(std::move(item));
       }
     }
-    if (!live.empty()) hooks_.run(std::move(live));
+    if (live.empty()) return;
+    const auto start = Clock::now();
+    const std::size_t items = live.size();
+    hooks_.run(std::move(live));
+    RecordPace(Clock::now() - start, items);
   }
 
   Options options_;
   Hooks hooks_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Entry> queue_;  // guarded by mutex_
-  bool stopping_ = false;    // guarded by mutex_
+  std::deque<Entry> queue_;      // guarded by mutex_
+  bool stopping_ = false;        // guarded by mutex_
+  double seconds_per_item_ = 0;  // guarded by mutex_
   std::vector<std::thread> workers_;
 };
 

@@ -13,6 +13,21 @@ double Seconds(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
+long long Milliseconds(Clock::duration d) {
+  return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+// The call's deadline on the steady clock (the batcher's), or none. A
+// deadline a day or more away counts as none: clients choose it, and one
+// centuries away would overflow the clock's arithmetic.
+Clock::time_point SteadyDeadline(const CallState* call) {
+  if (call == nullptr) return Clock::time_point::max();
+  const auto now = std::chrono::system_clock::now();
+  if (call->deadline() >= now + std::chrono::hours(24)) return Clock::time_point::max();
+  if (call->deadline() <= now) return Clock::now();
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(call->deadline() - now);
+}
+
 AttentionTypes AttentionOf(const core::ModelConfig& config) {
   return {core::ToString(config.encoder_self.type), core::ToString(config.decoder_self.type),
           core::ToString(config.decoder_cross.type)};
@@ -62,12 +77,18 @@ void ModelRunner::Stop() {
 
 void ModelRunner::Submit(InferenceJob job) {
   Job queued{std::move(job), Clock::now()};
-  switch (batcher_->TryEnqueue(queued)) {
+  const auto deadline = SteadyDeadline(queued.job.call.get());
+  switch (batcher_->TryEnqueue(queued, deadline)) {
     case DynamicBatcher<Job>::Admitted::kQueued: break;
     case DynamicBatcher<Job>::Admitted::kFull:
       return queued.job.done(absl::ResourceExhaustedError("model '" + entry_.name + "' has " +
                                                           std::to_string(entry_.batching.queue_capacity) +
                                                           " requests queued (its capacity); retry later"));
+    case DynamicBatcher<Job>::Admitted::kLate:
+      return queued.job.done(absl::ResourceExhaustedError(
+          "model '" + entry_.name + "' is loaded: its queue would take about " +
+          std::to_string(Milliseconds(batcher_->ExpectedWait())) + " ms, and the request's deadline is " +
+          std::to_string(Milliseconds(deadline - Clock::now())) + " ms away; retry later or with a longer deadline"));
     case DynamicBatcher<Job>::Admitted::kStopped:
       return queued.job.done(absl::UnavailableError("model '" + entry_.name + "' has stopped"));
   }

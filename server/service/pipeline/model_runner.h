@@ -49,8 +49,9 @@ class ModelRunner {
   ModelRunner(const ModelRunner&) = delete;
   ModelRunner& operator=(const ModelRunner&) = delete;
 
-  /// Queues a job: RESOURCE_EXHAUSTED at once when the queue is at capacity,
-  /// UNAVAILABLE when the runner has stopped.
+  /// Queues a job: RESOURCE_EXHAUSTED at once when the queue is at capacity
+  /// or would outlast the call's deadline, UNAVAILABLE when the runner has
+  /// stopped.
   void Submit(InferenceJob job);
 
   /// Stops accepting work, finishes what is queued, joins the workers.
