@@ -3,7 +3,9 @@
 # on a minimal Debian 12 that has never seen this project?
 #
 # 1. Builds a minimal Debian 12 root (debootstrap --variant=minbase bookworm)
-#    from this machine's configured Debian mirror, read from its apt sources.
+#    from this machine's configured Debian mirror, read from its apt sources,
+#    with the network's view a new machine here has: apt's proxy settings,
+#    the network's CA certificates and npm's use of them.
 # 2. Copies the committed checkout in with `git archive HEAD` (no ../shared,
 #    no build folder, nothing uncommitted).
 # 3. Mounts /proc and /dev, and runs the README's first block of commands
@@ -70,6 +72,15 @@ if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
   cp /etc/apt/sources.list.d/debian.sources "$ROOT/etc/apt/sources.list.d/" && : > "$ROOT/etc/apt/sources.list"
 fi
 grep -l '^Acquire' /etc/apt/apt.conf.d/* 2> /dev/null | xargs -r cp -t "$ROOT/etc/apt/apt.conf.d/"
+# The network's TLS trust, as every machine here has it: its own CAs (which
+# Debian's ca-certificates adds to the system store when install-deps.sh
+# installs it) and npm told to use that store (/etc/npmrc); without them npm
+# meets a certificate it cannot verify (SELF_SIGNED_CERT_IN_CHAIN).
+if compgen -G "/usr/local/share/ca-certificates/*.crt" > /dev/null; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+fi
+[[ -f /etc/npmrc ]] && cp /etc/npmrc "$ROOT/etc/npmrc"
 
 say "copying the committed checkout ($(git -C "$SOURCE" rev-parse --short HEAD)) with git archive"
 mkdir -p "$ROOT$PROJECT"
