@@ -64,7 +64,10 @@ class DynamicBatcher {
 
   /// Queues `item` (kQueued), or leaves it untouched when the queue is at
   /// capacity (kFull), when items are queued ahead of it and, at the pace of
-  /// recent batches, it would not be computed before `deadline` (kLate), or
+  /// recent batches, computing it would take more than half the time left to
+  /// `deadline` (kLate: the other half is the margin for the estimate's error
+  /// and for the work after the queue; admitted at the deadline's very edge,
+  /// requests were answered just before it or just after), or
   /// when the batcher is stopping (kStopped). An item alone in the queue is
   /// always taken: whether it makes its deadline is its own cost, not load.
   Admitted TryEnqueue(Item& item, Clock::time_point deadline = Clock::time_point::max()) {
@@ -73,7 +76,7 @@ class DynamicBatcher {
       if (stopping_) return Admitted::kStopped;
       if (queue_.size() >= options_.queue_capacity) return Admitted::kFull;
       const auto now = Clock::now();
-      if (!queue_.empty() && deadline != Clock::time_point::max() && deadline - now < ExpectedWaitLocked()) {
+      if (!queue_.empty() && deadline != Clock::time_point::max() && deadline - now < 2 * ExpectedWaitLocked()) {
         return Admitted::kLate;
       }
       queue_.push_back(Entry{hooks_.shape_key(item), now, std::move(item)});
