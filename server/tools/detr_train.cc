@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
+#include <algorithm>
 #include <random>
 
 #include <ATen/ATen.h>
@@ -153,23 +153,15 @@ int main(int argc, char** argv) {
     SetLearningRate(optimizer, drop_step >= 0 && step >= drop_step ? o.lr / 10 : o.lr);
 
     std::mt19937_64 rng(o.seed + static_cast<std::uint64_t>(step));  // a resumed run draws new batches
-    std::vector<int64_t> order(data.size());
-    std::iota(order.begin(), order.end(), 0);
-    size_t cursor = order.size();
+    // Same-size batches: nothing padded (see RandomResize).
+    detr::training::BatchSampler sampler(data.SizeGroups());
     const auto start = Clock::now();
     const int64_t first_step = step;
     double images = 0, loss_sum = 0;
     int logged = 0;
     while ((o.steps <= 0 || step < o.steps) &&
            (o.minutes <= 0 || std::chrono::duration<double>(Clock::now() - start).count() < o.minutes * 60)) {
-      std::vector<int64_t> batch;
-      while (static_cast<int>(batch.size()) < o.batch_size) {
-        if (cursor == order.size()) {
-          std::shuffle(order.begin(), order.end(), rng);
-          cursor = 0;
-        }
-        batch.push_back(order[cursor++]);
-      }
+      const auto batch = sampler.Next(static_cast<std::size_t>(o.batch_size), rng);
       at::Tensor pixels, mask;
       std::vector<detr::training::Target> targets;
       data.Batch(batch, pixels, mask, targets, o.resize, &rng);

@@ -1,7 +1,9 @@
 #include "server/training/detection_dataset.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <tuple>
@@ -52,17 +54,65 @@ std::vector<std::string> DetectionDataset::CategoryNames(int num_classes) const 
   return names;
 }
 
+std::vector<std::vector<int64_t>> DetectionDataset::SizeGroups() const {
+  std::map<std::pair<int, int>, std::vector<int64_t>> by_size;
+  for (std::size_t i = 0; i < images_.size(); ++i) {
+    by_size[{images_[i].cols, images_[i].rows}].push_back(static_cast<int64_t>(i));
+  }
+  std::vector<std::vector<int64_t>> groups;
+  for (auto& [size, indices] : by_size) groups.push_back(std::move(indices));
+  return groups;
+}
+
+namespace {
+
+std::vector<double> GroupWeights(const std::vector<std::vector<int64_t>>& groups) {
+  std::vector<double> weights;
+  for (const auto& group : groups) weights.push_back(static_cast<double>(group.size()));
+  return weights;
+}
+
+}  // namespace
+
+BatchSampler::BatchSampler(std::vector<std::vector<int64_t>> groups)
+    : groups_(std::move(groups)), pick_([&] {
+        const auto weights = GroupWeights(groups_);
+        return std::discrete_distribution<std::size_t>(weights.begin(), weights.end());
+      }()) {
+  if (groups_.empty()) throw std::invalid_argument("BatchSampler: no images");
+  for (const auto& group : groups_) {
+    if (group.empty()) throw std::invalid_argument("BatchSampler: an empty group");
+  }
+  cursors_.assign(groups_.size(), 0);
+  for (auto& cursor : cursors_) cursor = std::numeric_limits<std::size_t>::max();  // shuffled at first use
+}
+
+std::vector<int64_t> BatchSampler::Next(std::size_t batch_size, std::mt19937_64& rng) {
+  const std::size_t g = pick_(rng);
+  auto& group = groups_[g];
+  auto& cursor = cursors_[g];
+  std::vector<int64_t> batch;
+  while (batch.size() < batch_size) {
+    if (cursor >= group.size()) {
+      std::shuffle(group.begin(), group.end(), rng);
+      cursor = 0;
+    }
+    batch.push_back(group[cursor++]);
+  }
+  return batch;
+}
+
 void DetectionDataset::Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask,
                              std::vector<Target>& targets, const RandomResize& resize, std::mt19937_64* rng) const {
   std::vector<core::PreparedImage> prepared;
   prepared.reserve(indices.size());
   targets.clear();
+  image::ResizePolicy policy{0, 0};  // as decoded
+  if (!resize.scales.empty() && rng != nullptr) {
+    std::uniform_int_distribution<size_t> pick(0, resize.scales.size() - 1);
+    policy = {resize.scales[pick(*rng)], resize.max_size};
+  }
   for (auto i : indices) {
-    image::ResizePolicy policy{0, 0};  // as decoded
-    if (!resize.scales.empty() && rng != nullptr) {
-      std::uniform_int_distribution<size_t> pick(0, resize.scales.size() - 1);
-      policy = {resize.scales[pick(*rng)], resize.max_size};
-    }
     prepared.push_back(image::Prepare(images_.at(static_cast<size_t>(i)), policy));
     targets.push_back(targets_.at(static_cast<size_t>(i)));
   }

@@ -15,12 +15,32 @@
 namespace detr::training {
 
 /// The official training's random resize (RandomResize in datasets/coco.py):
-/// each image of a batch is resized so that its shortest edge is one of
-/// `scales`, drawn at random, and its longest at most `max_size`, keeping its
-/// aspect ratio. Empty scales: images keep their size.
+/// images are resized so that their shortest edge is one of `scales`, drawn
+/// at random, and their longest at most `max_size`, keeping their aspect
+/// ratio. Empty scales: images keep their size. Unlike the official code, one
+/// scale is drawn per batch, not per image: with same-size batches
+/// (BatchSampler) nothing is padded, and padding must stay out of batches
+/// here because the backbone's batch norms train on batch statistics (the
+/// official ones are frozen): padded pixels in those statistics left running
+/// statistics that broke inference (docs/accuracy.md).
 struct RandomResize {
   std::vector<int> scales;
   int max_size = 0;  // 0: no limit
+};
+
+/// Batches whose images all have one size: each batch comes from one group
+/// of DetectionDataset::SizeGroups(), a group drawn with probability
+/// proportional to its size, its images in a shuffled order that is drawn
+/// again when used up (a group smaller than a batch repeats images).
+class BatchSampler {
+ public:
+  explicit BatchSampler(std::vector<std::vector<int64_t>> groups);
+  std::vector<int64_t> Next(std::size_t batch_size, std::mt19937_64& rng);
+
+ private:
+  std::vector<std::vector<int64_t>> groups_;
+  std::vector<std::size_t> cursors_;
+  std::discrete_distribution<std::size_t> pick_;
 };
 
 class DetectionDataset {
@@ -34,10 +54,12 @@ class DetectionDataset {
   int max_category_id() const { return max_category_id_; }
   /// Category names by id for ids 0..num_classes-1 ("N/A" where the set has none).
   std::vector<std::string> CategoryNames(int num_classes) const;
+  /// Indices of the images of each size, one group per width x height.
+  std::vector<std::vector<int64_t>> SizeGroups() const;
   /// Images `indices` as (B, 3, H, W) pixels padded bottom-right to the
   /// largest, (B, H, W) mask (true on padding) and targets (boxes normalised
   /// by each image's own size, so resizing leaves them as they are). With
-  /// `resize` and `rng`, each image first gets its random size.
+  /// `resize` and `rng`, the images first get the batch's random size.
   void Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask, std::vector<Target>& targets,
              const RandomResize& resize = {}, std::mt19937_64* rng = nullptr) const;
 

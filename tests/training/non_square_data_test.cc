@@ -62,19 +62,52 @@ TEST(NonSquareDataTest, MixedSizesBatchWithAMaskAndRandomResizeKeepsBoxes) {
         << "padding is zeros, as the server pads";
   }
 
-  // Shortest edge 48 or 40, longest at most 66: 96 x 64 becomes 66 x 44 or 60 x 40.
+  // Shortest edge 48 or 40, longest at most 66: 96 x 64 becomes 66 x 44 or 60 x 40,
+  // one scale for the whole batch.
   std::mt19937_64 rng(1);
-  dataset.Batch(all, pixels, mask, resized_targets, RandomResize{{48, 40}, 66}, &rng);
   std::set<int64_t> shortest;
-  for (int64_t b = 0; b < 12; ++b) {
-    const auto [rows, cols] = Extent(mask, b);
-    shortest.insert(std::min(rows, cols));
-    EXPECT_LE(std::max(rows, cols), 66);
-    EXPECT_NEAR(static_cast<double>(std::max(rows, cols)) / static_cast<double>(std::min(rows, cols)), 1.5, 0.03);
-    EXPECT_TRUE(resized_targets[static_cast<size_t>(b)].boxes.equal(targets[static_cast<size_t>(b)].boxes))
-        << "boxes are normalised by the image's own size";
+  for (int draw = 0; draw < 8; ++draw) {
+    dataset.Batch(all, pixels, mask, resized_targets, RandomResize{{48, 40}, 66}, &rng);
+    std::set<int64_t> in_batch;
+    for (int64_t b = 0; b < 12; ++b) {
+      const auto [rows, cols] = Extent(mask, b);
+      in_batch.insert(std::min(rows, cols));
+      EXPECT_LE(std::max(rows, cols), 66);
+      EXPECT_NEAR(static_cast<double>(std::max(rows, cols)) / static_cast<double>(std::min(rows, cols)), 1.5, 0.03);
+      EXPECT_TRUE(resized_targets[static_cast<size_t>(b)].boxes.equal(targets[static_cast<size_t>(b)].boxes))
+          << "boxes are normalised by the image's own size";
+    }
+    EXPECT_EQ(in_batch.size(), 1u) << "one scale per batch";
+    shortest.insert(in_batch.begin(), in_batch.end());
   }
   EXPECT_EQ(shortest, (std::set<int64_t>{40, 44})) << "both scales drawn (48 capped to 44 by the longest edge)";
+}
+
+// The trainer's batches: every image of a batch has one size, so with the
+// batch's random resize nothing is padded (padding would enter the batch
+// norms' statistics), and over many batches every size is drawn.
+TEST(NonSquareDataTest, SampledBatchesHaveOneSizeAndNoPadding) {
+  const std::string data = kOut + "/grouped-shapes";
+  std::filesystem::remove_all(data);
+  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + data +
+                       " --seed 5 --train 16 --val 0 --sizes 96x64,64x96,80x80 --min-extent 8 --max-extent 30"),
+            0);
+  const DetectionDataset dataset(data + "/train.json", data + "/train");
+  const auto groups = dataset.SizeGroups();
+  ASSERT_EQ(groups.size(), 3u);
+  BatchSampler sampler(groups);
+  std::mt19937_64 rng(2);
+  std::set<std::pair<int64_t, int64_t>> sizes;
+  for (int step = 0; step < 30; ++step) {
+    const auto batch = sampler.Next(4, rng);
+    ASSERT_EQ(batch.size(), 4u);
+    at::Tensor pixels, mask;
+    std::vector<Target> targets;
+    dataset.Batch(batch, pixels, mask, targets, RandomResize{{48, 56}, 80}, &rng);
+    EXPECT_FALSE(mask.any().item<bool>()) << "a padded batch at step " << step;
+    sizes.insert({pixels.size(2), pixels.size(3)});
+  }
+  EXPECT_GE(sizes.size(), 4u) << "three image sizes, two scales: most combinations drawn";
 }
 
 // detr-train takes the random resize from its command line and trains on
