@@ -14,10 +14,12 @@
 #      shorter side stays 128, so the shapes' 15-60 px are unchanged; aspect
 #      ratios 1 to 1.75 both ways), and the padded set.
 #   2. detr-train: softmax fine-tuned from SQUARE_SOFTMAX for SOFTMAX_STEPS,
-#      each image resized as the official RandomResize does (--scales, shorter
-#      side 96-160, longer side at most 213).
-#   3. detr-train: optimization at all sites fine-tuned from step 2's softmax
-#      for OPTIMIZATION_STEPS, the same way (the paper's swap, as before).
+#      each batch resized as the official RandomResize does (--scales, shorter
+#      side 96-160, longer side at most 213), of images of one size.
+#   3. detr-train: the square optimization model (the paper's swap, already
+#      fine-tuned 600 steps after it) fine-tuned for OPTIMIZATION_STEPS the
+#      same way. It does not depend on step 2: with THREADS=1 the two can run
+#      side by side.
 #   4. The square models and the new ones on the three sets;
 #      nonsquare_report.py prints docs/accuracy.md's table.
 # Both rows train without dropout, as the square models they continue did.
@@ -29,8 +31,8 @@ out=${1:-runs/nonsquare}
 build=${BUILD_DIR:-build}
 threads=${THREADS:-0}
 bin="$build/bin"
-softmax_steps=${SOFTMAX_STEPS:-1000}
-optimization_steps=${OPTIMIZATION_STEPS:-600}
+softmax_steps=${SOFTMAX_STEPS:-800}
+optimization_steps=${OPTIMIZATION_STEPS:-400}
 sizes=${SIZES:-128x128,144x128,128x144,160x128,128x160,192x128,128x192,224x128,128x224}
 scales=96,112,128,144,160
 resize=(--scales "$scales" --max-size 213)
@@ -57,7 +59,7 @@ done
 shapes="$out/data-mixed"
 train_row "$out/softmax" "$out/softmax.json" "$softmax_steps" --init-from "$square_softmax" "${resize[@]}"
 train_row "$out/optimization" "$out/optimization.json" "$optimization_steps" \
-  --init-from "$out/softmax/checkpoint.safetensors" "${resize[@]}"
+  --init-from "$square_optimization" "${resize[@]}"
 
 config="$out/eval-server.yaml"
 {
