@@ -35,7 +35,8 @@ DetectionDataset::DetectionDataset(const std::string& annotations, const std::st
     const float w = static_cast<float>(rgb.cols), h = static_cast<float>(rgb.rows);
     for (const auto* a : by_image[image.at("id").get<int>()]) {
       const auto& b = a->at("bbox");
-      const float x = b.at(0).get<float>(), y = b.at(1).get<float>(), bw = b.at(2).get<float>(), bh = b.at(3).get<float>();
+      const float x = b.at(0).get<float>(), y = b.at(1).get<float>(), bw = b.at(2).get<float>(),
+                  bh = b.at(3).get<float>();
       labels.push_back(a->at("category_id").get<int64_t>());
       max_category_id_ = std::max<int>(max_category_id_, static_cast<int>(labels.back()));
       boxes.insert(boxes.end(), {(x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h});
@@ -66,25 +67,22 @@ std::vector<std::vector<int64_t>> DetectionDataset::SizeGroups() const {
 
 namespace {
 
-std::vector<double> GroupWeights(const std::vector<std::vector<int64_t>>& groups) {
+std::discrete_distribution<std::size_t> ProportionalToSize(const std::vector<std::vector<int64_t>>& groups) {
   std::vector<double> weights;
   for (const auto& group : groups) weights.push_back(static_cast<double>(group.size()));
-  return weights;
+  return {weights.begin(), weights.end()};
 }
 
 }  // namespace
 
 BatchSampler::BatchSampler(std::vector<std::vector<int64_t>> groups)
-    : groups_(std::move(groups)), pick_([&] {
-        const auto weights = GroupWeights(groups_);
-        return std::discrete_distribution<std::size_t>(weights.begin(), weights.end());
-      }()) {
+    : groups_(std::move(groups)),
+      cursors_(groups_.size(), std::numeric_limits<std::size_t>::max()),  // shuffled at first use
+      pick_(ProportionalToSize(groups_)) {
   if (groups_.empty()) throw std::invalid_argument("BatchSampler: no images");
   for (const auto& group : groups_) {
     if (group.empty()) throw std::invalid_argument("BatchSampler: an empty group");
   }
-  cursors_.assign(groups_.size(), 0);
-  for (auto& cursor : cursors_) cursor = std::numeric_limits<std::size_t>::max();  // shuffled at first use
 }
 
 std::vector<int64_t> BatchSampler::Next(std::size_t batch_size, std::mt19937_64& rng) {
