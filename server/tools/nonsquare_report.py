@@ -16,7 +16,7 @@ MODELS = [
     ("square-softmax", "softmax, square training only (shipped before)", None),
     ("square-optimization", "optimization (all sites), square training only (shipped before)", None),
     ("softmax", "softmax, fine-tuned on mixed aspect ratios + random resize", "softmax"),
-    ("optimization", "optimization (all sites), fine-tuned from the row above the same way", "optimization"),
+    ("optimization", "optimization (all sites), the square model fine-tuned the same way", "optimization"),
 ]
 SETS = [("square", "square 128 px"), ("padded", "padded to 192×128"), ("mixed", "mixed sizes")]
 

@@ -24,7 +24,12 @@ square_default_model() {
     echo "$trained"
     return
   fi
-  [[ -f $kept ]] || git show "bc37deb:deploy/models/default-$1.safetensors" > "$kept"
+  # Through a temporary file: a failed git show (a shallow clone) must not
+  # leave an empty file that a later run would take for the model.
+  if [[ ! -f $kept ]]; then
+    git show "bc37deb:deploy/models/default-$1.safetensors" > "$kept.part"
+    mv "$kept.part" "$kept"
+  fi
   echo "$kept"
 }
 
