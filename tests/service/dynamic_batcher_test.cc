@@ -182,5 +182,43 @@ TEST(DynamicBatcherTest, RefusesAnItemTheQueueWouldMakeLate) {
   EXPECT_EQ(model.batches().size(), 6u) << "everything queued was computed";
 }
 
+// Cancelled work still queued must not make the queue look full or slow: a
+// client that cancelled a burst of frames would otherwise have the next
+// clients refused. Before refusing, the queue sheds what nobody waits for.
+TEST(DynamicBatcherTest, AbandonedItemsDoNotCountAsLoad) {
+  using Clock = std::chrono::steady_clock;
+  FakeModel model(200ms);
+  DynamicBatcher<FakeItem> batcher(Options(1, 0ms, 4), model.Hooks());
+  FakeItem first{0};
+  ASSERT_EQ(batcher.TryEnqueue(first), Batcher::Admitted::kQueued);
+  while (model.batches().empty()) std::this_thread::sleep_for(1ms);  // the pace is now ~200 ms per item
+  FakeItem computing{1};
+  ASSERT_EQ(batcher.TryEnqueue(computing), Batcher::Admitted::kQueued);
+  while (batcher.depth() > 0) std::this_thread::sleep_for(1ms);  // the worker has taken it
+
+  FakeItem waiting{2};
+  ASSERT_EQ(batcher.TryEnqueue(waiting), Batcher::Admitted::kQueued);
+  for (int i = 3; i <= 5; ++i) {
+    FakeItem cancelled{i, "a", /*abandoned=*/true};
+    ASSERT_EQ(batcher.TryEnqueue(cancelled), Batcher::Admitted::kQueued);
+  }
+  // Full by count (4 of 4), and 5 items at 200 ms would make a 1-s deadline
+  // late; but only one item ahead is still wanted (2 x 400 ms < 1 s).
+  FakeItem wanted{6};
+  EXPECT_EQ(batcher.TryEnqueue(wanted, Clock::now() + 1s), Batcher::Admitted::kQueued);
+  EXPECT_EQ(model.dropped(), (std::vector<int>{3, 4, 5})) << "shed at once, in order, and told";
+  EXPECT_EQ(batcher.depth(), 2u);
+
+  // Live items are never shed: the queue is as full or as slow as they make it.
+  FakeItem hurried{7};
+  EXPECT_EQ(batcher.TryEnqueue(hurried, Clock::now() + 60ms), Batcher::Admitted::kLate);
+  batcher.Stop();
+  std::vector<int> computed;
+  for (const auto& batch : model.batches()) {
+    for (const auto& item : batch) computed.push_back(item.id);
+  }
+  EXPECT_EQ(computed, (std::vector<int>{0, 1, 2, 6}));
+}
+
 }  // namespace
 }  // namespace detr::service

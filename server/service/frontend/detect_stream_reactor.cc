@@ -43,9 +43,13 @@ void DetectStreamReactor::OnResult(const std::shared_ptr<State>& state, std::uin
   state->ready.emplace(sequence, std::move(ready));
   const auto action = reactor->NextAction();
   lock.unlock();
-  // Alive here: gRPC calls OnDone only after Finish, and only the thread
-  // that set `finished` (in NextAction) calls Finish, after which
-  // Perform touches nothing of the reactor's.
+  // With nothing to do, the reactor is not touched again: once the lock is
+  // released, another thread may finish the stream and gRPC delete it.
+  if (action == Action::kNone) return;
+  // Alive here: this thread claimed the write or the finish in NextAction,
+  // so nobody else calls Finish (gRPC calls OnDone only after it) until
+  // Perform has handed the operation to gRPC, after which Perform touches
+  // nothing of the reactor's.
   reactor->Perform(action);
 }
 

@@ -70,19 +70,27 @@ class DynamicBatcher {
   /// requests were answered just before it or just after), or
   /// when the batcher is stopping (kStopped). An item alone in the queue is
   /// always taken: whether it makes its deadline is its own cost, not load.
+  ///
+  /// Before refusing for load, the queue sheds its abandoned items (their
+  /// clients cancelled or their deadlines passed; they are dropped, here,
+  /// outside the lock): a burst of cancelled work must not make the queue
+  /// look full or slow to the requests that are still wanted.
   Admitted TryEnqueue(Item& item, Clock::time_point deadline = Clock::time_point::max()) {
+    std::vector<Item> shed;
+    Admitted admitted = Admitted::kQueued;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return Admitted::kStopped;
-      if (queue_.size() >= options_.queue_capacity) return Admitted::kFull;
-      const auto now = Clock::now();
-      if (!queue_.empty() && deadline != Clock::time_point::max() && deadline - now < 2 * ExpectedWaitLocked()) {
-        return Admitted::kLate;
+      admitted = AdmitLocked(deadline);
+      if (admitted != Admitted::kQueued) {
+        shed = TakeAbandonedLocked();
+        if (!shed.empty()) admitted = AdmitLocked(deadline);
       }
-      queue_.push_back(Entry{hooks_.shape_key(item), now, std::move(item)});
+      if (admitted == Admitted::kQueued) queue_.push_back(Entry{hooks_.shape_key(item), Clock::now(), std::move(item)});
     }
-    wake_.notify_all();
-    return Admitted::kQueued;
+    if (admitted == Admitted::kQueued) wake_.notify_all();
+    DropAll(std::move(shed));
+    return admitted;
   }
 
   std::size_t depth() const {
@@ -118,6 +126,29 @@ class DynamicBatcher {
     Clock::time_point enqueued;
     Item item;
   };
+
+  Admitted AdmitLocked(Clock::time_point deadline) const {
+    if (queue_.size() >= options_.queue_capacity) return Admitted::kFull;
+    if (!queue_.empty() && deadline != Clock::time_point::max() &&
+        deadline - Clock::now() < 2 * ExpectedWaitLocked()) {
+      return Admitted::kLate;
+    }
+    return Admitted::kQueued;
+  }
+
+  // Removes the abandoned entries, in order, for the caller to drop.
+  std::vector<Item> TakeAbandonedLocked() {
+    std::vector<Item> abandoned;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (hooks_.abandoned(it->item)) {
+        abandoned.push_back(std::move(it->item));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return abandoned;
+  }
 
   Clock::duration ExpectedWaitLocked() const {
     const double items = static_cast<double>(queue_.size() + 1);
@@ -174,15 +205,25 @@ class DynamicBatcher {
     }
   }
 
-  // A worker must survive whatever a hook throws: it would end the process.
-  void Dispatch(std::vector<Item> batch) noexcept {
+  // Runs a hook's work; a worker (or an enqueuing thread) must survive
+  // whatever a hook throws: it would end the process.
+  template <typename Work>
+  void Survive(Work&& work) noexcept {
     try {
-      DispatchLive(std::move(batch));
+      work();
     } catch (const std::exception& e) {
       if (hooks_.uncaught) hooks_.uncaught(e.what());
     } catch (...) {
       if (hooks_.uncaught) hooks_.uncaught("an exception that is not a std::exception");
     }
+  }
+
+  void Dispatch(std::vector<Item> batch) noexcept {
+    Survive([&] { DispatchLive(std::move(batch)); });
+  }
+
+  void DropAll(std::vector<Item> items) noexcept {
+    for (auto& item : items) Survive([&] { hooks_.drop(std::move(item)); });
   }
 
   void DispatchLive(std::vector<Item> batch) {

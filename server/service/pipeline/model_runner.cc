@@ -78,8 +78,10 @@ void ModelRunner::Stop() {
 void ModelRunner::Submit(InferenceJob job) {
   Job queued{std::move(job), Clock::now()};
   const auto deadline = SteadyDeadline(queued.job.call.get());
-  switch (batcher_->TryEnqueue(queued, deadline)) {
-    case DynamicBatcher<Job>::Admitted::kQueued: break;
+  const auto admitted = batcher_->TryEnqueue(queued, deadline);
+  metrics_.SetQueueDepth(static_cast<double>(batcher_->depth()));  // it may also have shed abandoned work
+  switch (admitted) {
+    case DynamicBatcher<Job>::Admitted::kQueued: return;
     case DynamicBatcher<Job>::Admitted::kFull:
       return queued.job.done(absl::ResourceExhaustedError("model '" + entry_.name + "' has " +
                                                           std::to_string(entry_.batching.queue_capacity) +
@@ -92,7 +94,6 @@ void ModelRunner::Submit(InferenceJob job) {
     case DynamicBatcher<Job>::Admitted::kStopped:
       return queued.job.done(absl::UnavailableError("model '" + entry_.name + "' has stopped"));
   }
-  metrics_.SetQueueDepth(static_cast<double>(batcher_->depth()));
 }
 
 absl::StatusOr<core::DetectionPass> ModelRunner::Detect(const std::vector<Job>& jobs) {
