@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_report import figure, fmt, parameter_count, read_log  # noqa: E402
+from model_configs import SITES, configure, shipped  # noqa: E402
 
-SITES = ["encoder.self", "decoder.self", "decoder.cross"]
 SELF_SITES = SITES[:2]
 REFERENCE = {"type": "optimization", "iterations": 5, "lambda": 0.05, "normalizer": "relu_power", "power": 5}
 FINETUNE_STEPS = 600
@@ -91,21 +91,18 @@ def active_minutes(log):
 
 
 def model_config(base, spec):
-    config = dict(base)
-    config["dropout"] = spec["dropout"]
     attention = {}
     for site in SITES:
         options = dict(REFERENCE) if spec["others"] is None else spec["others"]
         if site in spec["sites"]:
             options = dict(spec["options"]) if spec["replace"] else options | spec["options"]
         attention[site] = options
-    config["attention"] = attention
-    return config
+    return configure(base, attention, spec["dropout"])
 
 
 def write_configs(out):
     out.mkdir(parents=True, exist_ok=True)
-    base = json.loads(Path("deploy/models/default-softmax.json").read_text())
+    base = shipped("softmax")
     for spec in ROWS:
         (out / f"{spec['name']}.json").write_text(json.dumps(model_config(base, spec), indent=2) + "\n")
         print(spec["name"], spec["steps"], spec["init"])

@@ -29,20 +29,9 @@ shapes="$out/shapes"
 source server/tools/training_steps.sh
 ensure_shapes_dataset
 
-# model_config ROW: deploy/models/default-softmax.json with ROW's attention.
+# model_config ROW: the configuration of ROW (server/tools/model_configs.py).
 model_config() {
-  /usr/bin/python3 - "$1" "$out/$1.json" <<'EOF'
-import json, sys
-row, path = sys.argv[1], sys.argv[2]
-config = json.load(open("deploy/models/default-softmax.json"))
-all_sites = ["encoder.self", "decoder.self", "decoder.cross"]
-opt = {"type": "optimization", "iterations": 5, "lambda": 0.05}
-swapped = {"identity-qk": dict.fromkeys(all_sites, "softmax_identity_qk"),
-           "optimization-all": dict.fromkeys(all_sites, opt)}
-swapped.update({f"optimization-{site.replace('.', '-')}": {site: opt} for site in all_sites})
-config["attention"] = dict.fromkeys(all_sites, "softmax") | swapped.get(row, {})
-json.dump(config, open(path, "w"), indent=2)
-EOF
+  /usr/bin/python3 server/tools/model_configs.py accuracy "$1" "$out/$1.json"
   echo "$out/$1.json"
 }
 
