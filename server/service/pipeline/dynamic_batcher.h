@@ -129,8 +129,7 @@ class DynamicBatcher {
 
   Admitted AdmitLocked(Clock::time_point deadline) const {
     if (queue_.size() >= options_.queue_capacity) return Admitted::kFull;
-    if (!queue_.empty() && deadline != Clock::time_point::max() &&
-        deadline - Clock::now() < 2 * ExpectedWaitLocked()) {
+    if (!queue_.empty() && deadline != Clock::time_point::max() && deadline - Clock::now() < 2 * ExpectedWaitLocked()) {
       return Admitted::kLate;
     }
     return Admitted::kQueued;
