@@ -31,6 +31,14 @@ int RunQuietly(const std::string& command) {
 
 nlohmann::json ReadJson(const std::string& path) { return nlohmann::json::parse(std::ifstream(path)); }
 
+// Draws a fresh synthetic data set into kOut/NAME with detr-data's ARGUMENTS;
+// returns its folder, or "" when detr-data failed.
+std::string DrawShapes(const std::string& name, const std::string& arguments) {
+  const std::string dir = kOut + "/" + name;
+  std::filesystem::remove_all(dir);
+  return RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + dir + " " + arguments) == 0 ? dir : "";
+}
+
 // The unpadded extent (rows, columns) of image b of a batch's mask.
 std::pair<int64_t, int64_t> Extent(const at::Tensor& mask, int64_t b) {
   const auto real = mask[b].logical_not();
@@ -38,11 +46,9 @@ std::pair<int64_t, int64_t> Extent(const at::Tensor& mask, int64_t b) {
 }
 
 TEST(NonSquareDataTest, MixedSizesBatchWithAMaskAndRandomResizeKeepsBoxes) {
-  const std::string data = kOut + "/mixed-shapes";
-  std::filesystem::remove_all(data);
-  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + data +
-                " --seed 3 --train 12 --val 0 --sizes 96x64,64x96 --min-extent 8 --max-extent 30"),
-            0);
+  const std::string data =
+      DrawShapes("mixed-shapes", "--seed 3 --train 12 --val 0 --sizes 96x64,64x96 --min-extent 8 --max-extent 30");
+  ASSERT_FALSE(data.empty());
   const auto coco = ReadJson(data + "/train.json");
   std::set<std::pair<int, int>> sizes;
   for (const auto& image : coco["images"]) sizes.insert({image["width"].get<int>(), image["height"].get<int>()});
@@ -87,11 +93,9 @@ TEST(NonSquareDataTest, MixedSizesBatchWithAMaskAndRandomResizeKeepsBoxes) {
 // batch's random resize nothing is padded (padding would enter the batch
 // norms' statistics), and over many batches every size is drawn.
 TEST(NonSquareDataTest, SampledBatchesHaveOneSizeAndNoPadding) {
-  const std::string data = kOut + "/grouped-shapes";
-  std::filesystem::remove_all(data);
-  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + data +
-                       " --seed 5 --train 16 --val 0 --sizes 96x64,64x96,80x80 --min-extent 8 --max-extent 30"),
-            0);
+  const std::string data = DrawShapes(
+      "grouped-shapes", "--seed 5 --train 16 --val 0 --sizes 96x64,64x96,80x80 --min-extent 8 --max-extent 30");
+  ASSERT_FALSE(data.empty());
   const DetectionDataset dataset(data + "/train.json", data + "/train");
   const auto groups = dataset.SizeGroups();
   ASSERT_EQ(groups.size(), 3u);
@@ -113,11 +117,11 @@ TEST(NonSquareDataTest, SampledBatchesHaveOneSizeAndNoPadding) {
 // detr-train takes the random resize from its command line and trains on
 // mixed sizes.
 TEST(NonSquareDataTest, TrainerRandomResizesMixedSizes) {
-  const std::string data = kOut + "/mixed-train", out = kOut + "/mixed-train-out";
-  for (const auto& dir : {data, out}) std::filesystem::remove_all(dir);
-  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + data +
-                       " --seed 4 --train 8 --val 0 --sizes 96x64,64x96 --min-extent 8 --max-extent 30"),
-            0);
+  const std::string out = kOut + "/mixed-train-out";
+  std::filesystem::remove_all(out);
+  const std::string data =
+      DrawShapes("mixed-train", "--seed 4 --train 8 --val 0 --sizes 96x64,64x96 --min-extent 8 --max-extent 30");
+  ASSERT_FALSE(data.empty());
   std::ofstream(kOut + "/mixed-tiny.json") << R"({"backbone": "resnet18", "hidden_dim": 32, "nheads": 2,
     "enc_layers": 1, "dec_layers": 1, "dim_feedforward": 64, "num_queries": 8, "num_classes": 4})";
   const std::string train = std::string(DETR_TRAIN_BINARY) + " --model-config " + kOut + "/mixed-tiny.json" +
@@ -129,11 +133,10 @@ TEST(NonSquareDataTest, TrainerRandomResizesMixedSizes) {
 }
 
 TEST(NonSquareDataTest, PaddedSetHoldsTheSameContentAtAKnownOffset) {
-  const std::string square = kOut + "/square-shapes", padded = kOut + "/padded-shapes";
-  for (const auto& dir : {square, padded}) std::filesystem::remove_all(dir);
-  const std::string common = " --seed 5 --train 0 --val 6 --size 96";
-  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + square + common), 0);
-  ASSERT_EQ(RunQuietly(std::string(DETR_DATA_BINARY) + " --output " + padded + common + " --pad-to 160x112"), 0);
+  const std::string common = "--seed 5 --train 0 --val 6 --size 96";
+  const std::string square = DrawShapes("square-shapes", common);
+  const std::string padded = DrawShapes("padded-shapes", common + " --pad-to 160x112");
+  ASSERT_FALSE(square.empty() || padded.empty());
   const auto a = ReadJson(square + "/val.json"), b = ReadJson(padded + "/val.json");
   ASSERT_EQ(a["annotations"].size(), b["annotations"].size());
   std::set<std::pair<int, int>> offsets;
