@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -45,8 +47,8 @@ Size ParseSize(const std::string& text, int lowest) {
   char x = 0, rest = 0;
   if (std::sscanf(text.c_str(), "%d%c%d%c", &size.width, &x, &size.height, &rest) != 3 || x != 'x' ||
       size.width < lowest || size.height < lowest || size.width > 4096 || size.height > 4096) {
-    throw CLI::ValidationError("size", "'" + text + "' is not WIDTHxHEIGHT with sides in [" + std::to_string(lowest) +
-                                           ", 4096]");
+    throw CLI::ValidationError(
+        "size", "'" + text + "' is not WIDTHxHEIGHT with sides in [" + std::to_string(lowest) + ", 4096]");
   }
   return size;
 }
@@ -75,13 +77,27 @@ double Covered(const cv::Rect& a, const cv::Rect& b) {
   return a.area() > 0 ? static_cast<double>(inter) / a.area() : 0;
 }
 
+// Progress on stderr: one line rewritten in place on a terminal; in a log
+// (the training scripts tee to files) a line per tenth, not hundreds of
+// carriage-return fragments.
+void ReportProgress(const std::string& split, int done, int count) {
+  static const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  if (terminal) {
+    if (done % 100 == 0 || done == count)
+      std::fprintf(stderr, "\r[detr-data %s] %d/%d%s", split.c_str(), done, count, done == count ? "\n" : "");
+  } else if (done == count || done % std::max(1, count / 10) == 0) {
+    std::fprintf(stderr, "[detr-data %s] %d/%d\n", split.c_str(), done, count);
+  }
+}
+
 nlohmann::json MakeSplit(const Options& options, const std::string& split, int count, std::uint64_t seed) {
   namespace fs = std::filesystem;
   fs::create_directories(fs::path(options.output) / split);
   std::mt19937_64 rng(seed);
   std::mt19937_64 pad_rng(seed ^ 0x9e3779b97f4a7c15ull);  // padding never moves the content's stream
   auto uniform = [&](int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng); };
-  nlohmann::json coco = {{"images", nlohmann::json::array()}, {"annotations", nlohmann::json::array()},
+  nlohmann::json coco = {{"images", nlohmann::json::array()},
+                         {"annotations", nlohmann::json::array()},
                          {"categories", nlohmann::json::array()}};
   for (int c = 0; c < 3; ++c) coco["categories"].push_back({{"id", c + 1}, {"name", kCategories[c]}});
   int annotation_id = 1;
@@ -114,8 +130,8 @@ nlohmann::json MakeSplit(const Options& options, const std::string& split, int c
       } else if (category == 2) {
         cv::rectangle(image, box, colour, cv::FILLED);
       } else {
-        const std::vector<cv::Point> corners = {{box.x + extent / 2, box.y}, {box.x, box.y + extent - 1},
-                                                {box.x + extent - 1, box.y + extent - 1}};
+        const std::vector<cv::Point> corners = {
+            {box.x + extent / 2, box.y}, {box.x, box.y + extent - 1}, {box.x + extent - 1, box.y + extent - 1}};
         cv::fillConvexPoly(image, corners, colour, cv::LINE_AA);
       }
       boxes.push_back(box);
@@ -124,17 +140,19 @@ nlohmann::json MakeSplit(const Options& options, const std::string& split, int c
     if (options.pad_to.width > 0) image = Padded(image, options.pad_to, background, pad_rng, boxes);
     for (size_t k = 0; k < boxes.size(); ++k) {
       const auto& box = boxes[k];
-      coco["annotations"].push_back({{"id", annotation_id++}, {"image_id", index + 1}, {"category_id", categories[k]},
+      coco["annotations"].push_back({{"id", annotation_id++},
+                                     {"image_id", index + 1},
+                                     {"category_id", categories[k]},
                                      {"bbox", {box.x, box.y, box.width, box.height}},
-                                     {"area", box.width * box.height}, {"iscrowd", 0}});
+                                     {"area", box.width * box.height},
+                                     {"iscrowd", 0}});
     }
     char name[32];
     std::snprintf(name, sizeof(name), "%06d.png", index + 1);
     cv::imwrite((fs::path(options.output) / split / name).string(), image);
     coco["images"].push_back({{"id", index + 1}, {"file_name", name}, {"width", image.cols}, {"height", image.rows}});
-    if ((index + 1) % 100 == 0 || index + 1 == count) std::fprintf(stderr, "\r[detr-data %s] %d/%d", split.c_str(), index + 1, count);
+    ReportProgress(split, index + 1, count);
   }
-  std::fprintf(stderr, "\n");
   return coco;
 }
 
@@ -153,10 +171,12 @@ int main(int argc, char** argv) {
   std::string pad_to;
   app.add_option("--sizes", sizes, "WxH,...: each image's size drawn from these (instead of --size)")->delimiter(',');
   app.add_option("--pad-to", pad_to, "WxH: each image placed unchanged at a random offset on a canvas this size");
-  app.add_option("--min-extent", options.min_extent, "smallest shape side in pixels")->capture_default_str()
+  app.add_option("--min-extent", options.min_extent, "smallest shape side in pixels")
+      ->capture_default_str()
       ->check(CLI::Range(4, 1024));
   app.add_option("--max-extent", options.max_extent, "largest shape side in pixels (at most half the image)")
-      ->capture_default_str()->check(CLI::Range(4, 1024));
+      ->capture_default_str()
+      ->check(CLI::Range(4, 1024));
   try {
     app.parse(argc, argv);
     for (const auto& text : sizes) options.sizes.push_back(ParseSize(text, 64));
