@@ -6,8 +6,8 @@
 # finished row goes through one real detr-server on 127.0.0.1 with
 # `detr-client eval --json`, and ablation_rows.py prints the table.
 #   server/tools/train_ablations.sh [OUT_DIR]      (default: runs/ablations)
-# About 6-7 minutes per 600-step row on 2 cores (24 rows with the long ones:
-# about 4.5 hours). Resumable: finished rows are skipped, an interrupted row
+# About 6-13 minutes per 600-step row on 2 cores (24 rows with the long ones:
+# about 6.5 hours). Resumable: finished rows are skipped, an interrupted row
 # resumes from its last checkpoint. ROWS="k1 k2" trains only those rows;
 # TRAIN=0 only measures what is finished.
 set -euo pipefail
