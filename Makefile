@@ -56,11 +56,12 @@ TRAIN_DIR ?= runs/accuracy
 train: build
 	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_default_models.sh $(TRAIN_DIR)
 
-# The shipped default models: the square ones of `make train` (or, without
-# them, the ones shipped before) fine-tuned on many aspect ratios with random
-# resize, measured on square, padded 192x128 and mixed-size sets (about an
-# hour here; resumable). Copy OUT/{softmax,optimization}/model.safetensors to
-# deploy/models/default-*.safetensors afterwards.
+# The default models for non-square images: the square ones of `make train`
+# (or, without them, the ones shipped before) fine-tuned on many aspect ratios
+# with random resize, measured on square, padded 192x128 and mixed-size sets
+# (about 2 hours here; resumable). Copy OUT/softmax/model.safetensors to
+# deploy/models/default-softmax.safetensors afterwards (the optimization row
+# misses its target so far: docs/accuracy.md#non-square-images).
 train-nonsquare: build
 	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_nonsquare_models.sh
 
