@@ -33,7 +33,7 @@ def widen(tensors, queries, seed=0, noise=0.1):
         raise ValueError(f"the checkpoint has {present} queries; widening to {queries} would drop some")
     generator = torch.Generator().manual_seed(seed)
     index = torch.arange(queries) % present
-    widened = rows[index].clone()
+    widened = rows[index]  # indexing copies
     jitter = torch.randn(queries - present, rows.shape[1], generator=generator) * noise * rows.std()
     widened[present:] += jitter
     result = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in tensors.items()}
