@@ -35,16 +35,18 @@ mkdir -p "$out"
   "$bin/detr-data" --output "$shapes" --seed 11 --train "$train_images" --val "$val_images" --size 512 \
     --max-shapes 30 --min-extent 12 --max-extent 48
 
-# Softmax starts from the default softmax model, its 10 queries widened to the
-# 40 this task needs (server/tools/widen_queries.py): the shapes are the same
-# kinds, so the backbone and transformer need adapting, not learning from
-# nothing. WARM_START=0 trains from scratch. The official training's dropout
+# Softmax starts from the default softmax model, its 10 queries widened to
+# large-softmax.json's num_queries (server/tools/widen_queries.py): the shapes
+# are the same kinds, so the backbone and transformer need adapting, not
+# learning from nothing. WARM_START=0 trains from scratch. The official training's dropout
 # 0.1 (the model configs' default) in both.
 warm=()
 if [[ ${WARM_START:-1} != 0 ]]; then
+  queries=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["num_queries"])' \
+    deploy/models/large-softmax.json)
   [[ -f "$out/warm-start.safetensors" ]] ||
     /usr/bin/python3 server/tools/widen_queries.py deploy/models/default-softmax.safetensors \
-      "$out/warm-start.safetensors" --queries 40
+      "$out/warm-start.safetensors" --queries "$queries"
   warm=(--init-from "$out/warm-start.safetensors")
 fi
 train_row "$out/softmax" deploy/models/large-softmax.json "$steps" --batch-size "$batch" "${warm[@]}"
