@@ -130,7 +130,8 @@ TEST(ModelConfigTest, ReadsOfficialKeysAndPerSiteAttention) {
     "dec_layers": 6, "dim_feedforward": 2048, "num_queries": 100, "num_classes": 91,
     "position_embedding": "sine", "normalize_before": false,
     "attention": {"decoder.cross": {"type": "optimization", "iterations": 3, "lambda": 0.1,
-                                    "normalizer": "abs_power", "random_tokens": 4},
+                                    "normalizer": "abs_power", "random_tokens": 4,
+                                    "position_projection": true},
                   "encoder.self": "softmax_identity_qk"}})");
   EXPECT_TRUE(config.dilation);
   EXPECT_EQ(config.decoder_self.type, AttentionType::kSoftmax);  // missing site: softmax
@@ -138,6 +139,8 @@ TEST(ModelConfigTest, ReadsOfficialKeysAndPerSiteAttention) {
   EXPECT_EQ(config.decoder_cross.type, AttentionType::kOptimization);
   EXPECT_EQ(config.decoder_cross.iterations, 3);
   EXPECT_EQ(config.decoder_cross.normalizer, Normalizer::kAbsPower);
+  EXPECT_TRUE(config.decoder_cross.position_projection);
+  EXPECT_FALSE(config.encoder_self.position_projection);
   EXPECT_FALSE(config.decoder_cross.ExcludesSelf(AttentionSite::kDecoderCross));
   EXPECT_TRUE(config.decoder_self.ExcludesSelf(AttentionSite::kDecoderSelf));
   // The JSON it writes reads back the same.
@@ -165,6 +168,12 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
             std::string::npos);
   EXPECT_NE(error_of(R"({"attention": {"decoder.cross": {"itterations": 3}}})").find("itterations"), std::string::npos);
   EXPECT_NE(error_of(R"({"backbone": "resnet18", "dilation": true})").find("'dilation'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"attention": {"encoder.self": {"type": "softmax", "position_projection": true}}})")
+                .find("'attention.encoder.self.position_projection' only applies to optimization"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"attention": {"decoder.cross": {"type": "linear", "query_key_projection": true}}})")
+                .find("'attention.decoder.cross.query_key_projection' only applies to optimization"),
+            std::string::npos);
   EXPECT_NE(error_of(R"({"hidden_dim": 30, "nheads": 8})").find("divisible"), std::string::npos);
   EXPECT_NE(error_of(R"({"num_classes": 4, "class_names": ["N/A", "circle"]})").find("'class_names'"),
             std::string::npos);

@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
+#include "server/core/io/checkpoint.h"
 #include "server/core/model/detr.h"
 #include "server/core/model/multihead_attention.h"
+#include "server/core/model/transformer.h"
 #include "server/core/model/optimization_attention.h"
 #include "tests/common/tiny_model_config.h"
 
@@ -444,6 +446,139 @@ TEST_F(OptimizationAttentionTest, NonSoftmaxSitesDropTheQueryAndKeyProjections) 
   for (auto type : {AttentionType::kSoftmaxIdentityQk, AttentionType::kOptimization, AttentionType::kPooling}) {
     auto other = MakeSite(type, AttentionSite::kEncoderSelf);
     EXPECT_EQ(count(*softmax) - count(*other), 2 * d * d + 2 * d) << ToString(type);
+  }
+}
+
+// position_projection (the spec's deviation): QueryPosition maps with the
+// first d rows of pos_proj_weight, KeyPosition with the last d.
+TEST_F(OptimizationAttentionTest, PositionProjectionMapsQueriesAndKeysWithTheirOwnRows) {
+  AttentionOptions options;
+  options.position_projection = true;
+  auto attention = MakeSite(AttentionType::kOptimization, AttentionSite::kDecoderCross, options);
+  auto pos = Randn({2, 5, 16});
+  EXPECT_TRUE(attention->QueryPosition(pos).equal(pos)) << "starts as the identity";
+  EXPECT_TRUE(attention->KeyPosition(pos).equal(pos));
+  auto query_map = Randn({16, 16}), key_map = Randn({16, 16});
+  {
+    torch::NoGradGuard no_grad;
+    attention->pos_proj_weight.copy_(at::cat({query_map, key_map}));
+  }
+  EXPECT_TRUE(attention->QueryPosition(pos).allclose(at::matmul(pos, query_map.t())));
+  EXPECT_TRUE(attention->KeyPosition(pos).allclose(at::matmul(pos, key_map.t())));
+  EXPECT_FALSE(MakeSite(AttentionType::kOptimization, AttentionSite::kDecoderCross)->HasPositionProjection());
+}
+
+// The whole transformer with every site mapping positions by M for queries
+// and keys alike equals the spec's transformer given the positions already
+// mapped: so each site adds the mapped term, to queries and keys, and to
+// nothing else (values stay unmapped).
+TEST_F(OptimizationAttentionTest, PositionProjectionAddsTheMappedTermToQueriesAndKeysOnly) {
+  auto spec_config = testing::TinyModelConfig(AttentionType::kOptimization, /*dec_layers=*/2);
+  auto projected_config = spec_config;
+  for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
+    projected_config.attention(site).position_projection = true;
+  }
+  Transformer spec(spec_config), projected(projected_config);
+  spec->to(at::kDouble);
+  projected->to(at::kDouble);
+  auto map = Randn({32, 32}) * 0.3;
+  {
+    torch::NoGradGuard no_grad;
+    auto spec_state = spec->named_parameters();
+    for (auto& item : projected->named_parameters()) {
+      if (item.key().find("pos_proj_weight") != std::string::npos) {
+        item.value().copy_(at::cat({map, map}));
+      } else {
+        item.value().copy_(spec_state[item.key()]);
+      }
+    }
+  }
+  spec->eval();
+  projected->eval();
+  auto src = Randn({2, 6, 32}), pos = Randn({2, 6, 32}), query_embed = Randn({4, 32});
+  auto padding = at::zeros({2, 6}, at::kBool);
+  padding.index_put_({1, at::indexing::Slice(4, 6)}, true);
+  torch::NoGradGuard no_grad;
+  const auto expected =
+      spec(src, padding, at::matmul(query_embed, map.t()), at::matmul(pos, map.t()), /*all_layers=*/true);
+  const auto actual = projected(src, padding, query_embed, pos, /*all_layers=*/true);
+  EXPECT_LE((actual - expected).abs().max().item<double>(), 1e-10);
+  EXPECT_GT((actual - spec(src, padding, query_embed, pos, true)).abs().max().item<double>(), 1e-3)
+      << "the map changes the output";
+}
+
+// A checkpoint without pos_proj_weight (every model trained before the
+// option) loads into a model with it: the identity is filled in and
+// reported, so the model computes what the checkpoint did; fine-tuning then
+// trains the maps.
+TEST_F(OptimizationAttentionTest, PositionProjectionLoadsOlderCheckpointsAsTheIdentityAndTrains) {
+  auto spec_config = testing::TinyModelConfig(AttentionType::kOptimization, /*dec_layers=*/2);
+  auto projected_config = spec_config;
+  for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
+    projected_config.attention(site).position_projection = true;
+  }
+  Detr spec(spec_config), projected(projected_config);
+  const auto report = LoadStateDict(*projected, StateDict(*spec), "spec ckpt");
+  ASSERT_EQ(report.skipped.size(), 5u);  // 1 encoder + 2 x 2 decoder sites
+  EXPECT_NE(report.skipped[0].find("pos_proj_weight: not in the checkpoint"), std::string::npos) << report.skipped[0];
+  EXPECT_EQ(projected->parameter_count() - spec->parameter_count(), 5 * 2 * 32 * 32);
+
+  auto pixels = at::rand({1, 3, 64, 96});
+  auto mask = at::zeros({1, 64, 96}, at::kBool);
+  spec->eval();
+  projected->eval();
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(spec(pixels, mask).boxes.equal(projected(pixels, mask).boxes));
+  }
+  projected->train();
+  projected(pixels, mask).boxes.sum().backward();
+  for (const auto& item : projected->named_parameters()) {
+    // The first decoder layer's self-attention sees tgt = 0, so every value
+    // row is the bias and its weights cannot matter (as in official DETR).
+    if (item.key().find("pos_proj_weight") == std::string::npos ||
+        item.key() == "transformer.decoder.layers.0.self_attn.pos_proj_weight") {
+      continue;
+    }
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_GT(item.value().grad().abs().max().item<float>(), 0.0f) << item.key();
+  }
+}
+
+// query_key_projection (the ablation of the dropped projections): the site
+// holds softmax's q, k and v rows and solves on the projected queries and
+// keys; an optimization checkpoint (v rows only) loads with identity q/k rows,
+// which compute what it did, and they train.
+TEST_F(OptimizationAttentionTest, QueryKeyProjectionSolvesOnProjectedQueriesAndKeys) {
+  AttentionOptions options;
+  options.query_key_projection = true;
+  for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderCross}) {
+    auto plain = MakeSite(AttentionType::kOptimization, site);
+    auto projected = MakeSite(AttentionType::kOptimization, site, options);
+    ASSERT_EQ(projected->in_proj_weight.size(0), 3 * 16);
+    auto state = StateDict(*plain);
+    const auto report = LoadStateDict(*projected, state, "optimization ckpt");
+    ASSERT_EQ(report.skipped.size(), 1u);
+    EXPECT_NE(report.skipped[0].find("no q/k rows"), std::string::npos) << report.skipped[0];
+    const int64_t n = site == AttentionSite::kEncoderSelf ? 7 : 3;
+    auto query = Randn({2, n, 16}), key = Randn({2, 7, 16});
+    if (site == AttentionSite::kEncoderSelf) query = key;
+    EXPECT_LE((projected(query, key, key) - plain(query, key, key)).abs().max().item<double>(), 1e-12)
+        << ToString(site) << ": identity rows compute what the checkpoint did";
+    // A map M on the queries and keys equals the plain site on mapped inputs.
+    auto map = Randn({16, 16}) * 0.3;
+    {
+      torch::NoGradGuard no_grad;
+      projected->in_proj_weight.narrow(0, 0, 32).copy_(at::cat({map, map}));
+    }
+    auto mapped_key = at::matmul(key, map.t());
+    auto mapped_query = site == AttentionSite::kEncoderSelf ? mapped_key : at::matmul(query, map.t());
+    // The plain site takes values from its key argument, so give it the raw
+    // values through a cross-site call with the mapped keys.
+    auto expected = plain(mapped_query, mapped_key, key);
+    EXPECT_LE((projected(query, key, key) - expected).abs().max().item<double>(), 1e-10) << ToString(site);
+    projected(query, key, key).sum().backward();
+    EXPECT_GT(projected->in_proj_weight.grad().narrow(0, 0, 32).abs().max().item<double>(), 0.0) << ToString(site);
   }
 }
 

@@ -22,6 +22,8 @@ constexpr AttentionSite kSites[] = {AttentionSite::kEncoderSelf, AttentionSite::
 json AttentionToJson(const AttentionOptions& o) {
   json j = {{"type", ToString(o.type)}};
   if (o.type == AttentionType::kPooling && o.window > 0) j["window"] = o.window;
+  if (o.position_projection) j["position_projection"] = true;
+  if (o.query_key_projection) j["query_key_projection"] = true;
   if (o.type != AttentionType::kOptimization) return j;
   j["iterations"] = o.iterations;
   j["lambda"] = o.lambda;
@@ -205,6 +207,12 @@ void ModelConfig::Validate() const {
     // Only the encoder's tokens lie on the feature map's grid.
     Require(a.window == 0 || (a.type == AttentionType::kPooling && site == AttentionSite::kEncoderSelf),
             prefix + "window", "only applies to pooling at encoder.self");
+    // The other types project the whole query and key already.
+    Require(
+        !a.position_projection || a.type == AttentionType::kOptimization || a.type == AttentionType::kSoftmaxIdentityQk,
+        prefix + "position_projection", "only applies to optimization and softmax_identity_qk");
+    Require(!a.query_key_projection || a.type == AttentionType::kOptimization, prefix + "query_key_projection",
+            "only applies to optimization");
   }
 }
 

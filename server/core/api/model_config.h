@@ -55,6 +55,17 @@ struct AttentionOptions {
   /// it (odd; PoolFormer's token mixer, without its subtraction). 0 = every
   /// token (global mean pooling).
   int window = 0;
+  /// optimization and softmax_identity_qk only, a deviation from the spec
+  /// (ours; docs/optimization-attention.md#position-projection): learned
+  /// linear maps of the positional term, one for the queries' and one for the
+  /// keys' (pos_proj_weight, 2d x d, initialised to the identity), applied
+  /// before the positional term is added. The content stays unprojected.
+  bool position_projection = false;
+  /// optimization only, a deviation from the spec (ours; the ablation of
+  /// what the dropped projections cost): the site keeps softmax's query and
+  /// key projections (in_proj_weight/in_proj_bias hold the q, k and v rows,
+  /// as softmax's do) and solves the LASSO on the projected queries and keys.
+  bool query_key_projection = false;
 
   /// `exclude_self` resolved for `site`.
   bool ExcludesSelf(AttentionSite site) const;

@@ -43,6 +43,8 @@ AttentionOptions ParseAttention(const Node& node, const std::string& source, con
       options.random_tokens_resample_train = when == "train";
     } else if (key == "query_chunk") options.query_chunk = Read<int>(value, source, field);
     else if (key == "window") options.window = Read<int>(value, source, field);
+    else if (key == "position_projection") options.position_projection = Read<bool>(value, source, field);
+    else if (key == "query_key_projection") options.query_key_projection = Read<bool>(value, source, field);
     else Invalid(source, field, "is not an attention option");
   }
   return options;

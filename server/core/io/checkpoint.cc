@@ -31,7 +31,8 @@ std::vector<std::string> AdaptAttentionSites(const torch::nn::Module& model, Ten
   std::vector<std::string> skipped;
   for (const auto& item : model.named_modules()) {
     if (const auto* attention = item.value()->as<MultiheadAttentionImpl>()) {
-      auto dropped = attention->AdaptCheckpoint(item.key() + ".", state);
+      // The root module (a bare site loaded on its own) has the empty name.
+      auto dropped = attention->AdaptCheckpoint(item.key().empty() ? "" : item.key() + ".", state);
       skipped.insert(skipped.end(), dropped.begin(), dropped.end());
     }
   }

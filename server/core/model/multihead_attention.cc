@@ -125,6 +125,10 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t embed_dim, int64_t num_he
   torch::nn::init::xavier_uniform_(in_proj_weight);
   in_proj_bias = register_parameter("in_proj_bias", at::zeros({rows}));
   out_proj = register_module("out_proj", torch::nn::Linear(embed_dim, embed_dim));
+  if (options.position_projection) {
+    // The identity: the site starts as the spec's, whatever it is fine-tuned from.
+    pos_proj_weight = register_parameter("pos_proj_weight", at::eye(embed_dim).repeat({2, 1}));
+  }
   {
     torch::NoGradGuard no_grad;
     out_proj->bias.zero_();
@@ -154,6 +158,11 @@ at::Tensor MultiheadAttentionImpl::SplitHeads(const at::Tensor& x) const {
 at::Tensor MultiheadAttentionImpl::Projected(const at::Tensor& x, int64_t row) const {
   const int64_t begin = HasQkProjections() ? row * embed_dim_ : 0;
   return Linear(x, in_proj_weight.narrow(0, begin, embed_dim_), in_proj_bias.narrow(0, begin, embed_dim_));
+}
+
+at::Tensor MultiheadAttentionImpl::PositionTerm(const at::Tensor& pos, int64_t row) const {
+  if (!pos_proj_weight.defined()) return pos;
+  return at::matmul(pos, pos_proj_weight.narrow(0, row * embed_dim_, embed_dim_).t());
 }
 
 at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Tensor& key,
@@ -189,8 +198,8 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
       break;
     case AttentionType::kOptimization: {
       OptimizationProblem problem;
-      problem.queries = SplitHeads(query);
-      problem.dictionary = SplitHeads(key);
+      problem.queries = SplitHeads(HasQkProjections() ? Projected(query, 0) : query);
+      problem.dictionary = SplitHeads(HasQkProjections() ? Projected(key, 1) : key);
       problem.key_padding = key_padding;
       problem.exclude_self = options_.ExcludesSelf(site_);
       problem.random_directions = random_directions_;
@@ -209,10 +218,32 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
   return Linear(heads.transpose(1, 2).reshape({batch, n, embed_dim_}), out_proj->weight, out_proj->bias);
 }
 
+void MultiheadAttentionImpl::AddIdentityQk(const std::string& prefix, TensorMap& state,
+                                           std::vector<std::string>& report) const {
+  const auto weight = state.find(prefix + "in_proj_weight");
+  const auto bias = state.find(prefix + "in_proj_bias");
+  if (weight == state.end() || bias == state.end() || weight->second.dim() != 2 ||
+      weight->second.size(0) != embed_dim_ || bias->second.numel() != embed_dim_) {
+    return;  // already q, k and v rows, or malformed: the loader names the problem
+  }
+  const auto eye = at::eye(embed_dim_, weight->second.options());
+  weight->second = at::cat({eye, eye, weight->second});
+  bias->second = at::cat({at::zeros({2 * embed_dim_}, bias->second.options()), bias->second});
+  report.push_back(prefix + "in_proj_weight: no q/k rows in the checkpoint; they start as the identity "
+                   "(query_key_projection)");
+}
+
 std::vector<std::string> MultiheadAttentionImpl::AdaptCheckpoint(const std::string& prefix,
                                                                  TensorMap& state) const {
   std::vector<std::string> dropped;
-  if (HasQkProjections()) return dropped;
+  if (pos_proj_weight.defined() && state.find(prefix + "pos_proj_weight") == state.end()) {
+    state.emplace(prefix + "pos_proj_weight", at::eye(embed_dim_).repeat({2, 1}));
+    dropped.push_back(prefix + "pos_proj_weight: not in the checkpoint; starts as the identity (position_projection)");
+  }
+  if (HasQkProjections()) {
+    if (options_.type == AttentionType::kOptimization) AddIdentityQk(prefix, state, dropped);
+    return dropped;
+  }
   for (const char* name : {"in_proj_weight", "in_proj_bias"}) {
     const auto it = state.find(prefix + name);
     if (it == state.end() || it->second.dim() == 0 || it->second.size(0) != 3 * embed_dim_) continue;

@@ -39,7 +39,11 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   /// Softmax and linear sites hold the q, k and v rows of in_proj (3d x d);
   /// the others hold the v rows only (d x d). Given a checkpoint written for a softmax
   /// site, slices out the v rows in place and returns one line per dropped
-  /// tensor for the load report. `prefix` is this module's key prefix.
+  /// tensor for the load report. An optimization site with
+  /// query_key_projection given a checkpoint without q/k rows gets identity
+  /// rows and zero biases (reported). A site with position_projection whose
+  /// checkpoint has no pos_proj_weight gets the identity (so it computes what
+  /// the checkpoint did), also reported. `prefix` is this module's key prefix.
   std::vector<std::string> AdaptCheckpoint(const std::string& prefix, TensorMap& state) const;
 
   AttentionType type() const { return options_.type; }
@@ -47,14 +51,23 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   /// gradients (the official nn.MultiheadAttention's dropout); other types
   /// have no weight matrix to drop from.
   void set_weight_dropout(double p) { weight_dropout_ = p; }
-  /// Whether this site projects queries and keys (softmax, linear).
+  /// Whether this site projects queries and keys (softmax, linear, and
+  /// optimization with query_key_projection).
   bool HasQkProjections() const {
-    return options_.type == AttentionType::kSoftmax || options_.type == AttentionType::kLinear;
+    return options_.type == AttentionType::kSoftmax || options_.type == AttentionType::kLinear ||
+           (options_.type == AttentionType::kOptimization && options_.query_key_projection);
   }
+  /// The positional term a query (key) of this site adds: `pos` itself, or
+  /// with position_projection its learned map (the spec's deviation, see
+  /// AttentionOptions::position_projection). pos: (B, L, d) or (L, d).
+  at::Tensor QueryPosition(const at::Tensor& pos) const { return PositionTerm(pos, 0); }
+  at::Tensor KeyPosition(const at::Tensor& pos) const { return PositionTerm(pos, 1); }
+  bool HasPositionProjection() const { return options_.position_projection; }
   const AttentionOptions& options() const { return options_; }
   AttentionSite site() const { return site_; }
 
   at::Tensor in_proj_weight, in_proj_bias;
+  at::Tensor pos_proj_weight;  // (2d, d): query rows, then key rows; only with position_projection
   torch::nn::Linear out_proj{nullptr};
 
  private:
@@ -64,6 +77,9 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   at::Tensor Softmax(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& key_padding) const;
   at::Tensor Projected(const at::Tensor& x, int64_t row) const;  // row block 0=q 1=k 2=v
+  at::Tensor PositionTerm(const at::Tensor& pos, int64_t row) const;  // row block 0=q 1=k
+  // A d-row (v only) checkpoint entry -> identity q/k rows on top, for query_key_projection.
+  void AddIdentityQk(const std::string& prefix, TensorMap& state, std::vector<std::string>& report) const;
 
   int64_t embed_dim_, num_heads_, head_dim_;
   AttentionSite site_;

@@ -32,6 +32,16 @@ at::Tensor FeedForwardOf(const torch::nn::Linear& linear1, const torch::nn::Line
   return Linear(DropWhileTraining(hidden, dropout, training), linear2->weight, linear2->bias);
 }
 
+// Self-attention over x with its positional term: queries and keys are one
+// tensor (one q/k product for softmax sites) unless the site projects the
+// positions, which gives queries and keys positions of their own.
+at::Tensor SelfAttention(MultiheadAttention& attention, const at::Tensor& x, const at::Tensor& pos,
+                         const at::Tensor& padding = {}, TokenGrid grid = {}) {
+  const auto q = x + attention->QueryPosition(pos);
+  const auto k = attention->HasPositionProjection() ? x + attention->KeyPosition(pos) : q;
+  return attention(q, k, x, padding, grid);
+}
+
 }  // namespace
 
 EncoderLayerImpl::EncoderLayerImpl(const ModelConfig& config, int index)
@@ -52,12 +62,10 @@ at::Tensor EncoderLayerImpl::forward(const at::Tensor& src, const at::Tensor& po
                                      const at::Tensor& padding, TokenGrid grid) {
   if (normalize_before_) {
     auto x = norm1(src);
-    auto q = x + pos;
-    auto out = src + Drop(self_attn(q, q, x, padding, grid));
+    auto out = src + Drop(SelfAttention(self_attn, x, pos, padding, grid));
     return out + Drop(FeedForward(norm2(out)));
   }
-  auto q = src + pos;
-  auto out = norm1(src + Drop(self_attn(q, q, src, padding, grid)));
+  auto out = norm1(src + Drop(SelfAttention(self_attn, src, pos, padding, grid)));
   return norm2(out + Drop(FeedForward(out)));
 }
 
@@ -79,18 +87,20 @@ at::Tensor DecoderLayerImpl::Drop(const at::Tensor& x) { return DropWhileTrainin
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& tgt, const at::Tensor& memory,
                                      const at::Tensor& keys, const at::Tensor& memory_padding,
-                                     const at::Tensor& query_pos) {
+                                     const at::Tensor& pos, const at::Tensor& query_pos) {
+  // A cross site that projects the memory's positions has keys of its own.
+  const auto cross_keys =
+      multihead_attn->HasPositionProjection() ? memory + multihead_attn->KeyPosition(pos) : keys;
+  const auto cross_query_pos = multihead_attn->QueryPosition(query_pos);
   if (normalize_before_) {
     auto x = norm1(tgt);
-    auto q = x + query_pos;
-    auto out = tgt + Drop(self_attn(q, q, x));
+    auto out = tgt + Drop(SelfAttention(self_attn, x, query_pos));
     x = norm2(out);
-    out = out + Drop(multihead_attn(x + query_pos, keys, memory, memory_padding));
+    out = out + Drop(multihead_attn(x + cross_query_pos, cross_keys, memory, memory_padding));
     return out + Drop(FeedForward(norm3(out)));
   }
-  auto q = tgt + query_pos;
-  auto out = norm1(tgt + Drop(self_attn(q, q, tgt)));
-  out = norm2(out + Drop(multihead_attn(out + query_pos, keys, memory, memory_padding)));
+  auto out = norm1(tgt + Drop(SelfAttention(self_attn, tgt, query_pos)));
+  out = norm2(out + Drop(multihead_attn(out + cross_query_pos, cross_keys, memory, memory_padding)));
   return norm3(out + Drop(FeedForward(out)));
 }
 
@@ -120,7 +130,7 @@ at::Tensor TransformerDecoderImpl::forward(const at::Tensor& tgt, const at::Tens
   const auto memory_keys = memory + pos;
   auto out = tgt;
   for (const auto& layer : *layers) {
-    out = layer->as<DecoderLayerImpl>()->forward(out, memory, memory_keys, memory_padding, query_pos);
+    out = layer->as<DecoderLayerImpl>()->forward(out, memory, memory_keys, memory_padding, pos, query_pos);
     if (all_layers) outputs.push_back(norm(out));
   }
   if (!all_layers) outputs.push_back(norm(out));

@@ -41,9 +41,10 @@ class DecoderLayerImpl : public torch::nn::Module {
   DecoderLayerImpl(const ModelConfig& config, int index);
   /// tgt, query_pos: (B, Q, d); memory: (B, L, d); memory_keys: memory + its
   /// position embedding (the same for every layer, so the decoder adds it
-  /// once); memory_padding: (B, L).
+  /// once); memory_padding: (B, L); pos: the memory's position embedding,
+  /// which a cross site with position_projection maps before adding.
   at::Tensor forward(const at::Tensor& tgt, const at::Tensor& memory, const at::Tensor& memory_keys,
-                     const at::Tensor& memory_padding, const at::Tensor& query_pos);
+                     const at::Tensor& memory_padding, const at::Tensor& pos, const at::Tensor& query_pos);
 
  private:
   at::Tensor FeedForward(const at::Tensor& x);
