@@ -449,6 +449,14 @@ TEST_F(OptimizationAttentionTest, NonSoftmaxSitesDropTheQueryAndKeyProjections) 
   }
 }
 
+// `config` with position_projection at every site.
+ModelConfig WithPositionProjection(ModelConfig config) {
+  for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
+    config.attention(site).position_projection = true;
+  }
+  return config;
+}
+
 // position_projection (the spec's deviation): QueryPosition maps with the
 // first d rows of pos_proj_weight, KeyPosition with the last d.
 TEST_F(OptimizationAttentionTest, PositionProjectionMapsQueriesAndKeysWithTheirOwnRows) {
@@ -473,11 +481,8 @@ TEST_F(OptimizationAttentionTest, PositionProjectionMapsQueriesAndKeysWithTheirO
 // mapped: so each site adds the mapped term, to queries and keys, and to
 // nothing else (values stay unmapped).
 TEST_F(OptimizationAttentionTest, PositionProjectionAddsTheMappedTermToQueriesAndKeysOnly) {
-  auto spec_config = testing::TinyModelConfig(AttentionType::kOptimization, /*dec_layers=*/2);
-  auto projected_config = spec_config;
-  for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
-    projected_config.attention(site).position_projection = true;
-  }
+  const auto spec_config = testing::TinyModelConfig(AttentionType::kOptimization, /*dec_layers=*/2);
+  const auto projected_config = WithPositionProjection(spec_config);
   Transformer spec(spec_config), projected(projected_config);
   spec->to(at::kDouble);
   projected->to(at::kDouble);
@@ -512,11 +517,8 @@ TEST_F(OptimizationAttentionTest, PositionProjectionAddsTheMappedTermToQueriesAn
 // reported, so the model computes what the checkpoint did; fine-tuning then
 // trains the maps.
 TEST_F(OptimizationAttentionTest, PositionProjectionLoadsOlderCheckpointsAsTheIdentityAndTrains) {
-  auto spec_config = testing::TinyModelConfig(AttentionType::kOptimization, /*dec_layers=*/2);
-  auto projected_config = spec_config;
-  for (auto site : {AttentionSite::kEncoderSelf, AttentionSite::kDecoderSelf, AttentionSite::kDecoderCross}) {
-    projected_config.attention(site).position_projection = true;
-  }
+  const auto spec_config = testing::TinyModelConfig(AttentionType::kOptimization, /*dec_layers=*/2);
+  const auto projected_config = WithPositionProjection(spec_config);
   Detr spec(spec_config), projected(projected_config);
   const auto report = LoadStateDict(*projected, StateDict(*spec), "spec ckpt");
   ASSERT_EQ(report.skipped.size(), 5u);  // 1 encoder + 2 x 2 decoder sites
