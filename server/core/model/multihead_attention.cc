@@ -27,6 +27,12 @@ std::uint64_t StableHash(const std::string& text) {
   return hash;
 }
 
+// Two d x d identities stacked (2d x d): the starting query and key maps of
+// position_projection and query_key_projection.
+at::Tensor StackedIdentity(int64_t d, const at::TensorOptions& options = {}) {
+  return at::eye(d, options).repeat({2, 1});
+}
+
 // (B, m) bool -> (B, 1, 1, m) with -inf on padded keys, broadcast over heads and queries
 at::Tensor AdditivePaddingMask(const at::Tensor& key_padding, const at::TensorOptions& options) {
   return AdditiveKeyMask(key_padding, options).view({key_padding.size(0), 1, 1, key_padding.size(1)});
@@ -51,8 +57,8 @@ at::Tensor LinearAttention(const at::Tensor& q, const at::Tensor& k, const at::T
     auto keep = key_padding.logical_not().to(k.scalar_type()).view({k.size(0), 1, k.size(2), 1});
     phi_k = phi_k * keep;  // padded keys add nothing to S or z
   }
-  auto state = at::matmul(phi_k.transpose(-2, -1), v);                         // (B, H, dh, dh)
-  auto normaliser = at::matmul(phi_q, phi_k.sum(-2).unsqueeze(-1));            // (B, H, n, 1)
+  auto state = at::matmul(phi_k.transpose(-2, -1), v);               // (B, H, dh, dh)
+  auto normaliser = at::matmul(phi_q, phi_k.sum(-2).unsqueeze(-1));  // (B, H, n, 1)
   return at::matmul(phi_q, state) / normaliser.clamp_min(1e-6);
 }
 
@@ -69,8 +75,7 @@ at::Tensor WindowedPooling(const at::Tensor& v, const at::Tensor& key_padding, i
   const int64_t batch = v.size(0), heads = v.size(1), m = v.size(2), dh = v.size(3);
   TORCH_CHECK(grid.height * grid.width == m, "windowed pooling needs the tokens' grid: ", grid.height, " x ",
               grid.width, " for ", m, " tokens");
-  auto keep = key_padding.defined() ? key_padding.logical_not().to(v.scalar_type())
-                                    : at::ones({batch, m}, v.options());
+  auto keep = key_padding.defined() ? key_padding.logical_not().to(v.scalar_type()) : at::ones({batch, m}, v.options());
   auto values = (v * keep.view({batch, 1, m, 1})).transpose(2, 3).reshape({batch * heads, dh, grid.height, grid.width});
   auto sums = WindowSums(values, window).view({batch, heads, dh, m}).transpose(2, 3);
   auto counts = WindowSums(keep.view({batch, 1, grid.height, grid.width}), window).view({batch, 1, m, 1});
@@ -110,14 +115,9 @@ at::Tensor SoftmaxAttention(const at::Tensor& q, const at::Tensor& k, const at::
 #endif
 }
 
-MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t embed_dim, int64_t num_heads,
-                                               AttentionSite site, const AttentionOptions& options,
-                                               const std::string& site_id)
-    : embed_dim_(embed_dim),
-      num_heads_(num_heads),
-      head_dim_(embed_dim / num_heads),
-      site_(site),
-      options_(options) {
+MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t embed_dim, int64_t num_heads, AttentionSite site,
+                                               const AttentionOptions& options, const std::string& site_id)
+    : embed_dim_(embed_dim), num_heads_(num_heads), head_dim_(embed_dim / num_heads), site_(site), options_(options) {
   TORCH_CHECK(embed_dim % num_heads == 0, "embed_dim must be divisible by num_heads");
   const int64_t rows = HasQkProjections() ? 3 * embed_dim : embed_dim;
   // nn.MultiheadAttention's initialisation: xavier-uniform weights, zero biases.
@@ -127,7 +127,7 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t embed_dim, int64_t num_he
   out_proj = register_module("out_proj", torch::nn::Linear(embed_dim, embed_dim));
   if (options.position_projection) {
     // The identity: the site starts as the spec's, whatever it is fine-tuned from.
-    pos_proj_weight = register_parameter("pos_proj_weight", at::eye(embed_dim).repeat({2, 1}));
+    pos_proj_weight = register_parameter("pos_proj_weight", StackedIdentity(embed_dim));
   }
   {
     torch::NoGradGuard no_grad;
@@ -165,8 +165,8 @@ at::Tensor MultiheadAttentionImpl::PositionTerm(const at::Tensor& pos, int64_t r
   return at::matmul(pos, pos_proj_weight.narrow(0, row * embed_dim_, embed_dim_).t());
 }
 
-at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Tensor& key,
-                                           const at::Tensor& value, const at::Tensor& key_padding, TokenGrid grid) {
+at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                                           const at::Tensor& key_padding, TokenGrid grid) {
   const int64_t batch = query.size(0), n = query.size(1);
   auto v = SplitHeads(Projected(value, 2));
   at::Tensor heads;
@@ -190,12 +190,8 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& query, const at::Te
       }
       break;
     }
-    case AttentionType::kPooling:
-      heads = PoolingAttention(n, v, key_padding, options_.window, grid);
-      break;
-    case AttentionType::kSoftmaxIdentityQk:
-      heads = Softmax(SplitHeads(query), SplitHeads(key), v, key_padding);
-      break;
+    case AttentionType::kPooling: heads = PoolingAttention(n, v, key_padding, options_.window, grid); break;
+    case AttentionType::kSoftmaxIdentityQk: heads = Softmax(SplitHeads(query), SplitHeads(key), v, key_padding); break;
     case AttentionType::kOptimization: {
       OptimizationProblem problem;
       problem.queries = SplitHeads(HasQkProjections() ? Projected(query, 0) : query);
@@ -226,18 +222,17 @@ void MultiheadAttentionImpl::AddIdentityQk(const std::string& prefix, TensorMap&
       weight->second.size(0) != embed_dim_ || bias->second.numel() != embed_dim_) {
     return;  // already q, k and v rows, or malformed: the loader names the problem
   }
-  const auto eye = at::eye(embed_dim_, weight->second.options());
-  weight->second = at::cat({eye, eye, weight->second});
+  weight->second = at::cat({StackedIdentity(embed_dim_, weight->second.options()), weight->second});
   bias->second = at::cat({at::zeros({2 * embed_dim_}, bias->second.options()), bias->second});
-  report.push_back(prefix + "in_proj_weight: no q/k rows in the checkpoint; they start as the identity "
+  report.push_back(prefix +
+                   "in_proj_weight: no q/k rows in the checkpoint; they start as the identity "
                    "(query_key_projection)");
 }
 
-std::vector<std::string> MultiheadAttentionImpl::AdaptCheckpoint(const std::string& prefix,
-                                                                 TensorMap& state) const {
+std::vector<std::string> MultiheadAttentionImpl::AdaptCheckpoint(const std::string& prefix, TensorMap& state) const {
   std::vector<std::string> dropped;
   if (pos_proj_weight.defined() && state.find(prefix + "pos_proj_weight") == state.end()) {
-    state.emplace(prefix + "pos_proj_weight", at::eye(embed_dim_).repeat({2, 1}));
+    state.emplace(prefix + "pos_proj_weight", StackedIdentity(embed_dim_));
     dropped.push_back(prefix + "pos_proj_weight: not in the checkpoint; starts as the identity (position_projection)");
   }
   if (HasQkProjections()) {
@@ -248,8 +243,8 @@ std::vector<std::string> MultiheadAttentionImpl::AdaptCheckpoint(const std::stri
     const auto it = state.find(prefix + name);
     if (it == state.end() || it->second.dim() == 0 || it->second.size(0) != 3 * embed_dim_) continue;
     it->second = it->second.narrow(0, 2 * embed_dim_, embed_dim_);
-    dropped.push_back(prefix + name + ": q/k rows [0, " + std::to_string(2 * embed_dim_) +
-                      ") unused by " + ToString(options_.type) + " attention (skipped)");
+    dropped.push_back(prefix + name + ": q/k rows [0, " + std::to_string(2 * embed_dim_) + ") unused by " +
+                      ToString(options_.type) + " attention (skipped)");
   }
   return dropped;
 }
