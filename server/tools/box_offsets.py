@@ -7,9 +7,12 @@ matched to the detection of its class whose centre is nearest (within
 the size error (dw, dh) are printed. A mean dw far from 0 on images of one
 width, and of the other sign on another width, is a model that does not
 follow the image's extent (docs/accuracy.md#non-square-images).
+--columns PX adds a second table: the mean dx of the true boxes whose centre
+lies in each PX-wide column of the image, which shows whether boxes are pulled
+towards the middle (positive on the left, negative on the right).
 
   detr-client detect --model M --threshold 0.3 IMAGES... > M.jsonl
-  server/tools/box_offsets.py VAL.json M.jsonl [MORE.jsonl ...]
+  server/tools/box_offsets.py [--columns 32] VAL.json M.jsonl [MORE.jsonl ...]
 """
 import argparse
 import json
@@ -34,6 +37,7 @@ def nearest_detection(truth, detections, max_distance):
 
 
 def offsets(annotations, detection_lines, max_distance):
+    """([(truth's centre x, (dx, dy, dw, dh)) of each matched truth], missed)."""
     image_ids = {image["file_name"]: image["id"] for image in annotations["images"]}
     truths = {}
     for truth in annotations["annotations"]:
@@ -47,8 +51,36 @@ def offsets(annotations, detection_lines, max_distance):
             if found is None:
                 missed += 1
             else:
-                matched.append(found)
+                x, _, w, _ = truth["bbox"]
+                matched.append((x + w / 2, found))
     return matched, missed
+
+
+def print_offsets(results):
+    """The per-axis table: one row per (path, matched, missed)."""
+    print("| detections | matched | missed | dx mean / sd | dy mean / sd | dw mean / sd | dh mean / sd |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for path, matched, missed in results:
+        if not matched:
+            print(f"| {path} | 0 | {missed} | | | | |")
+            continue
+        axes = zip(*(found for _, found in matched))
+        cells = [f"{statistics.mean(axis):+.1f} / {statistics.pstdev(axis):.1f}" for axis in axes]
+        print(f"| {path} | {len(matched)} | {missed} | " + " | ".join(cells) + " |")
+
+
+def print_columns(results, width):
+    """Mean dx (and count) by WIDTH-px column of the true centre."""
+    columns = sorted({int(centre // width) for _, matched, _ in results for centre, _ in matched})
+    print()
+    print("| detections | " + " | ".join(f"dx, x {c * width}-{(c + 1) * width}" for c in columns) + " |")
+    print("| --- | " + " | ".join("---" for _ in columns) + " |")
+    for path, matched, _ in results:
+        cells = []
+        for column in columns:
+            dxs = [found[0] for centre, found in matched if int(centre // width) == column]
+            cells.append(f"{statistics.mean(dxs):+.1f} ({len(dxs)})" if dxs else "")
+        print(f"| {path} | " + " | ".join(cells) + " |")
 
 
 def main():
@@ -56,19 +88,17 @@ def main():
     parser.add_argument("annotations", help="COCO annotations of the images detected")
     parser.add_argument("detections", nargs="+", help="`detr-client detect` output, one JSON line per image")
     parser.add_argument("--max-distance", type=float, default=20.0, help="px between centres to count as a match")
+    parser.add_argument("--columns", type=int, metavar="PX", help="also print the mean dx by PX-wide column")
     args = parser.parse_args()
     with open(args.annotations) as f:
         annotations = json.load(f)
-    print("| detections | matched | missed | dx mean / sd | dy mean / sd | dw mean / sd | dh mean / sd |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    results = []
     for path in args.detections:
         with open(path) as f:
-            matched, missed = offsets(annotations, f, args.max_distance)
-        if not matched:
-            print(f"| {path} | 0 | {missed} | | | | |")
-            continue
-        cells = [f"{statistics.mean(axis):+.1f} / {statistics.pstdev(axis):.1f}" for axis in zip(*matched)]
-        print(f"| {path} | {len(matched)} | {missed} | " + " | ".join(cells) + " |")
+            results.append((path, *offsets(annotations, f, args.max_distance)))
+    print_offsets(results)
+    if args.columns:
+        print_columns(results, args.columns)
 
 
 if __name__ == "__main__":
