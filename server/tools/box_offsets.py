@@ -71,15 +71,18 @@ def print_offsets(results):
 
 def print_columns(results, width):
     """Mean dx (and count) by WIDTH-px column of the true centre."""
-    columns = sorted({int(centre // width) for _, matched, _ in results for centre, _ in matched})
+    by_path = []
+    for path, matched, _ in results:
+        dxs = {}
+        for centre, found in matched:
+            dxs.setdefault(int(centre // width), []).append(found[0])
+        by_path.append((path, dxs))
+    columns = sorted(set().union(*(dxs for _, dxs in by_path)))
     print()
     print("| detections | " + " | ".join(f"dx, x {c * width}-{(c + 1) * width}" for c in columns) + " |")
     print("| --- | " + " | ".join("---" for _ in columns) + " |")
-    for path, matched, _ in results:
-        cells = []
-        for column in columns:
-            dxs = [found[0] for centre, found in matched if int(centre // width) == column]
-            cells.append(f"{statistics.mean(dxs):+.1f} ({len(dxs)})" if dxs else "")
+    for path, dxs in by_path:
+        cells = [f"{statistics.mean(dxs[c]):+.1f} ({len(dxs[c])})" if c in dxs else "" for c in columns]
         print(f"| {path} | " + " | ".join(cells) + " |")
 
 
