@@ -63,6 +63,7 @@ std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  core::UseFastBlasKernels(argv);  // may re-execute the program: before anything else
   Flags flags;
   CLI::App app{
       "detr-server: DETR detection over gRPC, with A/B experiments between attention types.\n"

@@ -97,6 +97,7 @@ int RunRaw(const Options& options, core::Detr& model) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  core::UseFastBlasKernels(argv);  // may re-execute the program: before anything else
   Options options;
   CLI::App app{"Runs a DETR model on an image or on raw input tensors."};
   app.add_option("--model-config", options.model_config, "model config JSON (official argument names)")

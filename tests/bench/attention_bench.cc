@@ -113,6 +113,7 @@ void BM_Sgemm(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  detr::core::UseFastBlasKernels(argv);  // may re-execute the program: before anything else
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) g_threads = std::atoi(argv[i] + 10);
   }

@@ -82,6 +82,7 @@ void BM_DetrR50Forward(benchmark::State& state, detr::core::AttentionType type, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  detr::core::UseFastBlasKernels(argv);  // may re-execute the program: before anything else
   for (int i = 1; i < argc; ++i) {  // our flags first; the rest go to Google Benchmark
     if (std::strncmp(argv[i], "--weights=", 10) == 0) g_weights = argv[i] + 10;
     if (std::strncmp(argv[i], "--threads=", 10) == 0) g_threads = std::atoi(argv[i] + 10);

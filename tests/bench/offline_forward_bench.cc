@@ -16,6 +16,7 @@
 #include "server/core/runtime/runtime.h"
 
 int main(int argc, char** argv) {
+  detr::core::UseFastBlasKernels(argv);  // may re-execute the program: before anything else
   std::string config_path;
   int height = 480, width = 640, batch = 1, runs = 20, threads = 0;
   CLI::App app{"Median forward time of one model, without the server."};

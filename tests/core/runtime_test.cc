@@ -1,4 +1,5 @@
-// Process-wide runtime settings: releasing a thread's OpenMP team.
+// Process-wide runtime settings: releasing a thread's OpenMP team, and the
+// OpenBLAS kernels asked for.
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -38,6 +39,16 @@ TEST(RuntimeTest, ReleaseIntraOpThreadsEndsTheTeamAndLaterParallelOpsStillRun) {
   EXPECT_LT(without_team, with_team) << "the OpenMP worker thread should have ended";
   EXPECT_TRUE(ParallelWork().equal(first));
   EXPECT_EQ(ThreadsOfThisProcess(), with_team) << "the next parallel region starts a team again";
+}
+
+TEST(RuntimeTest, AsksForVectorBlasKernelsOnlyInPlaceOfOpenBlasFallbacks) {
+  EXPECT_EQ(BlasCoreTypeToRequest("Prescott", /*avx512=*/true, /*avx2=*/true), "SkylakeX");
+  EXPECT_EQ(BlasCoreTypeToRequest("Prescott", false, true), "Haswell");  // AVX2 only, or capped at AVX2
+  EXPECT_EQ(BlasCoreTypeToRequest("Nehalem", false, true), "Haswell");
+  EXPECT_EQ(BlasCoreTypeToRequest("Prescott", false, false), "") << "an SSE-only CPU keeps it";
+  EXPECT_EQ(BlasCoreTypeToRequest("SkylakeX", true, true), "");
+  EXPECT_EQ(BlasCoreTypeToRequest("Haswell", true, true), "") << "OpenBLAS's own choice (a Zen, say) is kept";
+  EXPECT_EQ(BlasCoreTypeToRequest("", true, true), "") << "not OpenBLAS";
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The detr-predict binary end to end: raw mode against the official outputs,
 // image mode on a real PNG, and clear errors for bad input.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "server/core/io/tensor_io.h"
+#include "server/core/kernels/optimization_attention_kernel.h"
+#include "server/core/runtime/runtime.h"
 
 namespace detr::core {
 namespace {
@@ -57,6 +60,25 @@ TEST_F(DetrPredictTest, RawModeMatchesTheOfficialOutputs) {
     EXPECT_LE((got.at("pred_logits") - expected.at(prefix + "pred_logits")).abs().max().item<double>(), 1e-4);
     EXPECT_LE((got.at("pred_boxes") - expected.at(prefix + "pred_boxes")).abs().max().item<double>(), 1e-4);
   }
+}
+
+// UseFastBlasKernels: on a CPU with AVX2, whatever OpenBLAS made of its model
+// at load, detr-predict's matrix products run on kernels that use AVX2 or
+// better, not on one of OpenBLAS's fallbacks for models it does not know
+// (its SSE3 "Prescott" on this machine's Xeon, model 207).
+TEST_F(DetrPredictTest, RunsOpenBlasKernelsThatUseTheVectorUnits) {
+  const auto result = RunPredict(Model() + " --raw-input " + kFixture + "/io.safetensors --input-prefix single0. --raw-output " +
+                                 kOut + "/raw-blas.safetensors");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto at = result.output.find(", OpenBLAS ");
+  if (at == std::string::npos) GTEST_SKIP() << "the BLAS is not OpenBLAS";
+  if (optimization_kernel::BestIsa() < optimization_kernel::Isa::kAvx2 || std::getenv("OPENBLAS_CORETYPE") != nullptr) {
+    GTEST_SKIP() << "no AVX2 (or capped below it), or the kernels are chosen by hand: nothing to choose";
+  }
+  std::istringstream rest(result.output.substr(at + 11));
+  std::string core;
+  rest >> core;
+  EXPECT_EQ(BlasCoreTypeToRequest(core, true, true), "") << "still a fallback core: " << result.output;
 }
 
 TEST_F(DetrPredictTest, ImageModeWritesJsonAndAPicture) {

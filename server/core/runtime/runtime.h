@@ -32,11 +32,38 @@ void ReleaseIntraOpThreads();
 /// tensors go through CachingCpuAllocator either way. A no-op without glibc.
 void KeepFreedBuffersForReuse();
 
+/// The OpenBLAS core type worth asking for where `current_core` (what
+/// openblas_get_corename() says) is one of OpenBLAS's fallbacks for a CPU
+/// model it does not know: "SkylakeX" for AVX-512 (F, BW, DQ, VL), "Haswell"
+/// for AVX2 and FMA, capped as the optimization attention kernel is
+/// (DETR_KERNEL_MAX_ISA, ONEDNN_MAX_CPU_ISA). Empty: keep what it chose.
+std::string BlasCoreTypeToRequest(const std::string& current_core, bool avx512, bool avx2);
+
+/// Call first thing in main(). Debian's LibTorch does its float32 matrix
+/// products (linear layers, attention) through the system BLAS. OpenBLAS
+/// picks its kernels by CPU model when it is loaded, before main(), and
+/// 0.3.21 (Debian 12) falls back to its SSE3 "Prescott" kernels on Intel
+/// models newer than it (seen: family 6, model 207, with AVX-512 and AMX).
+/// Its documented override, OPENBLAS_CORETYPE, is read only at that load.
+/// So where the environment sets none and OpenBLAS runs a fallback core,
+/// this re-executes the program (same pid and arguments) with
+/// OPENBLAS_CORETYPE from BlasCoreTypeToRequest. Returns when nothing is to
+/// be done, or when the re-execution failed (nothing changes then).
+void UseFastBlasKernels(char** argv);
+
+/// Whether convolutions in bfloat16 run on the CPU's own bfloat16
+/// instructions (AMX or AVX-512 BF16, as oneDNN's effective instruction set
+/// says, so ONEDNN_MAX_CPU_ISA caps it). Elsewhere LibTorch's bfloat16
+/// convolutions are slower than float32 ones, or fail outright (seen under
+/// ONEDNN_MAX_CPU_ISA=AVX2: "could not create a primitive descriptor").
+bool CpuRunsBfloat16Natively();
+
 /// The message of an exception for people: LibTorch's c10::Error without
 /// its C++ backtrace, anything else as what() says.
 std::string ErrorMessage(const std::exception& error);
 
-/// One line for logs: LibTorch version, threads, the BLAS/oneDNN build, and
+/// One line for logs: LibTorch version, threads, the BLAS/oneDNN build, the
+/// OpenBLAS kernels in use, and
 /// which optimization attention kernel this CPU runs.
 std::string RuntimeSummary();
 
