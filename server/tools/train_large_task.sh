@@ -9,8 +9,9 @@
 # throughput (`detr-client bench`) against each.
 #   server/tools/train_large_task.sh [OUT_DIR]      (default: runs/large-task)
 # Budget: STEPS (default 800) steps of BATCH (default 16), then
-# FINETUNE_STEPS (default 400): about 45 + 40 minutes here (4.8 and 2.8 img/s),
-# plus 5 minutes to draw the data set. That budget is too short for usable
+# FINETUNE_STEPS (default 400): about 20 + 26 minutes here with the bfloat16
+# backbone on AMX (11.1 and 4.1 img/s; docs/benchmarks.md), plus 5 minutes to
+# draw the data set and 3 to load it for each row. That budget is too short for usable
 # detectors (docs/accuracy.md#a-task-where-attention-costs-show); raise both.
 # WARM_START=0 trains softmax from scratch. Resumable like
 # train_default_models.sh. Once they detect, ship the pair with: cp
@@ -49,9 +50,18 @@ if [[ ${WARM_START:-1} != 0 ]]; then
       "$out/warm-start.safetensors" --queries "$queries"
   warm=(--init-from "$out/warm-start.safetensors")
 fi
-train_row "$out/softmax" deploy/models/large-softmax.json "$steps" --batch-size "$batch" "${warm[@]}"
+# The backbone's convolutions in bfloat16 while training (detr-train
+# --backbone-bf16; weights, gradients and the transformer stay float32) where
+# the CPU does bfloat16 in hardware (AMX or AVX-512 BF16), float32 elsewhere;
+# BACKBONE_BF16=1 or 0 decides instead.
+bf16=()
+case ${BACKBONE_BF16:-auto} in
+  1) bf16=(--backbone-bf16) ;;
+  auto) grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && bf16=(--backbone-bf16) ;;
+esac
+train_row "$out/softmax" deploy/models/large-softmax.json "$steps" --batch-size "$batch" "${warm[@]}" "${bf16[@]}"
 train_row "$out/optimization" deploy/models/large-optimization.json "$finetune_steps" --batch-size "$batch" \
-  --init-from "$out/softmax/checkpoint.safetensors"
+  --init-from "$out/softmax/checkpoint.safetensors" "${bf16[@]}"
 
 config="$out/eval-server.yaml"
 {

@@ -1,4 +1,5 @@
-// The matcher against brute force, and DETR's set loss.
+// The matcher against brute force, DETR's set loss, and the backbone's
+// bfloat16 training passes.
 #include <algorithm>
 #include <numeric>
 #include <random>
@@ -6,6 +7,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "server/core/model/backbone.h"
+#include "server/core/runtime/runtime.h"
 #include "server/training/hungarian.h"
 #include "server/training/set_criterion.h"
 #include "tests/common/tiny_model_config.h"
@@ -100,6 +103,35 @@ TEST(SetCriterionTest, GradientsReachEveryTrainedModuleWithAuxiliaryLosses) {
       EXPECT_TRUE(item.value().grad().isfinite().all().item<bool>()) << item.key();
     }
   }
+}
+
+// detr-train --backbone-bf16: the training passes' features are the float32
+// ones to bfloat16's precision, gradients reach the float32 weights, and eval
+// passes stay float32.
+TEST(Bfloat16BackboneTest, TrainingPassesAreCloseToFloat32AndEvalPassesStayFloat32) {
+  if (!core::CpuRunsBfloat16Natively()) GTEST_SKIP() << "no AMX or AVX-512 BF16 here (detr-train trains in float32)";
+  at::manual_seed(5);
+  core::Backbone backbone("resnet18", /*dilation=*/false);
+  const auto pixels = at::randn({2, 3, 96, 128});
+  const auto mask = at::zeros({2, 96, 128}, at::kBool);
+  backbone->train();
+  const auto float32 = backbone->forward(pixels, mask).first.detach();
+  backbone->UseBfloat16Training(true);
+  auto features = backbone->forward(pixels, mask).first;
+  EXPECT_EQ(features.scalar_type(), at::kFloat);
+  EXPECT_EQ(at::mm(float32.flatten(1), float32.flatten(1).t()).scalar_type(), at::kFloat)
+      << "the autocast scope ends with the pass";
+  const double error = ((features - float32).norm() / float32.norm()).item<double>();
+  EXPECT_GT(error, 1e-4) << "the pass ran in bfloat16";
+  EXPECT_LT(error, 0.05);
+  features.sum().backward();
+  for (const auto& item : backbone->named_parameters()) {
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_EQ(item.value().grad().scalar_type(), at::kFloat) << item.key();
+  }
+  backbone->eval();
+  const auto eval = backbone->forward(pixels, mask).first;
+  EXPECT_LT(((eval - float32).norm() / float32.norm()).item<double>(), 1e-5) << "eval passes in float32";
 }
 
 }  // namespace

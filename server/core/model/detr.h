@@ -44,6 +44,9 @@ class DetrImpl : public torch::nn::Module {
   /// onednn_backbone: run the backbone through OneDnnResNet (Winograd).
   void PrepareForInference(bool onednn_backbone = true);
   bool prepared_for_inference() const { return prepared_; }
+  /// Training speed: the backbone's convolutions in bfloat16 while training
+  /// (BackboneImpl::UseBfloat16Training). Call after loading weights.
+  void UseBfloat16BackboneTraining(bool enabled) { backbone0->UseBfloat16Training(enabled); }
   /// For logs: what runs the backbone's convolutions at inference, and why.
   const std::string& backbone_engine() const { return backbone0->engine(); }
 
