@@ -74,8 +74,9 @@ ablations: build
 # The second task, where attention costs show (512-px images, 256 encoder
 # tokens): softmax fine-tuned from the default softmax model (its queries
 # widened from 10 to 40), optimization fine-tuned from that, both measured
-# through the server (about 1.5 hours here; WARM_START=0 for from scratch;
-# resumable).
+# through the server (about 50 minutes here with the bfloat16 backbone on AMX;
+# WARM_START=0 for from scratch; SOFTMAX_WEIGHTS=deploy/models/large-softmax.safetensors
+# to fine-tune from the shipped softmax; resumable).
 train-large: build
 	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_large_task.sh
 

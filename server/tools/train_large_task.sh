@@ -13,7 +13,7 @@
 # backbone on AMX (11.1 and 4.1 img/s; docs/benchmarks.md), plus 5 minutes to
 # draw the data set and 3 to load it for each row. That budget is too short for usable
 # detectors (docs/accuracy.md#a-task-where-attention-costs-show); raise both.
-# WARM_START=0 trains softmax from scratch. Resumable like
+# WARM_START=0 trains softmax from scratch; SOFTMAX_WEIGHTS=FILE skips it (below). Resumable like
 # train_default_models.sh. Once they detect, ship the pair with: cp
 # OUT/{softmax,optimization}/model.safetensors deploy/models/large-{softmax,optimization}.safetensors.
 set -euo pipefail
@@ -59,17 +59,21 @@ case ${BACKBONE_BF16:-auto} in
   1) bf16=(--backbone-bf16) ;;
   auto) grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && bf16=(--backbone-bf16) ;;
 esac
-train_row "$out/softmax" deploy/models/large-softmax.json "$steps" --batch-size "$batch" "${warm[@]}" "${bf16[@]}"
+# SOFTMAX_WEIGHTS=FILE takes softmax from FILE (the shipped
+# deploy/models/large-softmax.safetensors, say) instead of training it.
+softmax_weights=${SOFTMAX_WEIGHTS:+$(realpath "$SOFTMAX_WEIGHTS")}
+if [[ -z $softmax_weights ]]; then
+  train_row "$out/softmax" deploy/models/large-softmax.json "$steps" --batch-size "$batch" "${warm[@]}" "${bf16[@]}"
+fi
 train_row "$out/optimization" deploy/models/large-optimization.json "$finetune_steps" --batch-size "$batch" \
-  --init-from "$out/softmax/checkpoint.safetensors" "${bf16[@]}"
+  --init-from "${softmax_weights:-$out/softmax/checkpoint.safetensors}" "${bf16[@]}"
 
 config="$out/eval-server.yaml"
 {
   echo "intra_op_threads: $threads"
   echo "models:"
-  for row in softmax optimization; do
-    server_model_entry "$row" "$PWD/deploy/models/large-$row.json" "$row/model.safetensors" 512 853
-  done
+  server_model_entry softmax "$PWD/deploy/models/large-softmax.json" "${softmax_weights:-softmax/model.safetensors}" 512 853
+  server_model_entry optimization "$PWD/deploy/models/large-optimization.json" optimization/model.safetensors 512 853
 } > "$config"
 start_eval_server "$config" "$out/eval-server.log"
 for row in softmax optimization; do eval_model "$row" "$out/eval"; done
