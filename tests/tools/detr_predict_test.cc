@@ -1,5 +1,7 @@
 // The detr-predict binary end to end: raw mode against the official outputs,
 // image mode on a real PNG, and clear errors for bad input.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,7 +22,10 @@ namespace detr::core {
 namespace {
 
 const std::string kFixture = std::string(DETR_FIXTURES_DIR) + "/detr-official-tiny";
-const std::string kOut = DETR_TEST_OUTPUT_DIR;
+// One folder per process: CTest runs the ISA variants of a test at the same
+// time, and they wrote the same files (seen: ImageModeWritesJsonAndAPicture
+// failed once under ctest -j2, and passed alone).
+const std::string kOut = std::string(DETR_TEST_OUTPUT_DIR) + "/pid-" + std::to_string(getpid());
 
 struct Result {
   int exit_code;
@@ -43,6 +48,7 @@ class DetrPredictTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!std::filesystem::exists(kFixture + "/io.safetensors")) GTEST_SKIP() << "fixture absent";
+    std::filesystem::create_directories(kOut);
   }
   std::string Model() const {
     return "--model-config " + kFixture + "/config.json --weights " + kFixture + "/weights.safetensors";
