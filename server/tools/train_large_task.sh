@@ -8,14 +8,18 @@
 # (`detr-client eval`), the A/B latency and memory (`detr-client ab`) and
 # throughput (`detr-client bench`) against each.
 #   server/tools/train_large_task.sh [OUT_DIR]      (default: runs/large-task)
+# SOFTMAX_WEIGHTS=FILE and OPTIMIZATION_CONFIG=FILE: below.
 # Budget: STEPS (default 800) steps of BATCH (default 16), then
 # FINETUNE_STEPS (default 400): about 20 + 26 minutes here with the bfloat16
 # backbone on AMX (11.1 and 4.1 img/s; docs/benchmarks.md), plus 5 minutes to
 # draw the data set and 3 to load it for each row. That budget is too short for usable
 # detectors (docs/accuracy.md#a-task-where-attention-costs-show); raise both.
 # WARM_START=0 trains softmax from scratch; SOFTMAX_WEIGHTS=FILE skips it (below). Resumable like
-# train_default_models.sh. Once they detect, ship the pair with: cp
-# OUT/{softmax,optimization}/model.safetensors deploy/models/large-{softmax,optimization}.safetensors.
+# train_default_models.sh. The shipped pair (deploy/detr-server-large.yaml) came from
+# STEPS=2000 and OPTIMIZATION_CONFIG=deploy/models/large-optimization-encoder.json
+# FINETUNE_STEPS=1000 (docs/accuracy.md gives the exact commands); ship a new one
+# with: cp OUT/softmax/model.safetensors deploy/models/large-softmax.safetensors and
+# OUT/optimization-encoder/model.safetensors deploy/models/large-optimization-encoder.safetensors.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/large-task}
@@ -65,7 +69,13 @@ softmax_weights=${SOFTMAX_WEIGHTS:+$(realpath "$SOFTMAX_WEIGHTS")}
 if [[ -z $softmax_weights ]]; then
   train_row "$out/softmax" deploy/models/large-softmax.json "$steps" --batch-size "$batch" "${warm[@]}" "${bf16[@]}"
 fi
-train_row "$out/optimization" deploy/models/large-optimization.json "$finetune_steps" --batch-size "$batch" \
+# OPTIMIZATION_CONFIG picks the optimization arm: all sites (the default) or
+# deploy/models/large-optimization-encoder.json, encoder self-attention only,
+# the shipped arm (docs/accuracy.md#a-task-where-attention-costs-show says why).
+optimization_config=${OPTIMIZATION_CONFIG:-deploy/models/large-optimization.json}
+optimization_dir=$(basename "$optimization_config" .json)
+optimization_dir=${optimization_dir#large-}
+train_row "$out/$optimization_dir" "$optimization_config" "$finetune_steps" --batch-size "$batch" \
   --init-from "${softmax_weights:-$out/softmax/checkpoint.safetensors}" "${bf16[@]}"
 
 config="$out/eval-server.yaml"
@@ -73,7 +83,7 @@ config="$out/eval-server.yaml"
   echo "intra_op_threads: $threads"
   echo "models:"
   server_model_entry softmax "$PWD/deploy/models/large-softmax.json" "${softmax_weights:-softmax/model.safetensors}" 512 853
-  server_model_entry optimization "$PWD/deploy/models/large-optimization.json" optimization/model.safetensors 512 853
+  server_model_entry optimization "$PWD/$optimization_config" "$optimization_dir/model.safetensors" 512 853
 } > "$config"
 start_eval_server "$config" "$out/eval-server.log"
 for row in softmax optimization; do eval_model "$row" "$out/eval"; done

@@ -42,8 +42,26 @@ TEST(ComposeTest, ServicesPortsAndMountedFilesExist) {
   EXPECT_EQ(prometheus["scrape_configs"][0]["static_configs"][0]["targets"][0].as<std::string>(), "detr-server:9464");
   const auto datasource = YAML::LoadFile(kSource + "/deploy/grafana/provisioning/datasources/prometheus.yml");
   EXPECT_EQ(datasource["datasources"][0]["url"].as<std::string>(), "http://prometheus:9090");
-  // The mounted server config is a valid one.
-  EXPECT_NO_THROW(ServerConfig::FromFile(kSource + "/deploy/detr-server.yaml"));
+  // The server's --config is one of the mounted configs
+  // (/usr/share/detr/${DETR_SERVER_CONFIG:-detr-server.yaml}), and each of
+  // those is a valid config whose weights exist.
+  const auto command = services["detr-server"]["command"].as<std::vector<std::string>>();
+  ASSERT_EQ(command.size(), 2u);
+  EXPECT_EQ(command[1], "/usr/share/detr/${DETR_SERVER_CONFIG:-detr-server.yaml}");
+  std::set<std::string> mounted_configs;
+  for (const auto& volume : services["detr-server"]["volumes"]) {
+    const auto spec = volume.as<std::string>();
+    if (spec.find(".yaml:/usr/share/detr/") != std::string::npos) {
+      mounted_configs.insert(spec.substr(0, spec.find(':')));
+    }
+  }
+  EXPECT_EQ(mounted_configs, (std::set<std::string>{"./deploy/detr-server.yaml", "./deploy/detr-server-large.yaml"}));
+  for (const auto& file : mounted_configs) {
+    const auto config = ServerConfig::FromFile(kSource + "/" + file);
+    for (const auto& model : config.models) {
+      EXPECT_TRUE(std::filesystem::exists(model.weights)) << file << ": " << model.name << ": " << model.weights;
+    }
+  }
 }
 
 // The image installs deploy/models as /usr/share/detr/models: a config for the
@@ -150,6 +168,29 @@ TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
   const auto* experiment = config.FindExperiment(config.default_route);
   ASSERT_NE(experiment, nullptr);
   EXPECT_EQ(experiment->kind, ExperimentKind::kSticky);
+}
+
+// The large-task overlay serves the models of deploy/detr-server-large.yaml,
+// from the image, preprocessed the same way.
+TEST_F(KubernetesTest, LargeTaskOverlayServesTheLargePairOfTheImage) {
+  const auto objects = Render("deploy/k8s/overlays/large-task");
+  const auto* config_map = Find(objects, "ConfigMap");
+  ASSERT_NE(config_map, nullptr);
+  const auto pods = ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()),
+                                           "overlay", ".");
+  const auto shipped = ServerConfig::FromFile(kSource + "/deploy/detr-server-large.yaml");
+  ASSERT_EQ(pods.models.size(), shipped.models.size());
+  for (std::size_t i = 0; i < pods.models.size(); ++i) {
+    const auto& pod_model = pods.models[i];
+    const auto& model = shipped.models[i];
+    EXPECT_EQ(pod_model.name, model.name);
+    EXPECT_EQ(std::filesystem::path(pod_model.weights).filename(), std::filesystem::path(model.weights).filename());
+    EXPECT_TRUE(std::filesystem::exists(pod_model.weights)) << pod_model.weights;
+    EXPECT_EQ(pod_model.config.num_queries, model.config.num_queries) << model.name;
+    EXPECT_EQ(pod_model.preprocessing.shortest_edge, model.preprocessing.shortest_edge) << model.name;
+    EXPECT_EQ(pod_model.preprocessing.longest_edge, model.preprocessing.longest_edge) << model.name;
+  }
+  EXPECT_NE(pods.FindExperiment(pods.DefaultRoute()), nullptr);
 }
 
 // The Prometheus operator's component: the scrape, every alert and recording
