@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/types/detection_agreement.h"
+#include "tests/service/shipped_models.h"
 #include "tests/service/test_servers.h"
 
 namespace detr::service {
@@ -127,38 +128,17 @@ TEST(DefaultModelsTest, ClientListsModelsPrintsAbAsJsonAndNamesStatuses) {
   EXPECT_EQ(bench.find('\r'), std::string::npos) << bench;
 }
 
-// Draws a validation set with detr-data (DATA_ARGUMENTS) into the test's
-// output folder DIR and evaluates both default models on it through the
-// server with `detr-client eval`: its figures, by model name.
+// The default pair on a freshly drawn validation set.
 nlohmann::json EvalBothModels(const testing::ServerProcess& server, const std::string& dir_name,
                               const std::string& data_arguments) {
-  const std::string dir = std::string(DETR_TEST_OUTPUT_DIR) + "/" + dir_name;
-  const std::string make_data =
-      std::string(DETR_DATA_BINARY) + " --output " + dir + " " + data_arguments + " 2>/dev/null";
-  EXPECT_EQ(std::system(make_data.c_str()), 0) << make_data;
-  const std::string figures_path = dir + "/figures.json";
-  const std::string eval = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() + " eval --annotations " +
-                           dir + "/val.json --images " + dir + "/val --model-a softmax --model-b optimization --json " +
-                           figures_path + " 2>/dev/null";
-  EXPECT_EQ(std::system(eval.c_str()), 0) << eval;
-  std::ifstream in(figures_path);
-  return nlohmann::json::parse(in);
+  return testing::EvalTwoModels(server, dir_name, data_arguments, "softmax", "optimization");
 }
 
 TEST(DefaultModelsTest, BuiltInConfigServesTrainedShapeDetectors) {
   testing::ServerProcess server("", "default_models");
   ASSERT_GT(server.pid(), 0);
 
-  v1::ListModelsResponse list;
-  grpc::ClientContext context;
-  ASSERT_TRUE(server.Stub()->ListModels(&context, v1::ListModelsRequest(), &list).ok());
-  ASSERT_EQ(list.models_size(), 2);
-  for (const auto& model : list.models()) {
-    EXPECT_FALSE(model.random_weights()) << model.name() << " should load its trained weights";
-    ASSERT_EQ(model.class_names_size(), 4) << model.name();
-    EXPECT_EQ(model.class_names(1), "circle");
-    EXPECT_EQ(model.class_names(3), "triangle");
-  }
+  testing::ExpectTrainedShapeModels(server, 2);
 
   const auto figures = EvalBothModels(server, "default_models_data", "--seed 7 --train 0 --val 100");
   const auto& softmax = figures.at("softmax");
