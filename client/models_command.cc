@@ -1,6 +1,8 @@
 // detr-client models: what the server serves (ListModels), as a table or JSON.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -32,16 +34,26 @@ nlohmann::json ToJson(const v1::ListModelsResponse& list) {
   return out;
 }
 
+// The name column fits the longest model or experiment name (at least 16).
+int NameWidth(const v1::ListModelsResponse& list) {
+  std::size_t width = 16;
+  for (const auto& m : list.models()) width = std::max(width, m.name().size());
+  for (const auto& e : list.experiments()) width = std::max(width, e.name().size());
+  return static_cast<int>(width);
+}
+
 void PrintTable(const v1::ListModelsResponse& list) {
-  std::printf("%-16s %-14s %-14s %-14s %12s %6s\n", "model", "encoder.self", "decoder.self", "decoder.cross",
+  const int name_width = NameWidth(list);
+  std::printf("%-*s %-14s %-14s %-14s %12s %6s\n", name_width, "model", "encoder.self", "decoder.self", "decoder.cross",
               "parameters", "batch");
   for (const auto& m : list.models()) {
-    std::printf("%-16s %-14s %-14s %-14s %12llu %6u\n", m.name().c_str(), m.attention().encoder_self().c_str(),
-                m.attention().decoder_self().c_str(), m.attention().decoder_cross().c_str(),
-                static_cast<unsigned long long>(m.parameter_count()), m.max_batch_size());
+    std::printf("%-*s %-14s %-14s %-14s %12llu %6u\n", name_width, m.name().c_str(),
+                m.attention().encoder_self().c_str(), m.attention().decoder_self().c_str(),
+                m.attention().decoder_cross().c_str(), static_cast<unsigned long long>(m.parameter_count()),
+                m.max_batch_size());
   }
   if (list.experiments_size() == 0) return;
-  std::printf("\n%-16s %-8s %s\n", "experiment", "kind", "arms");
+  std::printf("\n%-*s %-8s %s\n", name_width, "experiment", "kind", "arms");
   for (const auto& e : list.experiments()) {
     std::string arms;
     for (const auto& arm : e.arms()) {
@@ -50,7 +62,7 @@ void PrintTable(const v1::ListModelsResponse& list) {
       if (e.kind() != "shadow") arms += " " + std::to_string(static_cast<int>(arm.weight() * 100 + 0.5)) + "%";
       if (arm.model() == e.primary()) arms += " (answers)";
     }
-    std::printf("%-16s %-8s %s\n", e.name().c_str(), e.kind().c_str(), arms.c_str());
+    std::printf("%-*s %-8s %s\n", name_width, e.name().c_str(), e.kind().c_str(), arms.c_str());
   }
 }
 

@@ -87,15 +87,6 @@ TEST(DefaultModelsTest, ClientBenchSendsEncodedAndRawImages) {
   }
 }
 
-// stdout and stderr of a command.
-std::string Output(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
-  std::string out;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe.get())) out += buffer;
-  return out;
-}
-
 // What users expect of the client: `models` lists models and experiments,
 // `ab --json` prints its figures as JSON, `detect` names a failure's status,
 // and progress lines stay off a stderr that is not a terminal.
@@ -103,17 +94,17 @@ TEST(DefaultModelsTest, ClientListsModelsPrintsAbAsJsonAndNamesStatuses) {
   testing::ServerProcess server("", "default_models_client");
   ASSERT_GT(server.pid(), 0);
   const std::string client = std::string(DETR_CLIENT_BINARY) + " --target " + server.target();
-  const auto table = Output(client + " models");
+  const auto table = testing::CommandOutput(client + " models");
   for (const char* name : {"softmax", "optimization", "ab", "shadow", "split"}) {
     EXPECT_NE(table.find(name), std::string::npos) << name << " missing from:\n" << table;
   }
-  const auto models = nlohmann::json::parse(Output(client + " models --json"));
+  const auto models = nlohmann::json::parse(testing::CommandOutput(client + " models --json"));
   ASSERT_EQ(models.at("models").size(), 2u);
   EXPECT_EQ(models["models"][1]["attention"]["encoder.self"], "optimization");
   EXPECT_EQ(models["experiments"][0]["arms"].size(), 2u);
 
   const std::string sample = std::string(DETR_SOURCE_DIR) + "/deploy/samples/shapes.png";
-  const auto ab = Output(client + " ab --json --model-a softmax --model-b optimization " + sample);
+  const auto ab = testing::CommandOutput(client + " ab --json --model-a softmax --model-b optimization " + sample);
   const auto report = nlohmann::json::parse(ab.substr(ab.find('{')));
   EXPECT_GT(report.at("a").at("latency_seconds").at("p50").get<double>(), 0.0) << ab;
   EXPECT_GE(report.at("agreement_f1").get<double>(), 0.0) << ab;
@@ -121,10 +112,10 @@ TEST(DefaultModelsTest, ClientListsModelsPrintsAbAsJsonAndNamesStatuses) {
 
   const std::string junk = std::string(DETR_TEST_OUTPUT_DIR) + "/not_an_image.png";
   std::ofstream(junk) << "not an image";
-  const auto failed = nlohmann::json::parse(Output(client + " detect " + junk));
+  const auto failed = nlohmann::json::parse(testing::CommandOutput(client + " detect " + junk));
   EXPECT_EQ(failed.at("code"), "INVALID_ARGUMENT");
 
-  const auto bench = Output(client + " bench --requests 2 " + sample);
+  const auto bench = testing::CommandOutput(client + " bench --requests 2 " + sample);
   EXPECT_EQ(bench.find('\r'), std::string::npos) << bench;
 }
 

@@ -3,6 +3,7 @@
 // serve-large` serves it, evaluated through the real server by `detr-client
 // eval` on 40 freshly drawn 512-px validation images of the documented task
 // (docs/accuracy.md#a-task-where-attention-costs-show).
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -23,6 +24,16 @@ TEST(LargeModelsTest, ShippedConfigServesTheTrainedLargePair) {
   ASSERT_GT(server.pid(), 0);
 
   testing::ExpectTrainedShapeModels(server, 2);
+  // `detr-client models` keeps its columns aligned for names longer than 16.
+  std::istringstream table(
+      testing::CommandOutput(std::string(DETR_CLIENT_BINARY) + " --target " + server.target() + " models"));
+  std::string header, row;
+  ASSERT_TRUE(std::getline(table, header));
+  const auto column = header.find("encoder.self");
+  for (const char* attention : {"softmax", "optimization"}) {
+    ASSERT_TRUE(std::getline(table, row));
+    EXPECT_EQ(row.find(attention, row.find(' ')), column) << header << "\n" << row;
+  }
 
   // The task's generator arguments (server/tools/train_large_task.sh) with a
   // seed that neither training nor docs/accuracy.md's validation set used.

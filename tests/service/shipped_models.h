@@ -4,8 +4,10 @@
 // target defines DETR_DATA_BINARY and DETR_CLIENT_BINARY.
 #pragma once
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -14,6 +16,15 @@
 #include "tests/service/test_servers.h"
 
 namespace detr::testing {
+
+/// stdout and stderr of a shell command.
+inline std::string CommandOutput(const std::string& command) {
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
+  std::string out;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe.get())) out += buffer;
+  return out;
+}
 
 /// The server lists `count` models, each with its trained weights and the
 /// shapes task's four class names.
