@@ -55,14 +55,11 @@ if [[ ${WARM_START:-1} != 0 ]]; then
   warm=(--init-from "$out/warm-start.safetensors")
 fi
 # The backbone's convolutions in bfloat16 while training (detr-train
-# --backbone-bf16; weights, gradients and the transformer stay float32) where
-# the CPU does bfloat16 in hardware (AMX or AVX-512 BF16), float32 elsewhere;
-# BACKBONE_BF16=1 or 0 decides instead.
-bf16=()
-case ${BACKBONE_BF16:-auto} in
-  1) bf16=(--backbone-bf16) ;;
-  auto) grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && bf16=(--backbone-bf16) ;;
-esac
+# --backbone-bf16; weights, gradients and the transformer stay float32).
+# detr-train itself trains float32 where the CPU lacks AMX or AVX-512 BF16
+# (or ONEDNN_MAX_CPU_ISA caps them away); BACKBONE_BF16=0 asks for float32.
+bf16=(--backbone-bf16)
+if [[ ${BACKBONE_BF16:-1} == 0 ]]; then bf16=(); fi
 # SOFTMAX_WEIGHTS=FILE takes softmax from FILE (the shipped
 # deploy/models/large-softmax.safetensors, say) instead of training it.
 softmax_weights=${SOFTMAX_WEIGHTS:+$(realpath "$SOFTMAX_WEIGHTS")}

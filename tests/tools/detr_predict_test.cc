@@ -76,12 +76,13 @@ TEST_F(DetrPredictTest, RunsOpenBlasKernelsThatUseTheVectorUnits) {
   const auto result = RunPredict(Model() + " --raw-input " + kFixture + "/io.safetensors --input-prefix single0. --raw-output " +
                                  kOut + "/raw-blas.safetensors");
   ASSERT_EQ(result.exit_code, 0) << result.output;
-  const auto at = result.output.find(", OpenBLAS ");
+  const std::string openblas = ", OpenBLAS ";  // RuntimeSummary()'s words before the core's name
+  const auto at = result.output.find(openblas);
   if (at == std::string::npos) GTEST_SKIP() << "the BLAS is not OpenBLAS";
   if (optimization_kernel::BestIsa() < optimization_kernel::Isa::kAvx2 || std::getenv("OPENBLAS_CORETYPE") != nullptr) {
     GTEST_SKIP() << "no AVX2 (or capped below it), or the kernels are chosen by hand: nothing to choose";
   }
-  std::istringstream rest(result.output.substr(at + 11));
+  std::istringstream rest(result.output.substr(at + openblas.size()));
   std::string core;
   rest >> core;
   EXPECT_EQ(BlasCoreTypeToRequest(core, true, true), "") << "still a fallback core: " << result.output;

@@ -26,7 +26,7 @@ class BackboneImpl : public torch::nn::Module {
   /// tensors, and hand the transformer float32 features. Eval-mode passes
   /// stay float32. Only where CpuRunsBfloat16Natively() (runtime.h): with
   /// AMX, detr-train's softmax DETR on 512-px images went from 4.2 to 11.1
-  /// images/s (docs/accuracy.md); without it, bfloat16 is slower or fails.
+  /// images/s (docs/benchmarks.md); without it, bfloat16 is slower or fails.
   void UseBfloat16Training(bool enabled);
   int64_t num_channels() const { return body->num_channels(); }
   /// What runs the backbone's convolutions at inference, and why.

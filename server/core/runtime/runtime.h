@@ -63,8 +63,8 @@ bool CpuRunsBfloat16Natively();
 std::string ErrorMessage(const std::exception& error);
 
 /// One line for logs: LibTorch version, threads, the BLAS/oneDNN build, the
-/// OpenBLAS kernels in use, and
-/// which optimization attention kernel this CPU runs.
+/// OpenBLAS kernels in use, and which optimization attention kernel this CPU
+/// runs.
 std::string RuntimeSummary();
 
 }  // namespace detr::core
