@@ -5,6 +5,7 @@
 //   detr-train --model-config C.json --annotations train.json --images DIR --output OUT
 //              [--steps N] [--minutes M] [--batch-size 32] [--lr 2e-4] [--resume] [--init-from W.safetensors]
 //              [--scales 96,112,128,144,160 --max-size 213]   (the official random resize)
+//              [--crop-scales 64,80,96 --crop-size 61,96 [--crop-probability 0.5]]   (and its random crop)
 //              [--backbone-bf16]   (the backbone's convolutions in bfloat16: faster on AMX/AVX-512 BF16)
 // OUT/checkpoint.safetensors (weights), OUT/optimizer.pt, OUT/state.json; at
 // the end OUT/model.safetensors (float16 with --half) and OUT/model.json.
@@ -46,6 +47,7 @@ struct Options {
   bool resume = false, freeze_stem = true, half = false, backbone_bf16 = false;
   std::uint64_t seed = 0;
   detr::training::RandomResize resize;
+  detr::training::RandomSizeCrop crop;
 };
 
 // Parameters to train: all, except the stem and layer1 when frozen (the
@@ -117,7 +119,29 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(16, 4096));
   app.add_option("--max-size", o.resize.max_size, "random resize: longest edge at most this (0 = no limit)")
       ->check(CLI::Range(0, 8192));
+  std::vector<int> crop_size;
+  app.add_option("--crop-scales", o.crop.scales,
+                 "random crop (official RandomSizeCrop): the intermediate resize's shortest edges; the official "
+                 "400,500,600 at 128 px is 64,80,96")
+      ->delimiter(',')
+      ->check(CLI::Range(16, 4096));
+  app.add_option("--crop-size", crop_size, "random crop: MIN,MAX side of the region, in intermediate pixels (official "
+                                           "384,600; at 128 px 61,96)")
+      ->delimiter(',')
+      ->expected(2)
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--crop-probability", o.crop.probability, "random crop: share of batches cropped (official 0.5)")
+      ->check(CLI::Range(0.0, 1.0));
   CLI11_PARSE(app, argc, argv);
+  if (!o.crop.scales.empty()) {
+    if (crop_size.size() != 2 || crop_size[0] > crop_size[1]) {
+      std::fprintf(stderr, "detr-train: --crop-scales needs --crop-size MIN,MAX with MIN <= MAX\n");
+      return 2;
+    }
+    o.crop.min_size = crop_size[0];
+    o.crop.max_size = crop_size[1];
+    if (app.count("--crop-probability") == 0) o.crop.probability = 0.5;
+  }
   if (o.steps <= 0 && o.minutes <= 0) {
     std::fprintf(stderr, "detr-train: give --steps and/or --minutes\n");
     return 2;
@@ -177,7 +201,7 @@ int main(int argc, char** argv) {
       const auto batch = sampler.Next(static_cast<std::size_t>(o.batch_size), rng);
       at::Tensor pixels, mask;
       std::vector<detr::training::Target> targets;
-      data.Batch(batch, pixels, mask, targets, o.resize, &rng);
+      data.Batch(batch, pixels, mask, targets, o.resize, &rng, o.crop);
       auto out = model->forward(pixels, mask, /*all_layers=*/true);
       auto [loss, parts] = detr::training::SetLoss(out, targets, criterion);
       optimizer.zero_grad();

@@ -1,10 +1,12 @@
 #include "server/training/detection_dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <tuple>
 
@@ -73,6 +75,42 @@ std::discrete_distribution<std::size_t> ProportionalToSize(const std::vector<std
   return {weights.begin(), weights.end()};
 }
 
+// The region size (in the images' own pixels) that RandomSizeCrop takes of
+// images of `size`: drawn in the pixels of the intermediate resize, as the
+// official transform draws it, and mapped back.
+cv::Size CropSize(cv::Size size, const RandomSizeCrop& crop, std::mt19937_64& rng) {
+  std::uniform_int_distribution<std::size_t> pick(0, crop.scales.size() - 1);
+  const double scale = static_cast<double>(crop.scales[pick(rng)]) / std::min(size.width, size.height);
+  auto side = [&](int extent) {
+    const int resized = std::max(1, static_cast<int>(std::lround(extent * scale)));
+    const int high = std::min(resized, crop.max_size), low = std::min(crop.min_size, high);
+    const int drawn = std::uniform_int_distribution<int>(low, high)(rng);
+    return std::clamp(static_cast<int>(std::lround(drawn / scale)), 1, extent);
+  };
+  const int width = side(size.width);  // the official order: width, then height
+  return {width, side(size.height)};
+}
+
+// `target` (boxes normalised by `image`'s size) after cutting `region` out
+// of the image: clipped to the region, empty boxes dropped, normalised by
+// the region's size.
+Target CroppedTarget(const Target& target, const cv::Rect& region, const cv::Size& image) {
+  if (target.labels.numel() == 0) return target;
+  const auto& b = target.boxes;
+  auto x0 = (b.select(1, 0) - b.select(1, 2) / 2) * image.width - region.x;
+  auto x1 = (b.select(1, 0) + b.select(1, 2) / 2) * image.width - region.x;
+  auto y0 = (b.select(1, 1) - b.select(1, 3) / 2) * image.height - region.y;
+  auto y1 = (b.select(1, 1) + b.select(1, 3) / 2) * image.height - region.y;
+  x0 = x0.clamp(0, region.width);
+  x1 = x1.clamp(0, region.width);
+  y0 = y0.clamp(0, region.height);
+  y1 = y1.clamp(0, region.height);
+  const auto keep = (x1 > x0).logical_and(y1 > y0);
+  const double w = region.width, h = region.height;
+  auto boxes = at::stack({(x0 + x1) / (2 * w), (y0 + y1) / (2 * h), (x1 - x0) / w, (y1 - y0) / h}, 1);
+  return {target.labels.index({keep}), boxes.index({keep}).contiguous()};
+}
+
 }  // namespace
 
 BatchSampler::BatchSampler(std::vector<std::vector<int64_t>> groups)
@@ -101,7 +139,8 @@ std::vector<int64_t> BatchSampler::Next(std::size_t batch_size, std::mt19937_64&
 }
 
 void DetectionDataset::Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask,
-                             std::vector<Target>& targets, const RandomResize& resize, std::mt19937_64* rng) const {
+                             std::vector<Target>& targets, const RandomResize& resize, std::mt19937_64* rng,
+                             const RandomSizeCrop& crop) const {
   std::vector<core::PreparedImage> prepared;
   prepared.reserve(indices.size());
   targets.clear();
@@ -110,9 +149,24 @@ void DetectionDataset::Batch(const std::vector<int64_t>& indices, at::Tensor& pi
     std::uniform_int_distribution<size_t> pick(0, resize.scales.size() - 1);
     policy = {resize.scales[pick(*rng)], resize.max_size};
   }
+  std::optional<cv::Size> region_size;  // drawn from the first image: a batch has one size
+  if (rng != nullptr && !indices.empty() && crop.probability > 0 && !crop.scales.empty() &&
+      std::bernoulli_distribution(crop.probability)(*rng)) {
+    region_size = CropSize(images_.at(static_cast<size_t>(indices.front())).size(), crop, *rng);
+  }
   for (auto i : indices) {
-    prepared.push_back(image::Prepare(images_.at(static_cast<size_t>(i)), policy));
-    targets.push_back(targets_.at(static_cast<size_t>(i)));
+    const auto& image = images_.at(static_cast<size_t>(i));
+    const auto& target = targets_.at(static_cast<size_t>(i));
+    if (!region_size) {
+      prepared.push_back(image::Prepare(image, policy));
+      targets.push_back(target);
+      continue;
+    }
+    const int width = std::min(region_size->width, image.cols), height = std::min(region_size->height, image.rows);
+    const cv::Rect region(std::uniform_int_distribution<int>(0, image.cols - width)(*rng),
+                          std::uniform_int_distribution<int>(0, image.rows - height)(*rng), width, height);
+    prepared.push_back(image::Prepare(image(region).clone(), policy));
+    targets.push_back(CroppedTarget(target, region, image.size()));
   }
   std::vector<const core::PreparedImage*> pointers;
   for (const auto& p : prepared) pointers.push_back(&p);

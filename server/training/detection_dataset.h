@@ -28,6 +28,21 @@ struct RandomResize {
   int max_size = 0;  // 0: no limit
 };
 
+/// The official training's other branch (make_coco_transforms: RandomSelect
+/// of RandomResize alone, or RandomResize([400, 500, 600]) -> RandomSizeCrop(384,
+/// 600) -> RandomResize): with `probability`, a batch is first cut to a random
+/// region, as if each image had been resized so that its shortest edge is one
+/// of `scales` and a region of min_size..max_size pixels per side taken of
+/// that. The region is cut from the image as decoded (the same geometry
+/// without a second interpolation), one region size per batch and one place
+/// per image, so that a same-size batch stays unpadded; boxes are clipped to
+/// the region and those left empty dropped, as the official crop does.
+struct RandomSizeCrop {
+  double probability = 0;  // the official RandomSelect: 0.5
+  std::vector<int> scales;
+  int min_size = 0, max_size = 0;
+};
+
 /// Batches whose images all have one size: each batch comes from one group
 /// of DetectionDataset::SizeGroups(), a group drawn with probability
 /// proportional to its size, its images in a shuffled order that is drawn
@@ -59,9 +74,10 @@ class DetectionDataset {
   /// Images `indices` as (B, 3, H, W) pixels padded bottom-right to the
   /// largest, (B, H, W) mask (true on padding) and targets (boxes normalised
   /// by each image's own size, so resizing leaves them as they are). With
-  /// `resize` and `rng`, the images first get the batch's random size.
+  /// `rng`, the images are first cut to a random region (`crop`, when drawn)
+  /// and get the batch's random size (`resize`).
   void Batch(const std::vector<int64_t>& indices, at::Tensor& pixels, at::Tensor& mask, std::vector<Target>& targets,
-             const RandomResize& resize = {}, std::mt19937_64* rng = nullptr) const;
+             const RandomResize& resize = {}, std::mt19937_64* rng = nullptr, const RandomSizeCrop& crop = {}) const;
 
  private:
   std::vector<cv::Mat> images_;  // RGB uint8, as decoded: a quarter of float pixels' memory

@@ -2,6 +2,7 @@
 // sizes or pads them onto a larger canvas, the data set batches images of
 // different sizes with a padding mask, and the official random resize gives
 // each image its drawn shortest edge without moving its boxes.
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -114,8 +115,8 @@ TEST(NonSquareDataTest, SampledBatchesHaveOneSizeAndNoPadding) {
   EXPECT_GE(sizes.size(), 4u) << "three image sizes, two scales: most combinations drawn";
 }
 
-// detr-train takes the random resize from its command line and trains on
-// mixed sizes.
+// detr-train takes the random resize and crop from its command line and
+// trains on mixed sizes.
 TEST(NonSquareDataTest, TrainerRandomResizesMixedSizes) {
   const std::string out = kOut + "/mixed-train-out";
   std::filesystem::remove_all(out);
@@ -130,6 +131,11 @@ TEST(NonSquareDataTest, TrainerRandomResizesMixedSizes) {
   EXPECT_EQ(RunQuietly(train), 0);
   EXPECT_TRUE(std::filesystem::exists(out + "/model.safetensors"));
   EXPECT_NE(RunQuietly(train + " --scales 8"), 0) << "a scale below 16 px is refused";
+  std::filesystem::remove_all(out);
+  EXPECT_EQ(RunQuietly(train + " --crop-scales 32,40 --crop-size 20,40 --crop-probability 1"), 0);
+  EXPECT_TRUE(std::filesystem::exists(out + "/model.safetensors")) << "trains on random crops";
+  EXPECT_NE(RunQuietly(train + " --crop-scales 32"), 0) << "a crop needs its region's size";
+  EXPECT_NE(RunQuietly(train + " --crop-scales 32 --crop-size 40,20"), 0) << "MIN above MAX is refused";
 }
 
 TEST(NonSquareDataTest, PaddedSetHoldsTheSameContentAtAKnownOffset) {
@@ -162,6 +168,105 @@ TEST(NonSquareDataTest, PaddedSetHoldsTheSameContentAtAKnownOffset) {
     EXPECT_EQ(cv::norm(canvas(cv::Rect(dx, dy, 96, 96)), original, cv::NORM_INF), 0.0) << file << " unchanged";
   }
   EXPECT_GT(offsets.size(), 1u) << "offsets are drawn per image";
+}
+
+// One 96 x 64 image, black, with a white rectangle at x 70..90, y 48..60
+// (COCO bbox [70, 48, 20, 12], category 1; near a corner, so that some
+// regions miss it), as a COCO set in kOut/NAME.
+std::string WriteOneRectangleSet(const std::string& name) {
+  const std::string dir = kOut + "/" + name;
+  std::filesystem::create_directories(dir + "/images");
+  cv::Mat image(64, 96, CV_8UC3, cv::Scalar::all(0));
+  image(cv::Rect(70, 48, 20, 12)).setTo(cv::Scalar::all(255));
+  cv::imwrite(dir + "/images/rectangle.png", image);
+  std::ofstream(dir + "/train.json") << R"({"images": [{"id": 1, "file_name": "rectangle.png", "width": 96, "height": 64}],
+    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [70, 48, 20, 12], "area": 240, "iscrowd": 0}],
+    "categories": [{"id": 1, "name": "rectangle"}]})";
+  return dir;
+}
+
+// The bright pixels' extent in image b of a batch, in pixels: x0, y0, x1, y1
+// (all -1 when there are none).
+std::array<int64_t, 4> BrightExtent(const at::Tensor& pixels, int64_t b) {
+  const auto bright = pixels[b][0] > 0;  // normalised: white ~ +2.2, black ~ -2.1
+  if (!bright.any().item<bool>()) return {-1, -1, -1, -1};
+  const auto columns = bright.any(0).nonzero(), rows = bright.any(1).nonzero();
+  return {columns.min().item<int64_t>(), rows.min().item<int64_t>(), columns.max().item<int64_t>() + 1,
+          rows.max().item<int64_t>() + 1};
+}
+
+// The official random crop: regions within the drawn bounds, one size per
+// batch and one place per image, and every kept box where its pixels went.
+TEST(RandomSizeCropTest, BoxesFollowThePixelsIntoTheRegion) {
+  const std::string dir = WriteOneRectangleSet("one-rectangle");
+  const DetectionDataset dataset(dir + "/train.json", dir + "/images");
+  // Intermediate shortest edge 32 (half of 64): regions of 20..40 by 20..32
+  // intermediate pixels, 40..80 by 40..64 of the image's own.
+  const RandomSizeCrop crop{1.0, {32}, 20, 40};
+  std::mt19937_64 rng(6);
+  std::set<int64_t> widths;
+  int kept = 0, dropped = 0, distinct_places = 0;
+  for (int draw = 0; draw < 40; ++draw) {
+    at::Tensor pixels, mask;
+    std::vector<Target> targets;
+    dataset.Batch({0, 0, 0}, pixels, mask, targets, {}, &rng, crop);
+    ASSERT_EQ(pixels.size(0), 3);
+    EXPECT_FALSE(mask.any().item<bool>()) << "one region size per batch: nothing padded";
+    const int64_t height = pixels.size(2), width = pixels.size(3);
+    EXPECT_GE(width, 40);
+    EXPECT_LE(width, 80);
+    EXPECT_GE(height, 40);
+    EXPECT_LE(height, 64);
+    widths.insert(width);
+    for (int64_t b = 0; b < 3; ++b) {
+      const auto& target = targets[static_cast<size_t>(b)];
+      const auto extent = BrightExtent(pixels, b);
+      if (target.labels.numel() == 0) {
+        ++dropped;
+        EXPECT_EQ(extent[0], -1) << "a dropped box left no rectangle in the region";
+        continue;
+      }
+      ++kept;
+      ASSERT_EQ(target.labels.numel(), 1);
+      EXPECT_EQ(target.labels[0].item<int64_t>(), 1);
+      const auto box = target.boxes[0];
+      const double cx = box[0].item<double>() * width, cy = box[1].item<double>() * height;
+      const double w = box[2].item<double>() * width, h = box[3].item<double>() * height;
+      EXPECT_NEAR(cx - w / 2, extent[0], 1e-3) << "draw " << draw;
+      EXPECT_NEAR(cy - h / 2, extent[1], 1e-3);
+      EXPECT_NEAR(cx + w / 2, extent[2], 1e-3);
+      EXPECT_NEAR(cy + h / 2, extent[3], 1e-3);
+    }
+    distinct_places += !targets[0].boxes.equal(targets[1].boxes) || !targets[1].boxes.equal(targets[2].boxes);
+  }
+  EXPECT_GT(kept, 20);
+  EXPECT_GT(dropped, 0) << "some regions miss the rectangle";
+  EXPECT_GT(widths.size(), 5u) << "region sizes are drawn";
+  EXPECT_GT(distinct_places, 10) << "each image of a batch is cut at its own place";
+}
+
+// Cropped batches still get the batch's random resize; probability 0 leaves
+// batches as the resize alone makes them.
+TEST(RandomSizeCropTest, ResizesAfterTheCropAndOnlyWhenDrawn) {
+  const std::string dir = WriteOneRectangleSet("one-rectangle-resized");
+  const DetectionDataset dataset(dir + "/train.json", dir + "/images");
+  std::mt19937_64 rng(7);
+  int cropped = 0;
+  for (int draw = 0; draw < 40; ++draw) {
+    at::Tensor pixels, mask;
+    std::vector<Target> targets;
+    dataset.Batch({0, 0}, pixels, mask, targets, RandomResize{{48}, 0}, &rng, RandomSizeCrop{0.5, {32}, 20, 40});
+    EXPECT_EQ(std::min(pixels.size(2), pixels.size(3)), 48) << "the shortest edge is the resize's";
+    cropped += pixels.size(3) * 2 != pixels.size(2) * 3;  // the image's 3:2 changed: a region was cut
+  }
+  EXPECT_GT(cropped, 10);
+  EXPECT_LT(cropped, 35) << "about half the batches";
+  for (int draw = 0; draw < 10; ++draw) {
+    at::Tensor pixels, mask;
+    std::vector<Target> targets;
+    dataset.Batch({0}, pixels, mask, targets, RandomResize{{48}, 0}, &rng, RandomSizeCrop{0.0, {32}, 20, 40});
+    EXPECT_EQ(pixels.sizes(), (at::IntArrayRef{1, 3, 48, 72}));
+  }
 }
 
 }  // namespace
