@@ -43,6 +43,9 @@ def accuracy_row(row):
     swapped = {"identity-qk": dict.fromkeys(SITES, "softmax_identity_qk"),
                "optimization-all": dict.fromkeys(SITES, OPTIMIZATION)}
     swapped.update({f"optimization-{site.replace('.', '-')}": {site: OPTIMIZATION} for site in SITES})
+    if row not in swapped and row not in ("softmax", "softmax-control"):
+        # An unknown row must not quietly train softmax under another name.
+        sys.exit(f"model_configs.py: no row {row!r}; rows: softmax, softmax-control, {', '.join(swapped)}")
     return configure(shipped("softmax"), dict.fromkeys(SITES, "softmax") | swapped.get(row, {}))
 
 
