@@ -59,9 +59,12 @@ std::string ConfigError(const std::string& yaml) {
 
 TEST(ServerConfigTest, TheBuiltInConfigIsValid) {
   const auto config = ServerConfig::Default();
-  ASSERT_EQ(config.models.size(), 2u);
+  ASSERT_EQ(config.models.size(), 3u);
   EXPECT_EQ(config.models[1].config.encoder_self.type, core::AttentionType::kOptimization);
+  EXPECT_EQ(config.models[1].config.decoder_cross.type, core::AttentionType::kOptimization);
   EXPECT_EQ(config.models[0].config.decoder_cross.type, core::AttentionType::kSoftmax);
+  EXPECT_EQ(config.models[2].config.encoder_self.type, core::AttentionType::kOptimization);
+  EXPECT_EQ(config.models[2].config.decoder_cross.type, core::AttentionType::kSoftmax);
   for (const auto& model : config.models) {  // the trained default models, found where the build put them
     EXPECT_TRUE(std::filesystem::exists(model.weights)) << model.weights;
     EXPECT_EQ(model.config.ClassNames().at(1), "circle");
