@@ -150,8 +150,8 @@ TEST(DefaultModelsTest, BuiltInConfigServesTrainedShapeDetectors) {
   EXPECT_GE(optimization.at("ap").get<double>(), 0.55);
   // The encoder-only model, fine-tuned on mixed aspect ratios, trades some
   // box precision on square images for holding on wider ones (0.942 / 0.489).
-  const auto encoder = testing::EvalTwoModels(server, "default_models_encoder_data", "--seed 7 --train 0 --val 100",
-                                              "optimization-encoder", "softmax")
+  const auto encoder = testing::EvalOnFreshSet(server, "default_models_encoder_data", "--seed 7 --train 0 --val 100",
+                                               "--model optimization-encoder")
                            .at("optimization-encoder");
   EXPECT_EQ(encoder.at("images").get<int>(), 100);
   EXPECT_GE(encoder.at("ap50").get<double>(), 0.85);
@@ -175,8 +175,8 @@ TEST(DefaultModelsTest, SoftmaxAndEncoderOptimizationDetectOnImagesWiderThanTall
   EXPECT_EQ(figures.at("optimization").at("images").get<int>(), 100);
   // The whole documented set for the encoder model, whose 0.888 sits nearer
   // its target (on the first 100 images: 0.858).
-  const auto encoder = testing::EvalTwoModels(server, "default_models_wide_encoder_data", padded + "500",
-                                              "optimization-encoder", "softmax")
+  const auto encoder = testing::EvalOnFreshSet(server, "default_models_wide_encoder_data", padded + "500",
+                                               "--model optimization-encoder")
                            .at("optimization-encoder");
   EXPECT_EQ(encoder.at("images").get<int>(), 500);
   EXPECT_GE(encoder.at("ap50").get<double>(), 0.85);

@@ -42,22 +42,29 @@ inline void ExpectTrainedShapeModels(const ServerProcess& server, int count) {
 }
 
 /// Draws a validation set with detr-data (DATA_ARGUMENTS) into the test's
-/// output folder DIR_NAME and evaluates MODEL_A and MODEL_B on it through the
-/// server with `detr-client eval`: its figures, by model name.
-inline nlohmann::json EvalTwoModels(const ServerProcess& server, const std::string& dir_name,
-                                    const std::string& data_arguments, const std::string& model_a,
-                                    const std::string& model_b) {
+/// output folder DIR_NAME and evaluates models on it through the server with
+/// `detr-client eval MODEL_FLAGS` (`--model M`, or `--model-a A --model-b B`):
+/// its figures, by model name.
+inline nlohmann::json EvalOnFreshSet(const ServerProcess& server, const std::string& dir_name,
+                                     const std::string& data_arguments, const std::string& model_flags) {
   const std::string dir = std::string(DETR_TEST_OUTPUT_DIR) + "/" + dir_name;
   const std::string make_data =
       std::string(DETR_DATA_BINARY) + " --output " + dir + " " + data_arguments + " 2>/dev/null";
   EXPECT_EQ(std::system(make_data.c_str()), 0) << make_data;
   const std::string figures_path = dir + "/figures.json";
   const std::string eval = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() + " eval --annotations " +
-                           dir + "/val.json --images " + dir + "/val --model-a " + model_a + " --model-b " + model_b +
-                           " --json " + figures_path + " 2>/dev/null";
+                           dir + "/val.json --images " + dir + "/val " + model_flags + " --json " + figures_path +
+                           " 2>/dev/null";
   EXPECT_EQ(std::system(eval.c_str()), 0) << eval;
   std::ifstream in(figures_path);
   return nlohmann::json::parse(in);
+}
+
+/// EvalOnFreshSet of MODEL_A and MODEL_B, request by request side by side.
+inline nlohmann::json EvalTwoModels(const ServerProcess& server, const std::string& dir_name,
+                                    const std::string& data_arguments, const std::string& model_a,
+                                    const std::string& model_b) {
+  return EvalOnFreshSet(server, dir_name, data_arguments, "--model-a " + model_a + " --model-b " + model_b);
 }
 
 }  // namespace detr::testing
