@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "server/core/api/model_config.h"
+#include "server/core/api/model_memory.h"
 #include "server/core/api/prepared_image.h"
 #include "server/types/detection.h"
 
@@ -49,6 +50,10 @@ class Detector {
                                const std::vector<DetectOptions>& options) = 0;
 
   virtual const DetectorInfo& info() const = 0;
+
+  /// What the model holds now between passes (weights, plans). Thread-safe.
+  /// A detector that does not know reports zeros.
+  virtual ModelMemory memory() const { return {}; }
 };
 
 }  // namespace detr::core

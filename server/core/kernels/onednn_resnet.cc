@@ -23,7 +23,7 @@ namespace detr::core {
 
 bool OneDnnResNet::Available() { return false; }
 struct OneDnnResNet::Impl {};
-OneDnnResNet::OneDnnResNet(const ConvParams&, const std::vector<ResidualBlockParams>&, Acceptable) {
+OneDnnResNet::OneDnnResNet(const ConvParams&, const std::vector<ResidualBlockParams>&, Acceptable, int) {
   throw Unavailable("detr-serve was built without oneDNN (libdnnl-dev)");
 }
 OneDnnResNet::~OneDnnResNet() = default;
@@ -31,6 +31,7 @@ bool OneDnnResNet::NotReference(const std::string&) { return true; }
 at::Tensor OneDnnResNet::forward(const at::Tensor&) const { throw Unavailable("built without oneDNN"); }
 std::vector<std::string> OneDnnResNet::Implementations(at::IntArrayRef) const { return {}; }
 std::string OneDnnResNet::Summary() const { return "built without oneDNN"; }
+ModelMemory OneDnnResNet::Memory() const { return {}; }
 
 #else
 
@@ -41,14 +42,11 @@ using Tag = memory::format_tag;
 using Type = memory::data_type;
 using Args = std::unordered_map<int, memory>;
 
-// Plans kept: an image shape needs at most 4 (batches of 1, 2, 4, 8, see
-// forward), so a server with a fixed canvas keeps all of its own.
-constexpr int kMaxPlans = 6;
-// Batches run in chunks of these sizes, largest first (7 = 4 + 2 + 1): a plan
+// Batches run in chunks of BatchChunkSizes() (api/model_memory.h): a plan
 // holds weights reordered for its input shape (Winograd's layouts depend on
-// it, 80-180 MB for a ResNet-18), so planning every batch size from 1 to 8
-// for every image shape made plans thrash and memory grow by hundreds of MB.
-constexpr int64_t kChunkSizes[] = {8, 4, 2, 1};
+// it: 80-180 MB for a ResNet-18, ~120 MB for a ResNet-50), so planning every
+// batch size from 1 to 8 for every image shape made plans thrash and memory
+// grow by hundreds of MB.
 // The probe the constructor plans: small, but with every layer's geometry.
 const memory::dims kProbeInput = {1, 3, 64, 64};
 
@@ -60,6 +58,14 @@ int64_t OutputSize(int64_t in, int64_t kernel, int64_t stride, int64_t padding, 
   return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
 }
 
+// Weights in a layout a primitive asked for, in memory from LibTorch's
+// allocator: a plan built during a request counts in its memory scope, and
+// the allocator's figures include every plan's weights.
+struct ReorderedWeights {
+  at::Tensor buffer;
+  memory handle;
+};
+
 // A convolution's own copy of its weights in plain layouts, and the weights
 // reordered for each layout a live plan's primitive asked for (usually one;
 // Winograd's layout can depend on the input shape). Plans own their reordered
@@ -67,7 +73,7 @@ int64_t OutputSize(int64_t in, int64_t kernel, int64_t stride, int64_t padding, 
 struct Conv {
   std::string name;  // for messages: "stem", "block 3 convolution 2"
   ConvParams params;
-  std::vector<std::pair<memory::desc, std::weak_ptr<const memory>>> reordered;  // guarded by Impl::mutex
+  std::vector<std::pair<memory::desc, std::weak_ptr<const ReorderedWeights> > > reordered;  // guarded by Impl::mutex
 
   memory::dims WeightDims() const { return Dims(params.weight); }
   bool Winograd() const {
@@ -81,8 +87,8 @@ struct Step {
   dnnl::primitive primitive;
   std::string implementation;  // impl_info_str
   memory::desc src, dst;
-  std::shared_ptr<const memory> weights;  // convolutions only
-  memory bias;                            // convolutions only
+  std::shared_ptr<const ReorderedWeights> weights;  // convolutions only
+  memory bias;                                      // convolutions only
   std::size_t scratchpad_bytes = 0;
 };
 
@@ -103,7 +109,7 @@ struct Plan {
   memory::dims input_dims;
   Stage stem, pool;
   std::vector<BlockPlan> blocks;
-  Step output;  // the last activation into NCHW
+  Step output;                       // the last activation into NCHW
   std::size_t scratchpad_bytes = 0;  // the largest any step needs
 
   template <typename F>
@@ -157,12 +163,14 @@ struct OneDnnResNet::Impl {
   const dnnl::engine& engine = onednn::Engine();
   OneDnnResNet::Acceptable acceptable;
   Conv stem;
-  std::vector<std::pair<std::vector<Conv>, std::optional<Conv>>> blocks;
+  std::vector<std::pair<std::vector<Conv>, std::optional<Conv> > > blocks;
+  std::size_t plan_capacity = 0;
   std::mutex mutex;
-  std::list<std::shared_ptr<const Plan>> plans;  // most recently used first; guarded by mutex
+  std::list<std::shared_ptr<const Plan> > plans;  // most recently used first; guarded by mutex
   std::string summary;                            // the probe plan's implementations, for logs
 
-  std::shared_ptr<const memory> Weights(Conv& conv, const memory::desc& desc) {
+  // Called with mutex held (from BuildPlan, under PlanFor's lock).
+  std::shared_ptr<const ReorderedWeights> Weights(Conv& conv, const memory::desc& desc) {
     auto& cache = conv.reordered;
     cache.erase(std::remove_if(cache.begin(), cache.end(), [](const auto& entry) { return entry.second.expired(); }),
                 cache.end());
@@ -170,9 +178,11 @@ struct OneDnnResNet::Impl {
       if (layout == desc) return weights.lock();
     }
     memory plain({conv.WeightDims(), Type::f32, Tag::oihw}, engine, conv.params.weight.data_ptr());
-    auto reordered = std::make_shared<memory>(desc, engine);
+    auto reordered = std::make_shared<ReorderedWeights>();
+    reordered->buffer = at::empty({static_cast<int64_t>(desc.get_size())}, at::kByte);
+    reordered->handle = memory(desc, engine, reordered->buffer.data_ptr());
     dnnl::stream stream(engine);
-    Run(MakeReorder(plain.get_desc(), desc), stream, plain, *reordered);
+    Run(MakeReorder(plain.get_desc(), desc), stream, plain, reordered->handle);
     stream.wait();
     cache.emplace_back(desc, reordered);
     return reordered;
@@ -191,8 +201,10 @@ struct OneDnnResNet::Impl {
 
   // Copies src into dst's layout (a reorder step), with its own scratchpad.
   static void Run(const Step& reorder, dnnl::stream& stream, const memory& src, const memory& dst) {
-    const onednn::Scratchpad scratchpad(memory::desc({static_cast<memory::dim>(reorder.scratchpad_bytes)}, Type::u8, Tag::a));
-    reorder.primitive.execute(stream, Args{{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad.memory}});
+    const onednn::Scratchpad scratchpad(
+        memory::desc({static_cast<memory::dim>(reorder.scratchpad_bytes)}, Type::u8, Tag::a));
+    reorder.primitive.execute(stream,
+                              Args{{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad.memory}});
   }
 
   // A convolution (+ shortcut sum) (+ ReLU) from an input in layout `src`
@@ -217,7 +229,7 @@ struct OneDnnResNet::Impl {
     std::vector<dnnl::algorithm> algorithms;
     if (conv.Winograd()) algorithms.push_back(dnnl::algorithm::convolution_winograd);
     algorithms.push_back(dnnl::algorithm::convolution_direct);
-    std::vector<std::pair<memory::desc, memory::desc>> layouts;
+    std::vector<std::pair<memory::desc, memory::desc> > layouts;
     if (dst) layouts.emplace_back(src, *dst);
     layouts.emplace_back(src, Any(dst_dims));
     layouts.emplace_back(Any(src_dims), Any(dst_dims));
@@ -225,22 +237,25 @@ struct OneDnnResNet::Impl {
     std::set<std::string> offered;
     for (const auto algorithm : algorithms) {
       for (const auto& [src_layout, dst_layout] : layouts) {
-        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, algorithm, src_layout,
-                                          Any(conv.WeightDims()), bias_desc, dst_layout, {p.stride, p.stride},
-                                          {p.dilation - 1, p.dilation - 1}, {p.padding, p.padding},
-                                          {p.padding, p.padding});
+        dnnl::convolution_forward::desc d(
+            dnnl::prop_kind::forward_inference, algorithm, src_layout, Any(conv.WeightDims()), bias_desc, dst_layout,
+            {p.stride, p.stride}, {p.dilation - 1, p.dilation - 1}, {p.padding, p.padding}, {p.padding, p.padding});
         dnnl::convolution_forward::primitive_desc pd(d, attr, engine, /*allow_empty=*/true);
         if (!FirstAcceptable(pd, acceptable, offered)) continue;
-        Step step{dnnl::convolution_forward(pd), pd.impl_info_str(), pd.src_desc(), pd.dst_desc(),
-                  Weights(conv, pd.weights_desc()), memory(bias_desc, engine, conv.params.bias.data_ptr()),
+        Step step{dnnl::convolution_forward(pd),
+                  pd.impl_info_str(),
+                  pd.src_desc(),
+                  pd.dst_desc(),
+                  Weights(conv, pd.weights_desc()),
+                  memory(bias_desc, engine, conv.params.bias.data_ptr()),
                   pd.scratchpad_desc().get_size()};
         return {ReorderIfNeeded(src, step.src), std::move(step)};
       }
     }
     throw Unavailable("oneDNN offers no acceptable implementation for the " + conv.name + " convolution (" +
                       std::to_string(p.weight.size(1)) + "->" + std::to_string(p.weight.size(0)) + ", " +
-                      std::to_string(kh) + "x" + std::to_string(kw) + ", stride " + std::to_string(p.stride) +
-                      ") on " + onednn::EffectiveIsaName() + "; it offered: " + Joined(offered));
+                      std::to_string(kh) + "x" + std::to_string(kw) + ", stride " + std::to_string(p.stride) + ") on " +
+                      onednn::EffectiveIsaName() + "; it offered: " + Joined(offered));
   }
 
   Stage MakePool(const memory::desc& src) {
@@ -252,7 +267,7 @@ struct OneDnnResNet::Impl {
                                     Any(pooled), {2, 2}, {3, 3}, {1, 1}, {1, 1});
       dnnl::pooling_forward::primitive_desc pd(d, UserScratchpad(), engine, /*allow_empty=*/true);
       if (!FirstAcceptable(pd, acceptable, offered)) continue;
-      Step step{dnnl::pooling_forward(pd), pd.impl_info_str(), pd.src_desc(), pd.dst_desc(), nullptr, {},
+      Step step{dnnl::pooling_forward(pd),      pd.impl_info_str(), pd.src_desc(), pd.dst_desc(), nullptr, {},
                 pd.scratchpad_desc().get_size()};
       return {ReorderIfNeeded(src, step.src), std::move(step)};
     }
@@ -289,9 +304,8 @@ struct OneDnnResNet::Impl {
       x = out;
     }
     plan->output = MakeReorder(x, memory::desc(x.dims(), Type::f32, Tag::nchw));
-    plan->ForEachStep([&](const Step& step) {
-      plan->scratchpad_bytes = std::max(plan->scratchpad_bytes, step.scratchpad_bytes);
-    });
+    plan->ForEachStep(
+        [&](const Step& step) { plan->scratchpad_bytes = std::max(plan->scratchpad_bytes, step.scratchpad_bytes); });
     return plan;
   }
 
@@ -304,8 +318,32 @@ struct OneDnnResNet::Impl {
       }
     }
     plans.push_front(BuildPlan(input_dims));
-    if (static_cast<int>(plans.size()) > kMaxPlans) plans.pop_back();
+    if (plans.size() > plan_capacity) plans.pop_back();
     return plans.front();
+  }
+
+  // Plain weights, and the reordered weights of the live plans (each once:
+  // plans share the layouts they have in common).
+  ModelMemory Memory() {
+    ModelMemory use;
+    const auto plain = [&](const Conv& conv) {
+      use.weight_bytes += conv.params.weight.nbytes() + conv.params.bias.nbytes();
+    };
+    plain(stem);
+    for (const auto& [convs, downsample] : blocks) {
+      for (const auto& conv : convs) plain(conv);
+      if (downsample) plain(*downsample);
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    std::set<const ReorderedWeights*> counted;
+    for (const auto& plan : plans) {
+      plan->ForEachStep([&](const Step& step) {
+        if (step.weights && counted.insert(step.weights.get()).second) use.plan_bytes += step.weights->buffer.nbytes();
+      });
+    }
+    use.plans = static_cast<int>(plans.size());
+    use.plan_capacity = static_cast<int>(plan_capacity);
+    return use;
   }
 };
 
@@ -339,9 +377,8 @@ class Pass {
 
   Activation Reordered(const Step& reorder, const Activation& x) {
     Activation out = Fresh(reorder.dst);
-    reorder.primitive.execute(stream_, Args{{DNNL_ARG_FROM, x.handle},
-                                            {DNNL_ARG_TO, out.handle},
-                                            {DNNL_ARG_SCRATCHPAD, scratchpad_.memory}});
+    reorder.primitive.execute(
+        stream_, Args{{DNNL_ARG_FROM, x.handle}, {DNNL_ARG_TO, out.handle}, {DNNL_ARG_SCRATCHPAD, scratchpad_.memory}});
     return out;
   }
 
@@ -349,7 +386,7 @@ class Pass {
   void Run(const Step& step, const Activation& src, const Activation& dst) {
     Args args{{DNNL_ARG_SRC, src.handle}, {DNNL_ARG_DST, dst.handle}, {DNNL_ARG_SCRATCHPAD, scratchpad_.memory}};
     if (step.weights) {
-      args.emplace(DNNL_ARG_WEIGHTS, *step.weights);
+      args.emplace(DNNL_ARG_WEIGHTS, step.weights->handle);
       args.emplace(DNNL_ARG_BIAS, step.bias);
     }
     step.primitive.execute(stream_, args);
@@ -386,9 +423,11 @@ Conv Copied(std::string name, const ConvParams& params) {
 
 }  // namespace
 
-OneDnnResNet::OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks, Acceptable acceptable)
+OneDnnResNet::OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks,
+                           Acceptable acceptable, int plan_capacity)
     : impl_(std::make_unique<Impl>()) {
   impl_->acceptable = std::move(acceptable);
+  impl_->plan_capacity = static_cast<std::size_t>(std::max(plan_capacity, 1));
   impl_->stem = Copied("stem", stem);
   for (std::size_t b = 0; b < blocks.size(); ++b) {
     const std::string block = "block " + std::to_string(b + 1) + " ";
@@ -425,17 +464,21 @@ std::vector<std::string> OneDnnResNet::Implementations(at::IntArrayRef input_siz
 
 std::string OneDnnResNet::Summary() const { return impl_->summary; }
 
+ModelMemory OneDnnResNet::Memory() const { return impl_->Memory(); }
+
 at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 3 && images.scalar_type() == at::kFloat,
               "OneDnnResNet expects (B, 3, H, W) float images");
   const int64_t batch = images.size(0);
-  const int64_t chunk = *std::find_if(std::begin(kChunkSizes), std::end(kChunkSizes),
-                                      [&](int64_t size) { return size <= std::max<int64_t>(batch, 1); });
-  if (chunk == batch || batch == 0) return ForwardChunk(images);
+  const auto& chunks = BatchChunkSizes();
+  const auto largest_chunk = [&](int64_t images_left) {
+    return *std::find_if(chunks.begin(), chunks.end(),
+                         [&](int size) { return size <= std::max<int64_t>(images_left, 1); });
+  };
+  if (largest_chunk(batch) == batch || batch == 0) return ForwardChunk(images);
   std::vector<at::Tensor> features;
   for (int64_t start = 0; start < batch;) {
-    const int64_t size = *std::find_if(std::begin(kChunkSizes), std::end(kChunkSizes),
-                                       [&](int64_t size) { return size <= batch - start; });
+    const int64_t size = largest_chunk(batch - start);
     features.push_back(ForwardChunk(images.narrow(0, start, size)));
     start += size;
   }

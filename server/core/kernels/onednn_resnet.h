@@ -28,6 +28,8 @@
 
 #include <ATen/Tensor.h>
 
+#include "server/core/api/model_memory.h"
+
 namespace detr::core {
 
 /// One convolution: OIHW weight, bias (folded batch-norm), geometry.
@@ -61,12 +63,17 @@ class OneDnnResNet {
   /// Anything but oneDNN's reference code ("ref:any", "ref_...").
   static bool NotReference(const std::string& implementation);
 
+  /// Plans kept when the caller does not size them: a few image shapes.
+  static constexpr int kDefaultPlanCapacity = 6;
+
   /// stem: the 7x7 convolution (then ReLU and 3x3/2 max-pooling); blocks: all
   /// residual blocks of layer1..layer4 in order. Copies the weights, and plans
   /// a small probe input at once, so that a CPU on which oneDNN offers only
   /// unacceptable code throws Unavailable here, not at the first request.
+  /// plan_capacity: the most plans kept (least recently used go first); a
+  /// server with fixed canvases keeps one per canvas and batch chunk.
   OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks,
-               Acceptable acceptable = NotReference);
+               Acceptable acceptable = NotReference, int plan_capacity = kDefaultPlanCapacity);
   ~OneDnnResNet();
   OneDnnResNet(const OneDnnResNet&) = delete;
   OneDnnResNet& operator=(const OneDnnResNet&) = delete;
@@ -85,6 +92,10 @@ class OneDnnResNet {
   /// of the probe plan (made and dropped by the constructor) with their
   /// counts, e.g. "AVX2: 17x jit:avx2, ...".
   std::string Summary() const;
+
+  /// Its plain weights (weight_bytes), its live plans and their reordered
+  /// weights, each counted once.
+  ModelMemory Memory() const;
 
  private:
   // One pass of a batch of 1, 2, 4 or 8 images (batches of other sizes run

@@ -51,8 +51,7 @@ BackboneImpl::BackboneImpl(const std::string& name, bool dilation) {
   body = register_module("body", ResNetBody(name, dilation));
 }
 
-std::pair<at::Tensor, at::Tensor> BackboneImpl::forward(const at::Tensor& pixel_values,
-                                                        const at::Tensor& pixel_mask) {
+std::pair<at::Tensor, at::Tensor> BackboneImpl::forward(const at::Tensor& pixel_values, const at::Tensor& pixel_mask) {
   at::Tensor features;
   if (bfloat16_training_ && is_training()) {
     const ScopedCpuAutocast autocast(at::kBFloat16);
@@ -61,8 +60,7 @@ std::pair<at::Tensor, at::Tensor> BackboneImpl::forward(const at::Tensor& pixel_
     features = body(channels_last_ ? pixel_values.contiguous(at::MemoryFormat::ChannelsLast) : pixel_values);
   }
   // As the official code: nearest-neighbour resize of the mask to the grid.
-  auto mask = at::upsample_nearest2d(pixel_mask.unsqueeze(1).to(at::kFloat),
-                                     {features.size(-2), features.size(-1)})
+  auto mask = at::upsample_nearest2d(pixel_mask.unsqueeze(1).to(at::kFloat), {features.size(-2), features.size(-1)})
                   .squeeze(1)
                   .to(at::kBool);
   return {features, mask};
@@ -79,8 +77,8 @@ void BackboneImpl::UseBfloat16Training(bool enabled) {
   }
 }
 
-void BackboneImpl::PrepareForInference(bool use_onednn) {
-  body->PrepareForInference(use_onednn);
+void BackboneImpl::PrepareForInference(bool use_onednn, int plans) {
+  body->PrepareForInference(use_onednn, OneDnnResNet::NotReference, plans);
   channels_last_ = true;
 }
 

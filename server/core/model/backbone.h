@@ -20,7 +20,7 @@ class BackboneImpl : public torch::nn::Module {
   /// Returns features (B, C, h, w) and their mask (B, h, w).
   std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& pixel_values, const at::Tensor& pixel_mask);
 
-  void PrepareForInference(bool use_onednn = true);
+  void PrepareForInference(bool use_onednn = true, int plans = OneDnnResNet::kDefaultPlanCapacity);
   /// Training speed: while training, run the body's convolutions in bfloat16
   /// (CPU autocast; weights and their gradients stay float32) on channels-last
   /// tensors, and hand the transformer float32 features. Eval-mode passes
@@ -31,6 +31,8 @@ class BackboneImpl : public torch::nn::Module {
   int64_t num_channels() const { return body->num_channels(); }
   /// What runs the backbone's convolutions at inference, and why.
   const std::string& engine() const { return body->engine(); }
+  /// The oneDNN body inference passes run through, or null.
+  const OneDnnResNet* onednn() const { return body->onednn(); }
 
  private:
   ResNetBody body{nullptr};

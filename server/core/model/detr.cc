@@ -1,5 +1,7 @@
 #include "server/core/model/detr.h"
 
+#include <set>
+
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
@@ -22,8 +24,8 @@ DetrImpl::DetrImpl(const ModelConfig& config) : config_(config) {
 }
 
 DetrOutput DetrImpl::forward(const at::Tensor& pixel_values, const at::Tensor& pixel_mask, bool all_layers) {
-  TORCH_CHECK(pixel_values.dim() == 4 && pixel_values.size(1) == 3,
-              "pixel_values must be (B, 3, H, W), got ", pixel_values.sizes());
+  TORCH_CHECK(pixel_values.dim() == 4 && pixel_values.size(1) == 3, "pixel_values must be (B, 3, H, W), got ",
+              pixel_values.sizes());
   TORCH_CHECK(pixel_mask.dim() == 3 && pixel_mask.size(0) == pixel_values.size(0) &&
                   pixel_mask.size(1) == pixel_values.size(2) && pixel_mask.size(2) == pixel_values.size(3),
               "pixel_mask must be (B, H, W) matching pixel_values, got ", pixel_mask.sizes());
@@ -45,14 +47,25 @@ DetrOutput DetrImpl::forward(const at::Tensor& pixel_values, const at::Tensor& p
   return out;
 }
 
-void DetrImpl::PrepareForInference(bool onednn_backbone) {
+void DetrImpl::PrepareForInference(bool onednn_backbone, int backbone_plans) {
   if (prepared_) return;
   eval();
   for (auto& p : parameters()) p.set_requires_grad(false);
-  backbone0->PrepareForInference(onednn_backbone);
+  backbone0->PrepareForInference(onednn_backbone, backbone_plans);
   prepared_ = true;
 }
 
 int64_t DetrImpl::parameter_count() const { return parameter_count_; }
+
+ModelMemory DetrImpl::memory() const {
+  ModelMemory use = backbone0->onednn() ? backbone0->onednn()->Memory() : ModelMemory{};
+  std::set<const void*> storages;
+  const auto count = [&](const at::Tensor& t) {
+    if (t.defined() && storages.insert(t.storage().data()).second) use.weight_bytes += t.storage().nbytes();
+  };
+  for (const auto& p : parameters()) count(p);
+  for (const auto& b : buffers()) count(b);
+  return use;
+}
 
 }  // namespace detr::core

@@ -35,20 +35,23 @@ class DetrImpl : public torch::nn::Module {
 
   /// pixel_values: (B, 3, H, W) ImageNet-normalised; pixel_mask: (B, H, W)
   /// bool, true = padding.
-  DetrOutput forward(const at::Tensor& pixel_values, const at::Tensor& pixel_mask,
-                     bool all_layers = false);
+  DetrOutput forward(const at::Tensor& pixel_values, const at::Tensor& pixel_mask, bool all_layers = false);
 
   /// Makes the model fast for inference: eval mode, no gradients, frozen
   /// batch-norms folded into their convolutions, channels-last backbone.
   /// Irreversible: load weights before calling it.
-  /// onednn_backbone: run the backbone through OneDnnResNet (Winograd).
-  void PrepareForInference(bool onednn_backbone = true);
+  /// onednn_backbone: run the backbone through OneDnnResNet (Winograd),
+  /// keeping at most backbone_plans plans.
+  void PrepareForInference(bool onednn_backbone = true, int backbone_plans = OneDnnResNet::kDefaultPlanCapacity);
   bool prepared_for_inference() const { return prepared_; }
   /// Training speed: the backbone's convolutions in bfloat16 while training
   /// (BackboneImpl::UseBfloat16Training). Call after loading weights.
   void UseBfloat16BackboneTraining(bool enabled) { backbone0->UseBfloat16Training(enabled); }
   /// For logs: what runs the backbone's convolutions at inference, and why.
   const std::string& backbone_engine() const { return backbone0->engine(); }
+  /// What the model holds now: its parameters and buffers (each storage
+  /// once), and the oneDNN backbone's copy of its weights and its plans.
+  ModelMemory memory() const;
 
   const ModelConfig& config() const { return config_; }
   /// Number of parameters as built (frozen batch-norm statistics are buffers).

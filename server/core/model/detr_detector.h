@@ -21,6 +21,7 @@ class DetrDetector final : public Detector {
   DetectionPass Detect(const std::vector<const PreparedImage*>& images,
                        const std::vector<DetectOptions>& options) override;
   const DetectorInfo& info() const override { return info_; }
+  ModelMemory memory() const override { return model_->memory(); }
 
  private:
   Detr model_{nullptr};

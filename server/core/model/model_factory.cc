@@ -13,7 +13,7 @@ LoadedModel BuildModel(const ModelSpec& spec) {
   loaded.model = Detr(spec.config);
   if (!spec.weights_path.empty()) loaded.report = LoadWeightsFile(*loaded.model, spec.weights_path);
   loaded.model->eval();
-  if (spec.optimize) loaded.model->PrepareForInference(spec.onednn_backbone);
+  if (spec.optimize) loaded.model->PrepareForInference(spec.onednn_backbone, spec.backbone_plans);
   return loaded;
 }
 

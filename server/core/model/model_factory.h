@@ -20,6 +20,9 @@ struct ModelSpec {
   /// With optimize: run the backbone through oneDNN directly (Winograd
   /// convolutions, onednn_resnet.h) when built with it.
   bool onednn_backbone = true;
+  /// With onednn_backbone: the most backbone plans kept (one per input shape
+  /// and batch chunk; each holds weights reordered for its shape).
+  int backbone_plans = OneDnnResNet::kDefaultPlanCapacity;
 };
 
 struct LoadedModel {

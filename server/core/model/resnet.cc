@@ -9,13 +9,9 @@
 namespace detr::core {
 namespace {
 
-torch::nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding,
-                       int64_t dilation = 1) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
-                               .stride(stride)
-                               .padding(padding)
-                               .dilation(dilation)
-                               .bias(false));
+torch::nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation = 1) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation).bias(false));
 }
 
 ConvParams ParamsOf(const torch::nn::Conv2dImpl& conv) {
@@ -38,8 +34,8 @@ void ToChannelsLast(torch::nn::Module& module) {
 
 }  // namespace
 
-ResidualBlockImpl::ResidualBlockImpl(bool bottleneck, int64_t in_channels, int64_t planes,
-                                     int64_t stride, int64_t dilation, bool with_downsample)
+ResidualBlockImpl::ResidualBlockImpl(bool bottleneck, int64_t in_channels, int64_t planes, int64_t stride,
+                                     int64_t dilation, bool with_downsample)
     : bottleneck_(bottleneck) {
   const int64_t expansion = bottleneck ? 4 : 1;
   if (bottleneck) {
@@ -58,9 +54,9 @@ ResidualBlockImpl::ResidualBlockImpl(bool bottleneck, int64_t in_channels, int64
     bn2 = register_module("bn2", FrozenBatchNorm2d(planes));
   }
   if (with_downsample) {
-    downsample = register_module(
-        "downsample", torch::nn::Sequential(Conv(in_channels, planes * expansion, 1, stride, 0),
-                                            FrozenBatchNorm2d(planes * expansion)));
+    downsample =
+        register_module("downsample", torch::nn::Sequential(Conv(in_channels, planes * expansion, 1, stride, 0),
+                                                            FrozenBatchNorm2d(planes * expansion)));
   }
 }
 
@@ -94,11 +90,17 @@ ResidualBlockParams ResidualBlockImpl::Params() const {
 ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilate_last) {
   bool bottleneck = true;
   std::vector<int64_t> blocks;
-  if (name == "resnet18") { bottleneck = false; blocks = {2, 2, 2, 2}; }
-  else if (name == "resnet34") { bottleneck = false; blocks = {3, 4, 6, 3}; }
-  else if (name == "resnet50") { blocks = {3, 4, 6, 3}; }
-  else if (name == "resnet101") { blocks = {3, 4, 23, 3}; }
-  else throw std::invalid_argument("unknown backbone '" + name + "'");
+  if (name == "resnet18") {
+    bottleneck = false;
+    blocks = {2, 2, 2, 2};
+  } else if (name == "resnet34") {
+    bottleneck = false;
+    blocks = {3, 4, 6, 3};
+  } else if (name == "resnet50") {
+    blocks = {3, 4, 6, 3};
+  } else if (name == "resnet101") {
+    blocks = {3, 4, 23, 3};
+  } else throw std::invalid_argument("unknown backbone '" + name + "'");
 
   conv1 = register_module("conv1", Conv(3, 64, 7, 2, 3));
   bn1 = register_module("bn1", FrozenBatchNorm2d(64));
@@ -109,8 +111,8 @@ ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilate_last) {
   num_channels_ = in_channels_;
 }
 
-torch::nn::Sequential ResNetBodyImpl::MakeLayer(bool bottleneck, int64_t planes, int64_t blocks,
-                                                int64_t stride, bool dilate) {
+torch::nn::Sequential ResNetBodyImpl::MakeLayer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride,
+                                                bool dilate) {
   const int64_t expansion = bottleneck ? 4 : 1;
   const int64_t previous_dilation = dilation_;
   if (dilate) {  // DC5: trade the stride for dilation, as torchvision does
@@ -144,7 +146,7 @@ at::Tensor ResNetBodyImpl::forward(const at::Tensor& x) {
   return layer4->forward(out);
 }
 
-void ResNetBodyImpl::PrepareForInference(bool use_onednn, const OneDnnResNet::Acceptable& acceptable) {
+void ResNetBodyImpl::PrepareForInference(bool use_onednn, const OneDnnResNet::Acceptable& acceptable, int plans) {
   bn1->FoldInto(*conv1);
   std::vector<ResidualBlockParams> blocks;
   for (auto* layer : {&layer1, &layer2, &layer3, &layer4}) {
@@ -158,7 +160,7 @@ void ResNetBodyImpl::PrepareForInference(bool use_onednn, const OneDnnResNet::Ac
   engine_ = "LibTorch convolutions (channels-last, folded batch-norm)";
   if (!use_onednn || !OneDnnResNet::Available()) return;
   try {
-    onednn_ = std::make_shared<const OneDnnResNet>(ParamsOf(*conv1), blocks, acceptable);
+    onednn_ = std::make_shared<const OneDnnResNet>(ParamsOf(*conv1), blocks, acceptable, plans);
     engine_ = "oneDNN " + onednn_->Summary();
   } catch (const OneDnnResNet::Unavailable& e) {
     engine_ += ", because " + std::string(e.what());

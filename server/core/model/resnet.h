@@ -20,8 +20,8 @@ namespace detr::core {
 /// A BasicBlock (resnet18/34) or a Bottleneck (resnet50/101).
 class ResidualBlockImpl : public torch::nn::Module {
  public:
-  ResidualBlockImpl(bool bottleneck, int64_t in_channels, int64_t planes, int64_t stride,
-                    int64_t dilation, bool with_downsample);
+  ResidualBlockImpl(bool bottleneck, int64_t in_channels, int64_t planes, int64_t stride, int64_t dilation,
+                    bool with_downsample);
 
   at::Tensor forward(const at::Tensor& x);
   void FoldBatchNorms();
@@ -52,8 +52,10 @@ class ResNetBodyImpl : public torch::nn::Module {
   /// offers an implementation `acceptable` refuses for some layer (by
   /// default: its reference code); then they keep LibTorch's convolutions,
   /// and engine() says why.
+  /// plans: the most oneDNN plans kept (OneDnnResNet's plan_capacity).
   void PrepareForInference(bool use_onednn = true,
-                           const OneDnnResNet::Acceptable& acceptable = OneDnnResNet::NotReference);
+                           const OneDnnResNet::Acceptable& acceptable = OneDnnResNet::NotReference,
+                           int plans = OneDnnResNet::kDefaultPlanCapacity);
 
   int64_t num_channels() const { return num_channels_; }
 
@@ -64,8 +66,7 @@ class ResNetBodyImpl : public torch::nn::Module {
   const OneDnnResNet* onednn() const { return onednn_.get(); }
 
  private:
-  torch::nn::Sequential MakeLayer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride,
-                                  bool dilate);
+  torch::nn::Sequential MakeLayer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride, bool dilate);
 
   int64_t in_channels_ = 64;
   int64_t dilation_ = 1;
