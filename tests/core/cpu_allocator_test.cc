@@ -1,5 +1,10 @@
-// The caching, tracking CPU allocator: counts, peaks, reuse, per-thread scopes.
+// The caching, tracking CPU allocator: counts, peaks, reuse, its cache's
+// limit, per-thread scopes.
+#include <unistd.h>
+
+#include <fstream>
 #include <thread>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -40,6 +45,52 @@ TEST(CpuAllocatorTest, ReusesFreedBlocksOfTheSameSize) {
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(again.data_ptr()) % 64, 0u) << "data must stay 64-byte aligned";
   allocator.ReleaseCache();
   EXPECT_EQ(allocator.cached_bytes(), 0u);
+}
+
+TEST(CpuAllocatorTest, ACachedBlockServesSmallerRequestsWithinTheRatio) {
+  CachingCpuAllocator allocator;  // max_reuse_ratio 2
+  ScopedCpuAllocator use(allocator);
+  void* first = nullptr;
+  {
+    auto a = at::empty({2 * kFloats});
+    first = a.data_ptr();
+  }
+  {
+    auto smaller = at::empty({kFloats + kFloats / 4});  // 1.6 x smaller: the cached block serves it
+    EXPECT_EQ(smaller.data_ptr(), first);
+    EXPECT_EQ(allocator.cached_bytes(), 0u);
+    EXPECT_EQ(allocator.bytes_in_use(), (kFloats + kFloats / 4) * sizeof(float));  // what was asked for
+  }
+  auto much_smaller = at::empty({kFloats / 2});  // 4 x smaller: a block of its own
+  EXPECT_NE(much_smaller.data_ptr(), first);
+  EXPECT_GE(allocator.cached_bytes(), 2 * kBytes);
+}
+
+double ResidentBytes() {
+  long pages_total = 0, pages_resident = 0;
+  std::ifstream("/proc/self/statm") >> pages_total >> pages_resident;
+  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+TEST(CpuAllocatorTest, WhatTheCacheDoesNotKeepLeavesTheProcess) {
+  CachingCpuAllocator allocator;
+  ScopedCpuAllocator use(allocator);
+  {
+    std::vector<at::Tensor> blocks;
+    for (int i = 0; i < 8; ++i) blocks.push_back(at::ones({kFloats}));  // touched: resident
+  }
+  EXPECT_GE(allocator.cached_bytes(), 8 * kBytes);
+  const double before = ResidentBytes();
+  allocator.SetMaxCachedBytes(2 * kBytes + 1024);
+  EXPECT_LE(allocator.cached_bytes(), 2 * kBytes + 1024);
+  EXPECT_EQ(allocator.max_cached_bytes(), 2 * kBytes + 1024);
+  // Six blocks of 4 MiB went back to the system, not to a heap that keeps them.
+  EXPECT_LT(ResidentBytes(), before - 5.5 * kBytes);
+  {
+    std::vector<at::Tensor> blocks;
+    for (int i = 0; i < 4; ++i) blocks.push_back(at::ones({kFloats}));
+  }
+  EXPECT_LE(allocator.cached_bytes(), 2 * kBytes + 1024);  // the limit holds for what is freed later
 }
 
 TEST(CpuAllocatorTest, ScopeMeasuresOnlyItsOwnThread) {
