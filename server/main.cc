@@ -57,7 +57,18 @@ service::ServerConfig LoadConfig(const Flags& flags) {
 }
 
 std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
-  return core::LoadDetrDetector(core::ModelSpec{entry.config, entry.weights, entry.random_seed});
+  core::ModelSpec spec{entry.config, entry.weights, entry.random_seed};
+  if (const int plans = entry.BackbonePlans()) spec.backbone_plans = plans;
+  return core::LoadDetrDetector(spec);
+}
+
+service::AllocatorControl ControlOf(core::CachingCpuAllocator& allocator) {
+  return {[&allocator] {
+            return service::AllocatorFigures{static_cast<double>(allocator.bytes_in_use()),
+                                             static_cast<double>(allocator.cached_bytes()),
+                                             static_cast<double>(allocator.max_cached_bytes())};
+          },
+          [&allocator](std::uint64_t bytes) { allocator.SetMaxCachedBytes(bytes); }};
 }
 
 }  // namespace
@@ -106,7 +117,7 @@ int main(int argc, char** argv) {
   core::CachingCpuAllocator allocator;
   core::ScopedCpuAllocator use_allocator(allocator);
 
-  auto server = service::Server::Start(config, LoadDetector);
+  auto server = service::Server::Start(config, LoadDetector, ControlOf(allocator));
   if (!server.ok()) {
     spdlog::critical("{}", std::string(server.status().message()));
     return 1;

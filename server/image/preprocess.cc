@@ -91,12 +91,11 @@ core::PreparedImage Prepare(const cv::Mat& rgb, const ResizePolicy& policy) {
   return prepared;
 }
 
-core::PreparedImage PrepareOnCanvas(const cv::Mat& rgb, int canvas_height, int canvas_width) {
-  RequireRgb(rgb);
-  const double scale =
-      std::min(static_cast<double>(canvas_height) / rgb.rows, static_cast<double>(canvas_width) / rgb.cols);
-  const int height = std::max(1, std::min(canvas_height, static_cast<int>(std::lround(rgb.rows * scale))));
-  const int width = std::max(1, std::min(canvas_width, static_cast<int>(std::lround(rgb.cols * scale))));
+namespace {
+
+// `rgb` resized to (height, width), placed top-left on a canvas whose other
+// pixels are padding (zeros, marked in the mask).
+core::PreparedImage Padded(const cv::Mat& rgb, int height, int width, int canvas_height, int canvas_width) {
   auto prepared = NormalizedPlanes(Resized(rgb, height, width), canvas_height, canvas_width);
   prepared.original_height = rgb.rows;
   prepared.original_width = rgb.cols;
@@ -108,6 +107,61 @@ core::PreparedImage PrepareOnCanvas(const cv::Mat& rgb, int canvas_height, int c
     }
   }
   return prepared;
+}
+
+}  // namespace
+
+core::PreparedImage PrepareOnCanvas(const cv::Mat& rgb, int canvas_height, int canvas_width) {
+  RequireRgb(rgb);
+  const double scale =
+      std::min(static_cast<double>(canvas_height) / rgb.rows, static_cast<double>(canvas_width) / rgb.cols);
+  const int height = std::max(1, std::min(canvas_height, static_cast<int>(std::lround(rgb.rows * scale))));
+  const int width = std::max(1, std::min(canvas_width, static_cast<int>(std::lround(rgb.cols * scale))));
+  return Padded(rgb, height, width, canvas_height, canvas_width);
+}
+
+std::optional<std::string> CanvasesMissFor(const ResizePolicy& policy, const std::vector<Canvas>& canvases) {
+  if (policy.shortest_edge <= 0 || policy.longest_edge <= 0) {
+    return std::string(
+        "canvases need both shortest_edge and longest_edge: without them resized images have no "
+        "largest size");
+  }
+  const int s = policy.shortest_edge, l = std::max(policy.longest_edge, policy.shortest_edge);
+  const auto held = [&](int h, int w) {
+    return std::any_of(canvases.begin(), canvases.end(), [&](const Canvas& c) { return c.Holds(h, w); });
+  };
+  for (const auto& [h, w] : {std::make_pair(s, l), std::make_pair(l, s)}) {
+    if (!held(h, w)) {
+      return "no canvas holds a " + std::to_string(h) + "x" + std::to_string(w) +
+             " image, which the resize rule makes of a " + (h < w ? "wide" : "tall") +
+             " image; add a canvas of at least [" + std::to_string(h) + ", " + std::to_string(w) + "]";
+    }
+  }
+  return std::nullopt;
+}
+
+core::PreparedImage PrepareOnCanvases(const cv::Mat& rgb, const ResizePolicy& policy,
+                                      const std::vector<Canvas>& canvases) {
+  RequireRgb(rgb);
+  if (canvases.empty()) throw std::invalid_argument("no canvases to pad images into");
+  const auto [height, width] = ResizedSize(rgb.rows, rgb.cols, policy);
+  const Canvas* best = nullptr;
+  for (const auto& canvas : canvases) {
+    const auto area = [](const Canvas& c) { return static_cast<long long>(c.height) * c.width; };
+    if (canvas.Holds(height, width) && (!best || area(canvas) < area(*best))) best = &canvas;
+  }
+  if (best) return Padded(rgb, height, width, best->height, best->width);
+  // Only past 2:1, by the rule's rounding: the largest canvas of the image's
+  // orientation (the longer side, then the other).
+  const bool wide = width >= height;
+  const auto larger = [&](const Canvas& a, const Canvas& b) {
+    const auto key = [&](const Canvas& c) {
+      return wide ? std::make_pair(c.width, c.height) : std::make_pair(c.height, c.width);
+    };
+    return key(a) < key(b);
+  };
+  const auto& fallback = *std::max_element(canvases.begin(), canvases.end(), larger);
+  return PrepareOnCanvas(rgb, fallback.height, fallback.width);
 }
 
 }  // namespace detr::image

@@ -3,7 +3,10 @@
 // only: no LibTorch, so that the service compiles without it.
 #pragma once
 
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include <opencv2/core/mat.hpp>
 
@@ -34,5 +37,28 @@ core::PreparedImage Prepare(const cv::Mat& rgb, const ResizePolicy& policy);
 /// padding marked in its mask. Every image then has the same input shape, so
 /// any requests can share a batch.
 core::PreparedImage PrepareOnCanvas(const cv::Mat& rgb, int canvas_height, int canvas_width);
+
+/// A model input size that images are padded into.
+struct Canvas {
+  int height = 0, width = 0;
+  bool Holds(int h, int w) const { return h <= height && w <= width; }
+  bool operator==(const Canvas& o) const { return height == o.height && width == o.width; }
+};
+
+/// Why `canvases` cannot hold every size `policy` resizes images to (both
+/// bounds set, and a canvas at least shortest x longest and one at least
+/// longest x shortest), or nothing when they can.
+std::optional<std::string> CanvasesMissFor(const ResizePolicy& policy, const std::vector<Canvas>& canvases);
+
+/// RGB uint8 image -> resized by the official rule (as Prepare), then padded
+/// bottom/right into the smallest canvas (by area; the first of equals) that
+/// holds it, the padding marked in its mask, as the official batched
+/// evaluation pads a batch. Images of different sizes that land on one canvas
+/// share its batches and its warm plans. Past an aspect ratio of 2:1 the
+/// official rule's rounding can make the long side exceed longest_edge by a
+/// few pixels; an image that then fits no canvas is fitted into the largest
+/// canvas of its orientation (PrepareOnCanvas), never cropped.
+core::PreparedImage PrepareOnCanvases(const cv::Mat& rgb, const ResizePolicy& policy,
+                                      const std::vector<Canvas>& canvases);
 
 }  // namespace detr::image

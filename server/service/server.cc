@@ -14,6 +14,7 @@
 #include "server/service/http/inference_http_endpoint.h"
 #include "server/service/frontend/reflection_v1_service.h"
 #include "server/service/http/metrics_endpoint.h"
+#include "server/service/memory/memory_budget.h"
 #include "server/service/observability/metrics.h"
 #include "server/service/pipeline/request_pipeline.h"
 
@@ -31,6 +32,7 @@ class FailingDetector final : public core::Detector {
     return {};
   }
   const core::DetectorInfo& info() const override { return inner_->info(); }
+  core::ModelMemory memory() const override { return inner_->memory(); }
 
  private:
   std::unique_ptr<core::Detector> inner_;
@@ -109,11 +111,29 @@ void LogModel(const ModelRunner& runner) {
   for (const auto& note : info.load_notes) spdlog::info("model '{}': {}", runner.name(), note);
 }
 
+// Sizes `models`' memory budget; an error lists its parts when it exceeds the
+// limit. Otherwise sizes the allocator's cache and publishes the budget.
+absl::Status ApplyMemoryBudget(const ServerConfig& config, const ModelSet& models, std::uint64_t runtime_bytes,
+                               const AllocatorControl& allocator, Metrics& metrics) {
+  const auto budget = SizeMemoryBudget(config, models, runtime_bytes);
+  if (budget.limit > 0 && budget.total() > budget.limit) {
+    return absl::FailedPreconditionError(
+        "the configuration does not fit its memory limit: " + budget.Describe() +
+        "; lower queue_capacity, max_batch_size, workers or the canvases, serve fewer models, or raise the limit");
+  }
+  spdlog::info("memory budget: {}", budget.Describe());
+  if (allocator.set_cache_limit) allocator.set_cache_limit(budget.allocator_cache_bytes);
+  metrics.SetMemoryBudget(static_cast<double>(budget.limit), budget.ByKind());
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct Server::Parts {
   ServerConfig config;
   DetectorFactory factory;
+  AllocatorControl allocator;
+  std::uint64_t runtime_bytes = 0;  // resident before any model loaded
   Metrics metrics;
   AccessControl access{BearerTokens()};
   std::unique_ptr<MetricsEndpoint> metrics_endpoint;
@@ -126,10 +146,14 @@ struct Server::Parts {
   ServerPorts ports;
 };
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config, DetectorFactory factory) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config, DetectorFactory factory,
+                                                      AllocatorControl allocator) {
   auto parts = std::make_unique<Parts>();
   parts->config = config;
   parts->factory = WithFaults(std::move(factory), config);
+  parts->allocator = std::move(allocator);
+  parts->runtime_bytes = ResidentBytes();
+  if (parts->allocator.read) parts->metrics.SetAllocatorSource(parts->allocator.read);
   std::shared_ptr<const ModelSet> models;
   std::shared_ptr<grpc::ServerCredentials> credentials;
   try {
@@ -141,6 +165,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     return absl::FailedPreconditionError(e.what());
   }
   for (const auto& entry : config.models) LogModel(*models->Find(entry.name));
+  if (auto budget = ApplyMemoryBudget(config, *models, parts->runtime_bytes, parts->allocator, parts->metrics);
+      !budget.ok()) {
+    return budget;
+  }
   parts->pipeline = std::make_unique<RequestPipeline>(PipelineOptionsOf(config), parts->metrics, models);
   parts->detector_service = std::make_unique<DetectorService>(*parts->pipeline, parts->access);
   parts->inference_service = std::make_unique<InferenceGrpcService>(*parts->pipeline, parts->access);
@@ -231,6 +259,11 @@ absl::Status Server::Reload(const ServerConfig& config) {
   } catch (const std::exception& e) {
     spdlog::error("reload failed, the current configuration keeps serving: {}", e.what());
     return absl::FailedPreconditionError(e.what());
+  }
+  if (auto budget = ApplyMemoryBudget(config, *next, parts.runtime_bytes, parts.allocator, parts.metrics);
+      !budget.ok()) {
+    spdlog::error("reload failed, the current configuration keeps serving: {}", std::string(budget.message()));
+    return budget;
   }
   for (const auto& name : NeedRestart(parts.config, config)) {
     spdlog::warn("reload: '{}' changed; it takes effect at the next restart", name);

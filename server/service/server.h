@@ -13,6 +13,7 @@
 #include <absl/status/statusor.h>
 
 #include "server/service/config/server_config.h"
+#include "server/service/memory/memory_budget.h"
 #include "server/service/pipeline/model_set.h"
 
 namespace detr::service {
@@ -26,8 +27,11 @@ struct ServerPorts {
 class Server {
  public:
   /// Serves `config` with detectors made by `factory`. An error names what
-  /// failed: a model that cannot be loaded, an address that cannot be bound.
-  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config, DetectorFactory factory);
+  /// failed: a model that cannot be loaded, an address that cannot be bound,
+  /// a memory budget over its limit (with its parts). `allocator`: the
+  /// model core's allocator, whose cache the budget sizes and the metrics read.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config, DetectorFactory factory,
+                                                       AllocatorControl allocator = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -39,8 +43,9 @@ class Server {
   /// the current ones serve, then requests switch over at once, and the old
   /// models finish what they hold. Models whose entry is unchanged keep
   /// running as they are. Settings that need a restart (addresses, TLS,
-  /// threads, limits) keep their values, with a warning. On any error the
-  /// current configuration keeps serving and the error says why.
+  /// threads, limits) keep their values, with a warning. On any error (a
+  /// new memory budget over its limit included) the current configuration
+  /// keeps serving and the error says why.
   absl::Status Reload(const ServerConfig& config);
 
   /// New requests get UNAVAILABLE and health reports NOT_SERVING; requests

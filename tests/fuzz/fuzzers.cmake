@@ -12,7 +12,9 @@ set(DETR_FUZZERS image safetensors model_config server_config detect_request)
 set(DETR_FUZZ_SOURCES_image ${DETR_FUZZ_IMAGE_SOURCES})
 set(DETR_FUZZ_SOURCES_safetensors server/core/io/safetensors.cc)
 set(DETR_FUZZ_SOURCES_model_config ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
-set(DETR_FUZZ_SOURCES_server_config server/service/config/server_config.cc ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
+# (preprocess.cc: the config checks that its canvases hold what the resize rule makes.)
+set(DETR_FUZZ_SOURCES_server_config server/service/config/server_config.cc server/image/preprocess.cc
+  ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
 set(DETR_FUZZ_SOURCES_detect_request
   server/service/frontend/detector_messages.cc ${DETR_FUZZ_IMAGE_SOURCES} ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
 

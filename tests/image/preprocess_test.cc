@@ -126,6 +126,62 @@ TEST(PreprocessTest, CanvasHoldsTheNormalisedImageTopLeftAndZerosElsewhere) {
   EXPECT_FALSE(Tensors(full).second.any().item<bool>());
 }
 
+// DETR-R50's canvases at the official 800/1333 rule: square, 4:3 and wide,
+// each way round.
+const std::vector<Canvas> kR50Canvases = {{800, 800}, {800, 1088}, {1088, 800}, {800, 1344}, {1344, 800}};
+const ResizePolicy kOfficial{800, 1333};
+
+TEST(PreprocessTest, CanvasesPadTheOfficialSizeIntoTheSmallestCanvasThatHoldsIt) {
+  cv::Mat rgb(480, 640, CV_8UC3);
+  cv::randu(rgb, 0, 256);
+  const auto unpadded = Tensors(Prepare(rgb, kOfficial)).first;  // 800 x 1066
+  const auto padded = PrepareOnCanvases(rgb, kOfficial, kR50Canvases);
+  ASSERT_EQ(padded.height, 800);
+  ASSERT_EQ(padded.width, 1088);  // not 1344: the smallest that holds it
+  EXPECT_EQ(padded.original_height, 480);
+  EXPECT_EQ(padded.original_width, 640);
+  auto [pixels, mask] = Tensors(padded);
+  EXPECT_TRUE(pixels.slice(2, 0, 1066).equal(unpadded));
+  EXPECT_EQ(pixels.slice(2, 1066).abs().max().item<float>(), 0.0f);
+  EXPECT_FALSE(mask.slice(1, 0, 1066).any().item<bool>());
+  EXPECT_TRUE(mask.slice(1, 1066).all().item<bool>());
+
+  // The same photograph upright, a 16:9 one and a square one.
+  const auto shape = [&](int height, int width) {
+    const auto image = PrepareOnCanvases(cv::Mat(height, width, CV_8UC3, cv::Scalar(9, 9, 9)), kOfficial, kR50Canvases);
+    return std::make_pair(image.height, image.width);
+  };
+  EXPECT_EQ(shape(640, 480), std::make_pair(1088, 800));
+  EXPECT_EQ(shape(450, 800), std::make_pair(800, 1344));  // 750 x 1333
+  EXPECT_EQ(shape(500, 500), std::make_pair(800, 800));
+  // Exactly a canvas's size: no padding.
+  EXPECT_TRUE(
+      PrepareOnCanvases(cv::Mat(800, 800, CV_8UC3, cv::Scalar(1, 2, 3)), kOfficial, kR50Canvases).padding.empty());
+}
+
+TEST(PreprocessTest, CanvasesFitAnImageTheRuleMakesTooLongWithoutCropping) {
+  // 10 x 2000: the rule's rounding makes it 7 x 1400, wider than every
+  // canvas; it is fitted into the widest (7 x 1344), none of it cut off.
+  ASSERT_EQ(ResizedSize(10, 2000, kOfficial), std::make_pair(7, 1400));
+  const auto image = PrepareOnCanvases(cv::Mat(10, 2000, CV_8UC3, cv::Scalar(200, 100, 50)), kOfficial, kR50Canvases);
+  EXPECT_EQ(image.height, 800);
+  EXPECT_EQ(image.width, 1344);
+  const auto mask = Tensors(image).second;
+  EXPECT_FALSE(mask[0].any().item<bool>());  // the first row is all image
+  EXPECT_EQ(mask.logical_not().sum().item<int64_t>(), 7 * 1344);
+}
+
+TEST(PreprocessTest, CanvasesThatMissASizeOfTheRuleAreNamed) {
+  EXPECT_FALSE(CanvasesMissFor(kOfficial, kR50Canvases).has_value());
+  const auto no_tall = CanvasesMissFor(kOfficial, {{800, 800}, {800, 1344}});
+  ASSERT_TRUE(no_tall.has_value());
+  EXPECT_NE(no_tall->find("[1333, 800]"), std::string::npos) << *no_tall;
+  const auto short_of_wide = CanvasesMissFor(kOfficial, {{800, 1088}, {1344, 800}});
+  ASSERT_TRUE(short_of_wide.has_value());
+  EXPECT_NE(short_of_wide->find("[800, 1333]"), std::string::npos) << *short_of_wide;
+  EXPECT_TRUE(CanvasesMissFor(ResizePolicy{800, 0}, kR50Canvases).has_value());  // no largest size
+}
+
 TEST(PreprocessTest, RejectsBytesThatAreNotAnImage) {
   EXPECT_THROW(DecodeImage({}), std::invalid_argument);
   std::vector<unsigned char> garbage(1000, 0x5a);

@@ -1,7 +1,7 @@
 // A Detector without a model, for the service's tests (no LibTorch): it
 // answers each image with one detection whose score is the image's first
 // pixel value clamped to [0, 1], records the batches it saw, and can be made
-// slow or failing.
+// slow or failing, and reports the memory it is told to.
 #pragma once
 
 #include <algorithm>
@@ -45,7 +45,15 @@ class FakeDetector final : public core::Detector {
     return pass;
   }
   const core::DetectorInfo& info() const override { return info_; }
+  core::ModelMemory memory() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return memory_;
+  }
 
+  void set_memory(const core::ModelMemory& memory) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    memory_ = memory;
+  }
   void set_delay(std::chrono::milliseconds delay) { delay_ = delay; }
   void set_fail(bool fail) { fail_ = fail; }
   std::vector<int> batches() const {
@@ -59,6 +67,7 @@ class FakeDetector final : public core::Detector {
   std::atomic<bool> fail_{false};
   mutable std::mutex mutex_;
   std::vector<int> batches_;  // guarded by mutex_
+  core::ModelMemory memory_;  // guarded by mutex_
 };
 
 }  // namespace detr::testing

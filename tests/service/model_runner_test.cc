@@ -50,6 +50,24 @@ class ModelRunnerTest : public ::testing::Test {
   Metrics metrics_;
 };
 
+TEST_F(ModelRunnerTest, WarmsEveryCanvasAndBatchChunkBeforeTakingRequests) {
+  auto entry = Entry(/*max_batch_size=*/6);
+  entry.preprocessing.canvases = {{8, 8}, {8, 16}};
+  auto detector = std::make_unique<testing::FakeDetector>();
+  auto* fake = detector.get();
+  ModelRunner runner(entry, std::move(detector), metrics_);
+  // Per canvas: the chunks a batch of up to 6 runs in (1, 2, 4), then a full
+  // batch of 6, whose pass is the largest.
+  EXPECT_EQ(fake->batches(), (std::vector<int>{1, 2, 4, 6, 1, 2, 4, 6}));
+  EXPECT_EQ(runner.pass_peak_bytes(), 6000u);  // the fake's 1000 bytes per image
+  // Unpadded inputs take each image's size: nothing to warm.
+  auto unpadded = std::make_unique<testing::FakeDetector>();
+  auto* cold = unpadded.get();
+  ModelRunner plain(Entry(), std::move(unpadded), metrics_);
+  EXPECT_TRUE(cold->batches().empty());
+  EXPECT_EQ(plain.pass_peak_bytes(), 0u);
+}
+
 TEST_F(ModelRunnerTest, BatchesImagesOfOneShapeAndKeepsOthersApart) {
   auto detector = std::make_unique<testing::FakeDetector>();
   auto* fake = detector.get();

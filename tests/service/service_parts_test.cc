@@ -106,6 +106,29 @@ std::vector<unsigned char> Encode(const std::string& extension, int width, int h
   return bytes;
 }
 
+TEST(ServerConfigTest, CanvasesMustHoldWhatTheResizeRuleMakes) {
+  const std::string model = "models: [{name: a, architecture: {backbone: resnet18}, preprocessing: ";
+  const auto config =
+      ServerConfig::FromText(model +
+                                 "{canvases: [[800, 800], [800, 1088], [1088, 800], [800, 1344], [1344, 800]]}, "
+                                 "batching: {max_batch_size: 2}}]",
+                             "test.yaml", ".");
+  ASSERT_EQ(config.models[0].preprocessing.canvases.size(), 5u);
+  EXPECT_EQ(config.models[0].preprocessing.InputShapes()[3], (image::Canvas{800, 1344}));
+  EXPECT_EQ(config.models[0].BackbonePlans(), 10);  // 5 canvases x batch chunks of 1 and 2
+  EXPECT_NE(ConfigError(model + "{canvases: [[800, 1344]]}}]").find("no canvas holds a 1333x800 image"),
+            std::string::npos);
+  EXPECT_NE(ConfigError(model + "{shortest_edge: 0, canvases: [[800, 1344]]}}]").find("need both shortest_edge"),
+            std::string::npos);
+  EXPECT_NE(ConfigError(model + "{canvas: [8, 8], canvases: [[8, 8]]}}]").find("has both canvas and canvases"),
+            std::string::npos);
+  EXPECT_NE(ConfigError(model + "{canvases: [[800, 99999]]}}]").find("canvases[0]' must be [height, width]"),
+            std::string::npos);
+  EXPECT_NE(ConfigError(model + "{canvases: []}}]").find("must be a list of 1 to 16"), std::string::npos);
+  EXPECT_NE(ConfigError("limits: {memory_limit_bytes: -1}\n" + model + "{}}]").find("memory_limit_bytes"),
+            std::string::npos);
+}
+
 TEST(ImageHeaderTest, ReadsTheSizeOfEachFormatWithoutDecoding) {
   for (const std::string extension : {".png", ".jpg", ".bmp", ".webp"}) {
     const auto bytes = Encode(extension, 123, 45);

@@ -99,7 +99,9 @@ void ConfigureProcessOnce() {
 }
 
 std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
-  return core::LoadDetrDetector(core::ModelSpec{entry.config, entry.weights, entry.random_seed});
+  core::ModelSpec spec{entry.config, entry.weights, entry.random_seed};
+  if (const int plans = entry.BackbonePlans()) spec.backbone_plans = plans;
+  return core::LoadDetrDetector(spec);
 }
 
 }  // namespace

@@ -85,18 +85,46 @@ core::ModelConfig Architecture(const YamlNode& node, const std::string& source, 
   return config;
 }
 
+// Each canvas's plans (one per batch chunk) hold the backbone's weights
+// reordered for its shape: a handful of canvases is what padding is for.
+constexpr std::size_t kMaxCanvases = 16;
+// A canvas larger than any resize rule of DETR's (1333 px) by far: plans and
+// activations of larger inputs run into gigabytes.
+constexpr int kMaxCanvasSide = 4096;
+
+image::Canvas ParseCanvas(const YamlNode& node, const std::string& source, const std::string& where) {
+  const auto sides = Read<std::vector<int>>(node, source, where);
+  if (sides.size() != 2 || sides[0] <= 0 || sides[1] <= 0 || sides[0] > kMaxCanvasSide || sides[1] > kMaxCanvasSide) {
+    Invalid(source, where, "must be [height, width], both from 1 to " + std::to_string(kMaxCanvasSide));
+  }
+  return {sides[0], sides[1]};
+}
+
 PreprocessingConfig ParsePreprocessing(const YamlNode& p, const std::string& source, const std::string& where) {
-  CheckKeys(p, {"shortest_edge", "longest_edge", "canvas"}, source, where);
+  CheckKeys(p, {"shortest_edge", "longest_edge", "canvas", "canvases"}, source, where);
   PreprocessingConfig preprocessing;
   ReadIf(p, "shortest_edge", preprocessing.shortest_edge, source, where);
   ReadIf(p, "longest_edge", preprocessing.longest_edge, source, where);
   if (const auto canvas_node = p["canvas"]; canvas_node.IsDefined()) {
-    const auto canvas = Read<std::vector<int>>(canvas_node, source, where + ".canvas");
-    if (canvas.size() != 2 || canvas[0] <= 0 || canvas[1] <= 0) {
-      Invalid(source, where + ".canvas", "must be [height, width], both positive");
+    const auto canvas = ParseCanvas(canvas_node, source, where + ".canvas");
+    preprocessing.canvas_height = canvas.height;
+    preprocessing.canvas_width = canvas.width;
+  }
+  if (const auto canvases = p["canvases"]; canvases.IsDefined()) {
+    if (preprocessing.fixed_canvas()) Invalid(source, where, "has both canvas and canvases; choose one");
+    const auto elements = canvases.Elements();
+    if (!canvases.IsSequence() || elements.empty() || elements.size() > kMaxCanvases) {
+      Invalid(source, where + ".canvases",
+              "must be a list of 1 to " + std::to_string(kMaxCanvases) + " [height, width] pairs");
     }
-    preprocessing.canvas_height = canvas[0];
-    preprocessing.canvas_width = canvas[1];
+    for (std::size_t i = 0; i < elements.size(); ++i) {
+      preprocessing.canvases.push_back(
+          ParseCanvas(elements[i], source, where + ".canvases[" + std::to_string(i) + "]"));
+    }
+    const image::ResizePolicy policy{preprocessing.shortest_edge, preprocessing.longest_edge};
+    if (const auto miss = image::CanvasesMissFor(policy, preprocessing.canvases)) {
+      Invalid(source, where + ".canvases", *miss);
+    }
   }
   return preprocessing;
 }
@@ -186,8 +214,14 @@ ExperimentEntry ParseExperiment(const YamlNode& node, const std::string& source,
 }
 
 void ParseLimits(const YamlNode& limits, ServerConfig& config, const std::string& source) {
-  CheckKeys(limits, {"max_message_bytes", "max_pixels", "max_preprocessing", "max_preprocessing_bytes"}, source,
-            "limits");
+  CheckKeys(limits,
+            {"max_message_bytes", "max_pixels", "max_preprocessing", "max_preprocessing_bytes", "memory_limit_bytes",
+             "allocator_cache_bytes"},
+            source, "limits");
+  ReadIf(limits, "memory_limit_bytes", config.memory_limit_bytes, source, "limits");
+  ReadIf(limits, "allocator_cache_bytes", config.allocator_cache_bytes, source, "limits");
+  if (config.memory_limit_bytes < 0) Invalid(source, "limits.memory_limit_bytes", "must be >= 0 (0: the cgroup's)");
+  if (config.allocator_cache_bytes < 0) Invalid(source, "limits.allocator_cache_bytes", "must be >= 0");
   ReadIf(limits, "max_message_bytes", config.max_message_bytes, source, "limits");
   ReadIf(limits, "max_pixels", config.max_pixels, source, "limits");
   ReadIf(limits, "max_preprocessing", config.max_preprocessing, source, "limits");

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "server/core/api/model_config.h"
+#include "server/core/api/model_memory.h"
+#include "server/image/preprocess.h"
 
 namespace detr::service {
 
@@ -29,11 +31,21 @@ struct PreprocessingConfig {
   int longest_edge = 1333;
   int canvas_height = 0;  // ... or, when both are set, fit into a fixed
   int canvas_width = 0;   // canvas and pad (every request batches together)
+  /// ... or the official resize, then padded into the smallest of these
+  /// (image::PrepareOnCanvases): a few input shapes, all planned at start.
+  std::vector<image::Canvas> canvases;
   bool fixed_canvas() const { return canvas_height > 0 && canvas_width > 0; }
+
+  /// Every input shape the model can see, when that is a fixed set (a canvas
+  /// or canvases); empty when inputs take each image's resized size.
+  std::vector<image::Canvas> InputShapes() const {
+    if (fixed_canvas()) return {{canvas_height, canvas_width}};
+    return canvases;
+  }
 
   bool operator==(const PreprocessingConfig& o) const {
     return shortest_edge == o.shortest_edge && longest_edge == o.longest_edge && canvas_height == o.canvas_height &&
-           canvas_width == o.canvas_width;
+           canvas_width == o.canvas_width && canvases == o.canvases;
   }
 };
 
@@ -50,6 +62,12 @@ struct ModelEntry {
   /// the same weights file unchanged on disk, same preprocessing and
   /// batching (a reload keeps such a model running as it is).
   bool SameModelAs(const ModelEntry& other) const;
+  /// Backbone plans to keep: one per input shape and batch chunk where the
+  /// shapes are fixed (canvas, canvases); 0 (the model core's default) where
+  /// inputs take each image's size.
+  int BackbonePlans() const {
+    return static_cast<int>(preprocessing.InputShapes().size() * core::BatchChunksUpTo(batching.max_batch_size).size());
+  }
 };
 
 enum class ExperimentKind { kSplit, kSticky, kShadow };
@@ -98,7 +116,13 @@ struct ServerConfig {
   std::int64_t max_pixels = 40'000'000;              // refused before a full decode where the format allows
   std::int64_t max_preprocessing = 64;               // requests admitted to preprocessing at once ...
   std::int64_t max_preprocessing_bytes = 256 << 20;  // ... and their image bytes
-  std::string default_route;                         // a model or experiment name; empty = the first model
+  /// The memory the server must fit in (docs/serving.md#memory); 0: the
+  /// cgroup's memory.max where there is one, else no limit.
+  std::int64_t memory_limit_bytes = 0;
+  /// The most freed tensor memory the allocator keeps for reuse; 0: sized
+  /// from the models' warm-up passes (at most 2 GiB).
+  std::int64_t allocator_cache_bytes = 0;
+  std::string default_route;  // a model or experiment name; empty = the first model
   std::vector<ModelEntry> models;
   std::vector<ExperimentEntry> experiments;
   std::set<std::string> inject_faults;  // testing only: stages that fail on purpose

@@ -70,6 +70,48 @@ class ProcessCollector : public prometheus::Collectable {
 
 }  // namespace
 
+// detr_allocator_*_bytes, read from the source at each scrape.
+class AllocatorCollector : public prometheus::Collectable {
+ public:
+  void SetSource(std::function<AllocatorFigures()> source) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    source_ = std::move(source);
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::function<AllocatorFigures()> source;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      source = source_;
+    }
+    if (!source) return {};
+    const auto figures = source();
+    return {
+        Gauge("detr_allocator_allocated_bytes",
+              "Bytes the model core's tensors hold now: activations of running passes, weights, plans.",
+              figures.allocated_bytes),
+        Gauge("detr_allocator_cached_bytes", "Bytes of freed tensor memory the model core's allocator keeps for reuse.",
+              figures.cached_bytes),
+        Gauge("detr_allocator_cache_limit_bytes",
+              "The most freed bytes the allocator keeps (sized from the memory budget).", figures.cache_limit_bytes)};
+  }
+
+ private:
+  static prometheus::MetricFamily Gauge(const char* name, const char* help, double value) {
+    prometheus::MetricFamily family;
+    family.name = name;
+    family.help = help;
+    family.type = prometheus::MetricType::Gauge;
+    prometheus::ClientMetric metric;
+    metric.gauge.value = value;
+    family.metric.push_back(metric);
+    return family;
+  }
+
+  mutable std::mutex mutex_;
+  std::function<AllocatorFigures()> source_;  // guarded by mutex_
+};
+
 ModelMetrics::ModelMetrics(Metrics& metrics, std::string model, std::string attention)
     : metrics_(metrics), model_(std::move(model)), attention_(std::move(attention)) {
   for (auto stage : {Stage::kQueue, Stage::kPreprocess, Stage::kInference, Stage::kPostprocess}) {
@@ -79,6 +121,9 @@ ModelMetrics::ModelMetrics(Metrics& metrics, std::string model, std::string atte
   batch_size_ = &metrics.batch_size_.Add({{"model", model_}}, BatchBuckets());
   inference_memory_ = &metrics.inference_memory_.Add({{"model", model_}}, MemoryBuckets());
   queue_depth_ = &metrics.queue_depth_.Add({{"model", model_}});
+  weight_bytes_ = &metrics.model_weight_bytes_.Add({{"model", model_}});
+  plan_bytes_ = &metrics.model_plan_bytes_.Add({{"model", model_}});
+  plans_ = &metrics.model_plans_.Add({{"model", model_}});
   // The OK series exist from the start, so that rate() sees the first requests.
   durations_[0] =
       &metrics.request_duration_.Add({{"model", model_}, {"attention", attention_}, {"code", "OK"}}, LatencyBuckets());
@@ -104,6 +149,12 @@ void ModelMetrics::RecordRequest(absl::StatusCode code, double seconds) {
   }
   duration->Observe(seconds);
   count->Increment();
+}
+
+void ModelMetrics::SetModelMemory(const core::ModelMemory& memory) {
+  weight_bytes_->Set(static_cast<double>(memory.weight_bytes));
+  plan_bytes_->Set(static_cast<double>(memory.plan_bytes));
+  plans_->Set(memory.plans);
 }
 
 double ModelMetrics::RecordedRequests(absl::StatusCode code) {
@@ -152,7 +203,28 @@ Metrics::Metrics()
                             .Name("detr_model_parameters")
                             .Help("Parameter count of each model.")
                             .Register(*registry_)),
-      process_collector_(std::make_shared<ProcessCollector>()) {}
+      model_weight_bytes_(prometheus::BuildGauge()
+                              .Name("detr_model_weight_bytes")
+                              .Help("Bytes of a model's weights: parameters, buffers and the backbone engine's copy.")
+                              .Register(*registry_)),
+      model_plan_bytes_(prometheus::BuildGauge()
+                            .Name("detr_model_plan_bytes")
+                            .Help("Bytes of a model's backbone weights reordered for its plans (per input shape).")
+                            .Register(*registry_)),
+      model_plans_(prometheus::BuildGauge()
+                       .Name("detr_model_plans")
+                       .Help("Backbone plans a model keeps (one per input shape and batch chunk).")
+                       .Register(*registry_)),
+      memory_limit_bytes_(prometheus::BuildGauge()
+                              .Name("detr_memory_limit_bytes")
+                              .Help("The memory limit the server budgets against (config or cgroup); 0 = none.")
+                              .Register(*registry_)),
+      memory_budget_bytes_(prometheus::BuildGauge()
+                               .Name("detr_memory_budget_bytes")
+                               .Help("The memory budget by part, sized at start and on reload.")
+                               .Register(*registry_)),
+      process_collector_(std::make_shared<ProcessCollector>()),
+      allocator_collector_(std::make_shared<AllocatorCollector>()) {}
 
 ModelMetrics& Metrics::ForModel(const std::string& model, const std::string& attention) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -180,8 +252,17 @@ void Metrics::SetModelInfo(const std::string& model, const std::string& encoder_
   model_parameters_.Add({{"model", model}}).Set(parameters);
 }
 
+void Metrics::SetAllocatorSource(std::function<AllocatorFigures()> source) {
+  allocator_collector_->SetSource(std::move(source));
+}
+
+void Metrics::SetMemoryBudget(double limit_bytes, const std::vector<std::pair<std::string, double>>& parts) {
+  memory_limit_bytes_.Add({}).Set(limit_bytes);
+  for (const auto& [part, bytes] : parts) memory_budget_bytes_.Add({{"part", part}}).Set(bytes);
+}
+
 std::vector<std::shared_ptr<prometheus::Collectable>> Metrics::Collectables() const {
-  return {registry_, process_collector_};
+  return {registry_, process_collector_, allocator_collector_};
 }
 
 }  // namespace detr::service

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,9 +22,12 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "server/core/api/model_memory.h"
+
 namespace detr::service {
 
 class Metrics;
+class AllocatorCollector;
 
 /// One model's series (or one fixed label's: an experiment's, "none",
 /// "unknown"), under the model's attention label.
@@ -36,6 +40,8 @@ class ModelMetrics {
   void RecordBatch(int batch_size) { batch_size_->Observe(batch_size); }
   void RecordInferenceMemory(double bytes) { inference_memory_->Observe(bytes); }
   void SetQueueDepth(double depth) { queue_depth_->Set(depth); }
+  /// What the model holds between passes: weights, plans and their bytes.
+  void SetModelMemory(const core::ModelMemory& memory);
   /// How many requests were recorded with `code` (for tests and logs).
   double RecordedRequests(absl::StatusCode code);
 
@@ -53,6 +59,17 @@ class ModelMetrics {
   prometheus::Histogram* batch_size_ = nullptr;
   prometheus::Histogram* inference_memory_ = nullptr;
   prometheus::Gauge* queue_depth_ = nullptr;
+  prometheus::Gauge* weight_bytes_ = nullptr;
+  prometheus::Gauge* plan_bytes_ = nullptr;
+  prometheus::Gauge* plans_ = nullptr;
+};
+
+/// The model core's allocator as the metrics read it at each scrape (the
+/// service links no LibTorch: detr-server's main wires it).
+struct AllocatorFigures {
+  double allocated_bytes = 0;    ///< in use by tensors (activations, weights, plans)
+  double cached_bytes = 0;       ///< freed, kept for reuse
+  double cache_limit_bytes = 0;  ///< the most it keeps cached
 };
 
 class Metrics {
@@ -73,6 +90,12 @@ class Metrics {
   void SetModelInfo(const std::string& model, const std::string& encoder_self, const std::string& decoder_self,
                     const std::string& decoder_cross, double parameters, bool random_weights);
 
+  /// Where detr_allocator_*_bytes come from (read at each scrape); unset:
+  /// those series are absent.
+  void SetAllocatorSource(std::function<AllocatorFigures()> source);
+  /// detr_memory_limit_bytes (0: none) and detr_memory_budget_bytes{part}.
+  void SetMemoryBudget(double limit_bytes, const std::vector<std::pair<std::string, double>>& parts);
+
   /// What a /metrics endpoint renders: the registry and the process's own.
   std::vector<std::shared_ptr<prometheus::Collectable>> Collectables() const;
 
@@ -88,7 +111,13 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& shadow_agreement_;
   prometheus::Family<prometheus::Gauge>& model_info_;
   prometheus::Family<prometheus::Gauge>& model_parameters_;
+  prometheus::Family<prometheus::Gauge>& model_weight_bytes_;
+  prometheus::Family<prometheus::Gauge>& model_plan_bytes_;
+  prometheus::Family<prometheus::Gauge>& model_plans_;
+  prometheus::Family<prometheus::Gauge>& memory_limit_bytes_;
+  prometheus::Family<prometheus::Gauge>& memory_budget_bytes_;
   std::shared_ptr<prometheus::Collectable> process_collector_;
+  std::shared_ptr<AllocatorCollector> allocator_collector_;
   std::mutex mutex_;
   std::map<std::string, std::unique_ptr<ModelMetrics>> models_;      // guarded by mutex_
   std::map<std::string, prometheus::Histogram*> shadow_agreements_;  // guarded by mutex_

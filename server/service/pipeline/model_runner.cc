@@ -1,5 +1,6 @@
 #include "server/service/pipeline/model_runner.h"
 
+#include <algorithm>
 #include <exception>
 
 #include <spdlog/spdlog.h>
@@ -50,6 +51,8 @@ ModelRunner::ModelRunner(const ModelEntry& entry, std::unique_ptr<core::Detector
   metrics.SetModelInfo(entry.name, attention_.encoder_self, attention_.decoder_self, attention_.decoder_cross,
                        static_cast<double>(info.parameter_count), info.random_weights);
   metrics_.SetQueueDepth(0);
+  WarmUp();
+  metrics_.SetModelMemory(detector_->memory());
 
   DynamicBatcher<Job>::Options options;
   options.max_batch_size = static_cast<std::size_t>(entry.batching.max_batch_size);
@@ -70,6 +73,36 @@ ModelRunner::ModelRunner(const ModelEntry& entry, std::unique_ptr<core::Detector
 }
 
 ModelRunner::~ModelRunner() { Stop(); }
+
+void ModelRunner::WarmUp() {
+  const auto shapes = entry_.preprocessing.InputShapes();
+  if (shapes.empty()) return;  // inputs take each image's size: nothing to plan ahead
+  const int max_batch = entry_.batching.max_batch_size;
+  auto batches = core::BatchChunksUpTo(max_batch);
+  // A batch of max_batch_size runs the transformer on all its images at once:
+  // its pass is the largest, whatever chunks the backbone runs it in.
+  if (batches.back() != max_batch) batches.push_back(max_batch);
+  const auto start = Clock::now();
+  for (const auto& shape : shapes) {
+    core::PreparedImage blank;
+    blank.height = shape.height;
+    blank.width = shape.width;
+    blank.pixels.assign(static_cast<std::size_t>(3) * shape.height * shape.width, 0.0f);
+    blank.original_height = shape.height;
+    blank.original_width = shape.width;
+    for (const int batch : batches) {
+      const std::vector<const core::PreparedImage*> images(static_cast<std::size_t>(batch), &blank);
+      const auto pass = detector_->Detect(images, std::vector<core::DetectOptions>(images.size()));
+      pass_peak_bytes_ = std::max<std::uint64_t>(pass_peak_bytes_, pass.peak_bytes);
+    }
+  }
+  const auto held = detector_->memory();
+  spdlog::info(
+      "model '{}': warmed up {} input shape(s) x batch sizes of up to {} in {:.1f} s: {} backbone plan(s) holding {} "
+      "MB of reordered weights; largest pass {} MB",
+      entry_.name, shapes.size(), max_batch, Seconds(start, Clock::now()), held.plans, held.plan_bytes >> 20,
+      pass_peak_bytes_ >> 20);
+}
 
 void ModelRunner::Stop() {
   if (batcher_) batcher_->Stop();
@@ -119,6 +152,7 @@ void ModelRunner::RunBatch(std::vector<Job>&& jobs) {
   const auto batch = static_cast<int>(jobs.size());
   metrics_.RecordBatch(batch);
   auto pass = Detect(jobs);
+  metrics_.SetModelMemory(detector_->memory());  // a pass at a new input shape plans it
   if (!pass.ok()) {
     for (auto& job : jobs) job.job.done(pass.status());
     return;

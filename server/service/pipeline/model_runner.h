@@ -43,7 +43,11 @@ struct InferenceJob {
 
 class ModelRunner {
  public:
-  /// Starts the workers of `entry`'s batching settings over `detector`.
+  /// Warms `detector` up where the model's input shapes are a fixed set
+  /// (preprocessing canvas or canvases): one pass per shape and batch chunk,
+  /// so that every backbone plan exists before the first request. Then
+  /// starts the workers of `entry`'s batching settings. Throws what the
+  /// detector throws.
   ModelRunner(const ModelEntry& entry, std::unique_ptr<core::Detector> detector, Metrics& metrics);
   ~ModelRunner();
   ModelRunner(const ModelRunner&) = delete;
@@ -66,6 +70,11 @@ class ModelRunner {
   const std::string& attention_label() const { return attention_label_; }
   ModelMetrics& metrics() const { return metrics_; }
   std::size_t queue_depth() const { return batcher_->depth(); }
+  /// The largest forward pass's peak bytes seen at warm-up (a batch of
+  /// max_batch_size on the largest input shape); 0 without a warm-up.
+  std::uint64_t pass_peak_bytes() const { return pass_peak_bytes_; }
+  /// What the model holds between passes, as its detector reports it now.
+  core::ModelMemory memory() const { return detector_->memory(); }
 
  private:
   struct Job {
@@ -73,6 +82,7 @@ class ModelRunner {
     std::chrono::steady_clock::time_point enqueued;
   };
 
+  void WarmUp();
   void RunBatch(std::vector<Job>&& jobs);
   absl::StatusOr<core::DetectionPass> Detect(const std::vector<Job>& jobs);
 
@@ -81,6 +91,7 @@ class ModelRunner {
   AttentionTypes attention_;
   std::string attention_label_;
   ModelMetrics& metrics_;
+  std::uint64_t pass_peak_bytes_ = 0;
   std::unique_ptr<DynamicBatcher<Job>> batcher_;  // last: its workers use everything above
 };
 

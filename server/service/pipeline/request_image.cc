@@ -94,7 +94,9 @@ core::PreparedImage PrepareFor(const cv::Mat& rgb, const PreprocessingConfig& pr
   if (preprocessing.fixed_canvas()) {
     return image::PrepareOnCanvas(rgb, preprocessing.canvas_height, preprocessing.canvas_width);
   }
-  return image::Prepare(rgb, image::ResizePolicy{preprocessing.shortest_edge, preprocessing.longest_edge});
+  const image::ResizePolicy policy{preprocessing.shortest_edge, preprocessing.longest_edge};
+  if (!preprocessing.canvases.empty()) return image::PrepareOnCanvases(rgb, policy, preprocessing.canvases);
+  return image::Prepare(rgb, policy);
 }
 
 }  // namespace detr::service
