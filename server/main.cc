@@ -64,9 +64,11 @@ std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
 
 service::AllocatorControl ControlOf(core::CachingCpuAllocator& allocator) {
   return {[&allocator] {
+            const auto heap = core::MallocBytes();
             return service::AllocatorFigures{static_cast<double>(allocator.bytes_in_use()),
                                              static_cast<double>(allocator.cached_bytes()),
-                                             static_cast<double>(allocator.max_cached_bytes())};
+                                             static_cast<double>(allocator.max_cached_bytes()),
+                                             static_cast<double>(heap.in_use), static_cast<double>(heap.free)};
           },
           [&allocator](std::uint64_t bytes) { allocator.SetMaxCachedBytes(bytes); }};
 }

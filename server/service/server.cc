@@ -1,5 +1,6 @@
 #include "server/service/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -111,6 +112,17 @@ void LogModel(const ModelRunner& runner) {
   for (const auto& note : info.load_notes) spdlog::info("model '{}': {}", runner.name(), note);
 }
 
+// Resident bytes that neither allocator holds: libraries, code, static data,
+// thread stacks. Measured before any model loads; the allocators' own bytes
+// are exported by themselves, so they are not counted twice.
+std::uint64_t RuntimeBytes(const AllocatorControl& allocator) {
+  const auto resident = static_cast<double>(ResidentBytes());
+  if (!allocator.read) return static_cast<std::uint64_t>(resident);
+  const auto f = allocator.read();
+  const double held = f.allocated_bytes + f.cached_bytes + f.malloc_in_use_bytes + f.malloc_free_bytes;
+  return static_cast<std::uint64_t>(std::max(0.0, resident - held));
+}
+
 // Sizes `models`' memory budget; an error lists its parts when it exceeds the
 // limit. Otherwise sizes the allocator's cache and publishes the budget.
 absl::Status ApplyMemoryBudget(const ServerConfig& config, const ModelSet& models, std::uint64_t runtime_bytes,
@@ -152,7 +164,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   parts->config = config;
   parts->factory = WithFaults(std::move(factory), config);
   parts->allocator = std::move(allocator);
-  parts->runtime_bytes = ResidentBytes();
+  parts->runtime_bytes = RuntimeBytes(parts->allocator);
   if (parts->allocator.read) parts->metrics.SetAllocatorSource(parts->allocator.read);
   std::shared_ptr<const ModelSet> models;
   std::shared_ptr<grpc::ServerCredentials> credentials;

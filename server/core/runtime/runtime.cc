@@ -27,8 +27,8 @@
 namespace detr::core {
 
 void ConfigureThreads(int intra_op_threads) {
-  const int threads = intra_op_threads > 0 ? intra_op_threads
-                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads =
+      intra_op_threads > 0 ? intra_op_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
 }
 
@@ -47,6 +47,15 @@ void KeepFreedBuffersForReuse() {
   constexpr int kMiB = 1 << 20;
   mallopt(M_MMAP_THRESHOLD, 64 * kMiB);
   mallopt(M_TRIM_THRESHOLD, 256 * kMiB);
+#endif
+}
+
+MallocUse MallocBytes() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 info = mallinfo2();
+  return {info.uordblks + info.hblkhd, info.fordblks};
+#else
+  return {};
 #endif
 }
 
@@ -76,9 +85,9 @@ bool CpuHasSkylakeXFeatures() {
 std::string BlasCoreTypeToRequest(const std::string& current_core, bool avx512, bool avx2) {
   // Cores without AVX2: what OpenBLAS falls back to for models it does not
   // know. Any other choice (Haswell on a Zen 4, say) is its own, and kept.
-  static constexpr std::array<std::string_view, 11> kFallbacks = {
-      "Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Sandybridge",
-      "Atom",     "Katmai", "Coppermine", "Northwood", "Banias"};
+  static constexpr std::array<std::string_view, 11> kFallbacks = {"Prescott",   "Core2",       "Penryn", "Dunnington",
+                                                                  "Nehalem",    "Sandybridge", "Atom",   "Katmai",
+                                                                  "Coppermine", "Northwood",   "Banias"};
   if (std::find(kFallbacks.begin(), kFallbacks.end(), current_core) == kFallbacks.end()) return "";
   if (avx512) return "SkylakeX";
   if (avx2) return "Haswell";
@@ -90,8 +99,9 @@ void UseFastBlasKernels(char** argv) {
   std::string wanted;
   try {
     const auto isa = optimization_kernel::BestIsa();  // the CPU's, under the project's caps
-    wanted = BlasCoreTypeToRequest(OpenBlasCoreName(), isa == optimization_kernel::Isa::kAvx512 && CpuHasSkylakeXFeatures(),
-                                   isa >= optimization_kernel::Isa::kAvx2);
+    wanted =
+        BlasCoreTypeToRequest(OpenBlasCoreName(), isa == optimization_kernel::Isa::kAvx512 && CpuHasSkylakeXFeatures(),
+                              isa >= optimization_kernel::Isa::kAvx2);
   } catch (const std::exception&) {
     return;  // a bad DETR_KERNEL_MAX_ISA: RuntimeSummary() reports it
   }

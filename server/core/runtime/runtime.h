@@ -1,6 +1,7 @@
 // Process-wide LibTorch settings for inference.
 #pragma once
 
+#include <cstddef>
 #include <exception>
 #include <string>
 
@@ -31,6 +32,15 @@ void ReleaseIntraOpThreads();
 /// three runs with it, 88-90% in two without (docs/benchmarks.md). LibTorch's
 /// tensors go through CachingCpuAllocator either way. A no-op without glibc.
 void KeepFreedBuffersForReuse();
+
+/// What malloc holds from the system, over all its arenas (glibc's
+/// mallinfo2): bytes in use (request buffers, decoded images, model inputs,
+/// small tensors) and freed bytes it keeps. Zeros without glibc.
+struct MallocUse {
+  std::size_t in_use = 0;
+  std::size_t free = 0;
+};
+MallocUse MallocBytes();
 
 /// The OpenBLAS core type worth asking for where `current_core` (what
 /// openblas_get_corename() says) is one of OpenBLAS's fallbacks for a CPU

@@ -50,8 +50,9 @@ struct MemoryBudget {
   std::vector<std::pair<std::string, double>> ByKind() const;
 };
 
-/// Sizes every part: the runtime (`runtime_bytes`, the resident bytes before
-/// any model loaded), each model's weights, plans (at their capacity),
+/// Sizes every part: the runtime (`runtime_bytes`: libraries, code, static
+/// data, stacks - the resident bytes before any model loaded, less what the
+/// allocators then held), each model's weights, plans (at their capacity),
 /// activations (workers x its largest warm-up pass) and queued inputs
 /// (queue_capacity x its largest input), the preprocessing bound, and the
 /// allocator's cache (limits.allocator_cache_bytes, else the models'

@@ -93,7 +93,12 @@ class AllocatorCollector : public prometheus::Collectable {
         Gauge("detr_allocator_cached_bytes", "Bytes of freed tensor memory the model core's allocator keeps for reuse.",
               figures.cached_bytes),
         Gauge("detr_allocator_cache_limit_bytes",
-              "The most freed bytes the allocator keeps (sized from the memory budget).", figures.cache_limit_bytes)};
+              "The most freed bytes the allocator keeps (sized from the memory budget).", figures.cache_limit_bytes),
+        Gauge("detr_malloc_in_use_bytes",
+              "Bytes of malloc's blocks in use: request buffers, decoded images, model inputs, small tensors.",
+              figures.malloc_in_use_bytes),
+        Gauge("detr_malloc_free_bytes", "Freed bytes malloc keeps mapped for reuse (not returned to the system).",
+              figures.malloc_free_bytes)};
   }
 
  private:

@@ -64,12 +64,14 @@ class ModelMetrics {
   prometheus::Gauge* plans_ = nullptr;
 };
 
-/// The model core's allocator as the metrics read it at each scrape (the
-/// service links no LibTorch: detr-server's main wires it).
+/// The model core's allocator, and malloc's, as the metrics read them at
+/// each scrape (the service links no LibTorch: detr-server's main wires it).
 struct AllocatorFigures {
-  double allocated_bytes = 0;    ///< in use by tensors (activations, weights, plans)
-  double cached_bytes = 0;       ///< freed, kept for reuse
-  double cache_limit_bytes = 0;  ///< the most it keeps cached
+  double allocated_bytes = 0;      ///< in use by tensors (activations, weights, plans)
+  double cached_bytes = 0;         ///< freed, kept for reuse
+  double cache_limit_bytes = 0;    ///< the most it keeps cached
+  double malloc_in_use_bytes = 0;  ///< malloc's blocks in use: request buffers, images, inputs, small tensors
+  double malloc_free_bytes = 0;    ///< freed blocks malloc keeps from the system
 };
 
 class Metrics {
