@@ -3,11 +3,14 @@
 # commands in README.md work on a fresh Debian 12 machine as root.
 
 BUILD_DIR ?= build
+# ccache keys on paths relative to the checkout, so that a clean clone in
+# another folder (CI's) reuses what a build here compiled.
+export CCACHE_BASEDIR ?= $(CURDIR)
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench soak fuzz train train-nonsquare ablations train-large serve-large fresh-check clean
+.PHONY: all deps configure build test serve bench bench-traffic soak fuzz train train-nonsquare ablations train-large serve-large fresh-check clean
 
 all: build
 
@@ -41,6 +44,15 @@ serve-large: build
 bench: build
 	bash tests/bench/run_detr_forward_bench.sh $(BUILD_DIR)
 	bash tests/bench/run_serving_bench.sh $(BUILD_DIR)
+
+# Real traffic (issue 35): DETR-R50 (seeded weights) at the official 800/1333
+# resize over a mix of image shapes through detr-server, padded into canvases
+# and on each image's own size, then the same mix through PyTorch eager and
+# ONNX Runtime (about 15 minutes here): first-request and warm latency per
+# shape, p50/p99, throughput at concurrency 1 and 4, RSS and the exported
+# memory parts. Appends a record per run to results/traffic.jsonl.
+bench-traffic: build
+	bash tests/bench/run_traffic_bench.sh $(BUILD_DIR)
 
 # The soak: detr-server on its built-in configuration at twice the throughput
 # it sustains for SOAK_SECONDS (10 minutes); checks codes, memory and p99, and

@@ -9,8 +9,11 @@ folding. It also writes the benchmark's input (the eager reference's seeded
 800x1066 image and its all-valid mask) and PyTorch's outputs for it, so the
 ONNX Runtime run can check it computes the same thing.
 
-    onnx_export.py WEIGHTS.safetensors OUT_DIR
+    onnx_export.py WEIGHTS.safetensors OUT_DIR [--dynamic]
     -> OUT_DIR/detr-r50.onnx, pixels.f32, mask.u8, logits.f32, boxes.f32
+    --dynamic: OUT_DIR/detr-r50-dynamic.onnx, with the image's height and
+    width as dynamic axes (the official test_all.py's export for any image
+    size), for the real-traffic benchmark (traffic_reference.py).
 """
 import os
 import sys
@@ -23,6 +26,7 @@ import pytorch_eager_reference as reference  # noqa: E402
 
 def main():
     weights, out_dir = sys.argv[1], sys.argv[2]
+    dynamic = "--dynamic" in sys.argv[3:]
     os.makedirs(out_dir, exist_ok=True)
     model = reference.DetrR50().eval()
     state = reference.safetensors_io.load(weights)
@@ -33,14 +37,16 @@ def main():
     mask = torch.zeros(1, 800, 1066, dtype=torch.bool)
     with torch.no_grad():
         logits, boxes = model(pixels, mask)
-        torch.onnx.export(model, (pixels, mask), os.path.join(out_dir, "detr-r50.onnx"), opset_version=12,
+        axes = {"pixels": {2: "height", 3: "width"}, "mask": {1: "height", 2: "width"}} if dynamic else None
+        name = "detr-r50-dynamic.onnx" if dynamic else "detr-r50.onnx"
+        torch.onnx.export(model, (pixels, mask), os.path.join(out_dir, name), opset_version=12,
                           do_constant_folding=True, input_names=["pixels", "mask"],
-                          output_names=["pred_logits", "pred_boxes"])
+                          output_names=["pred_logits", "pred_boxes"], dynamic_axes=axes)
     pixels.numpy().tofile(os.path.join(out_dir, "pixels.f32"))
     mask.numpy().astype("uint8").tofile(os.path.join(out_dir, "mask.u8"))
     logits.numpy().tofile(os.path.join(out_dir, "logits.f32"))
     boxes.numpy().tofile(os.path.join(out_dir, "boxes.f32"))
-    print(f"wrote {out_dir}/detr-r50.onnx (opset 12, torch {torch.__version__}) and the benchmark's input")
+    print(f"wrote {out_dir}/{name} (opset 12, torch {torch.__version__}) and the benchmark's input")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""Renders the docs' tables from the records in results/, so that a figure in a doc is a record's.
+
+A table lives in a doc between two markers:
+
+    <!-- results: traffic -->
+    ...rendered rows...
+    <!-- /results: traffic -->
+
+`render_results.py` rewrites every such block from its records; `--check`
+changes nothing and exits 1 naming each block that differs from what the
+records render (make test runs it). Tables known: traffic (results/traffic.jsonl).
+
+Usage: render_results.py [--check] [ROOT]
+"""
+import json
+import re
+import sys
+from pathlib import Path
+
+DOCS = ["docs/benchmarks.md", "README.md"]
+BLOCK = re.compile(r"(<!-- results: (\w[\w-]*) -->\n)(.*?)(<!-- /results: \2 -->)", re.S)
+
+
+def records(root, name):
+    return [json.loads(line) for line in (root / "results" / f"{name}.jsonl").read_text().splitlines() if line]
+
+
+def runs(rows):
+    """Records of one run_traffic_bench.sh invocation: a run starts at each server record labelled canvases."""
+    groups = []
+    for r in rows:
+        if r["label"].startswith("canvases") or not groups:
+            groups.append([])
+        groups[-1].append(r)
+    return groups
+
+
+def traffic(root):
+    head = ("| run | engine | warm p50 | p99 | p99 / p50 | p50 / ONNX Runtime | p50 / eager | req/s at c=1 / c=4 "
+            "| RSS after round 1 / end | exported parts / RSS | slowest first request |\n"
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+    lines = []
+    for group in runs(records(root, "traffic")):
+        by_engine = {r["label"].split(" ")[0]: r for r in group}
+        ort, eager = by_engine.get("onnxruntime"), by_engine.get("eager")
+        for r in group:
+            machine = r["machine"]
+            cap = machine.get("onednn_max_cpu_isa") or "none"
+            run = f"{r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''}, cap {cap}"
+            ratio = lambda ref: f"{r['c1_p50_ms'] / ref['c1_p50_ms']:.2f}" if ref and ref is not r else ""  # noqa: E731
+            throughput = r.get("throughput", {})
+            tput = f"{throughput['1']:.2f} / {throughput['4']:.2f}" if throughput else ""
+            metrics = r.get("metrics_end", {})
+            parts = ""
+            if metrics:
+                exported = sum(metrics.get(name, 0) for name in (
+                    'detr_memory_budget_bytes{part="runtime"}', "detr_allocator_allocated_bytes",
+                    "detr_allocator_cached_bytes", "detr_malloc_in_use_bytes", "detr_malloc_free_bytes"))
+                parts = f"{exported / 2**20 / r['rss_end_mb']:.2f}"
+            first = r.get("first_request_ms", {})
+            slowest = max(first, key=first.get) if first else None
+            first_text = f"{first[slowest]:.0f} ms ({slowest}; warm {r['warm_median_ms'][slowest]:.0f})" if slowest else ""
+            lines.append(f"| {run} | {r['label']} | {r['c1_p50_ms']:.0f} ms | {r['c1_p99_ms']:.0f} ms | "
+                         f"{r['c1_p99_ms'] / r['c1_p50_ms']:.2f} | {ratio(ort)} | {ratio(eager)} | {tput} | "
+                         f"{r['rss_after_round_1_mb']:.0f} / {r['rss_end_mb']:.0f} MB | {parts} | {first_text} |")
+    return head + "\n".join(lines) + "\n"
+
+
+TABLES = {"traffic": traffic}
+
+
+def main():
+    args = [a for a in sys.argv[1:] if a != "--check"]
+    check = "--check" in sys.argv[1:]
+    root = Path(args[0]) if args else Path(__file__).resolve().parents[2]
+    stale = []
+    for doc in DOCS:
+        path = root / doc
+        text = path.read_text()
+
+        def render(match):
+            name = match.group(2)
+            if name not in TABLES:
+                raise SystemExit(f"{doc}: no table named '{name}' (known: {', '.join(TABLES)})")
+            fresh = TABLES[name](root)
+            if fresh != match.group(3):
+                stale.append(f"{doc}: table '{name}'")
+            return match.group(1) + fresh + match.group(4)
+
+        rendered = BLOCK.sub(render, text)
+        if not check and rendered != text:
+            path.write_text(rendered)
+    if check and stale:
+        print("differs from results/ (run server/tools/render_results.py): " + "; ".join(stale))
+        sys.exit(1)
+    print("tables " + ("checked" if check else "rendered") + (": " + "; ".join(stale) if stale else ", all current"))
+
+
+if __name__ == "__main__":
+    main()

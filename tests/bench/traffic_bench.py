@@ -1,0 +1,249 @@
+#!/usr/bin/python3
+"""Real traffic through detr-server: a mix of image shapes, first-request and warm latency, RSS.
+
+Starts detr-server on CONFIG (127.0.0.1, ports of its own), waits for
+readiness, then sends the mix below over the Open Inference Protocol's HTTP
+binding (a JPEG body per request) for ROUNDS rounds at concurrency 1, then one
+round at each further --concurrency. Reports, from the client's side:
+  - the first request of each resized shape (the official 800/1333 rule) and
+    the warm median of the same shape afterwards;
+  - p50 / p99 over the rounds after the first (warm), and over all of them;
+  - throughput at each concurrency;
+  - the server's RSS at readiness, after the first round and at the end,
+    and its exported memory parts (/metrics) at the end.
+Appends one JSON record (figures, command, commit, date, machine) to --out.
+
+The mix: 4:3 and 3:4 photographs of several sizes (each twice per round),
+plus aspect ratios from 1:2 to 2:1 (once each), in a fixed shuffled order.
+
+Usage: traffic_bench.py BUILD_DIR --config CONFIG --model NAME [--rounds N]
+       [--concurrency 1 4] [--out results/traffic.jsonl] [--label TEXT]
+"""
+import argparse
+import datetime
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+PHOTOS = [(480, 640), (600, 800), (768, 1024), (1200, 1600), (640, 480), (800, 600), (1024, 768), (1600, 1200)]
+RATIOS = [0.5, 0.56, 0.62, 0.67, 0.75, 0.8, 0.9, 1.0, 1.1, 1.25, 1.33, 1.5, 1.6, 1.78, 1.9, 2.0]  # width / height
+
+
+def mix():
+    """(height, width) of every request of one round."""
+    shapes = PHOTOS * 2
+    for ratio in RATIOS:  # long side 900
+        shapes.append((900, round(900 * ratio)) if ratio < 1 else (round(900 / ratio), 900))
+    random.Random(7).shuffle(shapes)
+    return shapes
+
+
+def official_size(h, w, shortest=800, longest=1333):
+    """The official get_size_with_aspect_ratio (server/image/preprocess.cc)."""
+    size = shortest
+    short, long_ = min(h, w), max(h, w)
+    if long_ / short * size > longest:
+        size = round(longest * short / long_)
+    if (w <= h and w == size) or (h <= w and h == size):
+        return h, w
+    return (int(size * h / w), size) if w < h else (size, int(size * w / h))
+
+
+def jpeg(h, w):
+    """A synthetic photograph-like JPEG: a gradient and a few filled shapes."""
+    import torch
+    from torchvision.io import encode_jpeg
+    g = torch.Generator().manual_seed(h * 7919 + w)
+    y = torch.linspace(0, 1, h).view(h, 1)
+    x = torch.linspace(0, 1, w).view(1, w)
+    image = torch.stack([120 + 80 * x.expand(h, w), 90 + 100 * y.expand(h, w), 140 - 60 * (x * y)])
+    for _ in range(4):
+        y0, x0 = int(torch.randint(0, h * 3 // 4, (1,), generator=g)), int(torch.randint(0, w * 3 // 4, (1,), generator=g))
+        image[:, y0:y0 + h // 5, x0:x0 + w // 5] = torch.randint(0, 255, (3, 1, 1), generator=g).float()
+    return encode_jpeg(image.clamp(0, 255).to(torch.uint8), quality=90).numpy().tobytes()
+
+
+def rss_bytes(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def machine():
+    info = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"model name\s*:\s*(.*)", info).group(1)
+    flags = set(re.search(r"flags\s*:\s*(.*)", info).group(1).split())
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"]
+    return {"cpu": model, "cores": os.cpu_count(), "isa": [f for f in wanted if f in flags],
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+            "kernel_max_isa": os.environ.get("DETR_KERNEL_MAX_ISA", "")}
+
+
+def provenance(build, argv, config=None):
+    """Where a record came from: date, commit (and whether the tree had changes), machine, command."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+    record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "commit": git("rev-parse", "--short", "HEAD"), "tree_changed": bool(git("status", "--porcelain")),
+              "machine": machine(), "command": " ".join([Path(argv[0]).as_posix()] + argv[1:])}
+    if config:
+        record["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()[:16]
+    return record
+
+
+class Server:
+    def __init__(self, build, config, base_port, log):
+        self.ports = {"grpc": base_port, "metrics": base_port + 1, "http": base_port + 2}
+        self.args = [f"{build}/bin/detr-server", "--config", config,
+                     "--listen", f"127.0.0.1:{self.ports['grpc']}",
+                     "--metrics-listen", f"127.0.0.1:{self.ports['metrics']}",
+                     "--http-listen", f"127.0.0.1:{self.ports['http']}"]
+        self.log = log
+
+    def __enter__(self):
+        start = time.monotonic()
+        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        while time.monotonic() - start < 600:
+            if self.process.poll() is not None:
+                raise SystemExit(f"detr-server exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                if self.get("/v2/health/ready")[0] == 200:
+                    self.ready_seconds = time.monotonic() - start
+                    return self
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.5)
+        raise SystemExit("detr-server was not ready within 600 s")
+
+    def __exit__(self, *_):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+    def get(self, path, port="http"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[port]}{path}", timeout=30) as r:
+            return r.status, r.read()
+
+    def infer(self, model, body):
+        """(the request's seconds at the client, the forward pass's seconds at the server)"""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.ports['http']}/v2/models/{model}/infer",
+                                         data=body, headers={"Content-Type": "image/jpeg"})
+        start = time.monotonic()
+        with urllib.request.urlopen(request, timeout=600) as r:
+            answer = json.loads(r.read())
+            if r.status != 200:
+                raise SystemExit(f"infer answered {r.status}")
+        return time.monotonic() - start, answer["parameters"]["inference_seconds"]
+
+    def memory_series(self):
+        text = self.get("/metrics", "metrics")[1].decode()
+        wanted = ("detr_model_weight_bytes", "detr_model_plan_bytes", "detr_model_plans", "detr_allocator_",
+                  "detr_malloc_", "detr_memory_", "process_resident_memory_bytes")
+        return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+                if line.startswith(wanted)}
+
+
+def run_round(server, model, shapes, bodies, concurrency):
+    """Each request's (client seconds, server forward-pass seconds), and the round's seconds."""
+    latencies = [None] * len(shapes)
+    next_index = [0]
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                i = next_index[0]
+                next_index[0] += 1
+            if i >= len(shapes):
+                return
+            latencies[i] = server.infer(model, bodies[shapes[i]])
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, time.monotonic() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--port", type=int, default=50871)
+    parser.add_argument("--out", default="")
+    parser.add_argument("--label", default="")
+    args = parser.parse_args()
+
+    shapes = mix()
+    bodies = {s: jpeg(*s) for s in set(shapes)}
+    resized = {s: official_size(*s) for s in shapes}
+    log_path = Path(args.build) / "bench" / f"traffic-{args.model}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"label": args.label, "config": args.config, "model": args.model,
+              "distinct_inputs": len(set(resized.values())), "requests_per_round": len(shapes)}
+    with open(log_path, "w") as log, Server(args.build, args.config, args.port, log) as server:
+        pid = server.process.pid
+        record["ready_seconds"] = round(server.ready_seconds, 1)
+        record["rss_ready_mb"] = rss_bytes(pid) / 2**20
+        first, warm, all_c1, inference = {}, {}, [], []
+        for r in range(args.rounds):
+            answers, _ = run_round(server, args.model, shapes, bodies, 1)
+            latencies = [client for client, _ in answers]
+            if r > 0:
+                inference += [server_side for _, server_side in answers]
+            for s, seconds in zip(shapes, latencies):
+                shape = resized[s]
+                if shape not in first:
+                    first[shape] = seconds
+                else:
+                    warm.setdefault(shape, []).append(seconds)
+                all_c1.append(seconds)
+            if r == 0:
+                record["rss_after_round_1_mb"] = rss_bytes(pid) / 2**20
+            print(f"round {r + 1}/{args.rounds}: p50 {statistics.median(latencies) * 1e3:.0f} ms, "
+                  f"RSS {rss_bytes(pid) / 2**20:.0f} MB", flush=True)
+        warm_all = all_c1[len(shapes):]
+        record["c1_p50_ms"] = statistics.median(warm_all) * 1e3
+        record["c1_p99_ms"] = percentile(warm_all, 99) * 1e3
+        record["c1_p99_all_ms"] = percentile(all_c1, 99) * 1e3
+        record["c1_inference_p50_ms"] = statistics.median(inference) * 1e3
+        record["c1_inference_p99_ms"] = percentile(inference, 99) * 1e3
+        record["first_request_ms"] = {f"{h}x{w}": first[(h, w)] * 1e3 for (h, w) in sorted(first)}
+        record["warm_median_ms"] = {f"{h}x{w}": statistics.median(v) * 1e3 for (h, w), v in sorted(warm.items())}
+        record["throughput"] = {}
+        for c in args.concurrency:
+            _, seconds = run_round(server, args.model, shapes, bodies, c)
+            record["throughput"][str(c)] = len(shapes) / seconds
+            print(f"concurrency {c}: {len(shapes) / seconds:.2f} req/s", flush=True)
+        record["rss_end_mb"] = rss_bytes(pid) / 2**20
+        record["metrics_end"] = server.memory_series()
+    record.update(provenance(args.build, sys.argv, args.config))
+    print(json.dumps(record, indent=1))
+    if args.out:
+        with open(args.out, "a") as out:
+            out.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()

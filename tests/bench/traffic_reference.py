@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""The real-traffic mix (traffic_bench.py) through the engines users would pick instead.
+
+Runs the official DETR-R50 on every request's resized shape of the mix, in the
+mix's order, for ROUNDS rounds at batch 1 with 2 threads, on the seeded weights
+the C++ benchmarks use (BUILD_DIR/bench/detr-r50-seed0.safetensors):
+  - eager: PyTorch in this process (pytorch_eager_reference.DetrR50);
+  - onnxruntime: onnxruntime-node on the official model exported with dynamic
+    height and width (onnx_export.py --dynamic), in a process of its own.
+Both see the model's input only (no decoding, no resizing, no HTTP): they are
+the model's cost, the served figures are a request's. Reports p50 / p99 after
+the first round, the first and warm median per shape, and the RSS after the
+first round and at the end; appends one JSON record to --out.
+
+Usage: traffic_reference.py BUILD_DIR --engine eager|onnxruntime [--rounds N] [--out FILE]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import traffic_bench  # noqa: E402
+
+
+def run_eager(weights, shapes, rounds, threads):
+    import torch
+    import pytorch_eager_reference as reference
+    torch.set_num_threads(threads)
+    model = reference.DetrR50().eval()
+    model.load_state_dict(reference.safetensors_io.load(weights), strict=False)
+    seconds, rss_after_round_1 = [], 0
+    with torch.no_grad():
+        for r in range(rounds):
+            for h, w in shapes:
+                pixels = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(h * 7919 + w))
+                mask = torch.zeros(1, h, w, dtype=torch.bool)
+                start = time.perf_counter()
+                model(pixels, mask)
+                seconds.append(time.perf_counter() - start)
+            if r == 0:
+                rss_after_round_1 = traffic_bench.rss_bytes(os.getpid())
+    return seconds, rss_after_round_1, traffic_bench.rss_bytes(os.getpid())
+
+
+def run_onnxruntime(build, weights, shapes, rounds, threads):
+    bench = Path(build) / "bench"
+    model = bench / "onnx" / "detr-r50-dynamic.onnx"
+    if not model.exists():
+        subprocess.run(["/usr/bin/python3", "tests/bench/onnx_export.py", weights, str(model.parent), "--dynamic"],
+                       check=True)
+    runtime = bench / "onnxruntime"
+    if not (runtime / "node_modules" / "onnxruntime-node").exists():
+        runtime.mkdir(parents=True, exist_ok=True)
+        (runtime / "package.json").write_text(Path("tests/bench/package.json").read_text())
+        subprocess.run(["npm", "install", "--prefix", str(runtime), "--ignore-scripts", "--no-audit", "--no-fund"],
+                       check=True, stdout=subprocess.DEVNULL)
+    script = runtime / "onnxruntime_traffic.js"
+    script.write_text(Path("tests/bench/onnxruntime_traffic.js").read_text())
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as shapes_file:
+        json.dump([list(s) for s in shapes], shapes_file)
+        shapes_file.flush()
+        out = subprocess.run(["node", str(script), str(model), shapes_file.name, "--threads", str(threads),
+                              "--rounds", str(rounds)], check=True, capture_output=True, text=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["seconds"], result["rss_after_round_1"], result["rss_end"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build")
+    parser.add_argument("--engine", choices=["eager", "onnxruntime"], required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+
+    weights = str(Path(args.build) / "bench" / "detr-r50-seed0.safetensors")
+    if not Path(weights).exists():  # the C++ forward benchmark writes them
+        subprocess.run([f"{args.build}/bin/detr_forward_bench", f"--weights={weights}", "--benchmark_filter=none"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shapes = [traffic_bench.official_size(*s) for s in traffic_bench.mix()]
+    if args.engine == "eager":
+        seconds, rss1, rss_end = run_eager(weights, shapes, args.rounds, args.threads)
+    else:
+        seconds, rss1, rss_end = run_onnxruntime(args.build, weights, shapes, args.rounds, args.threads)
+    first, warm = {}, {}
+    for shape, s in zip(shapes * args.rounds, seconds):
+        key = f"{shape[0]}x{shape[1]}"
+        if key not in first:
+            first[key] = s * 1e3
+        else:
+            warm.setdefault(key, []).append(s * 1e3)
+    after_first = seconds[len(shapes):]
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")  # caps PyTorch's oneDNN; ONNX Runtime picks by CPUID alone
+    label = f"{args.engine} (ONEDNN_MAX_CPU_ISA={cap})" if cap else args.engine
+    record = {"label": label, "model": "detr-r50 (official architecture, seeded weights)",
+              "distinct_inputs": len(set(shapes)), "requests_per_round": len(shapes), "rounds": args.rounds,
+              "c1_p50_ms": statistics.median(after_first) * 1e3,
+              "c1_p99_ms": traffic_bench.percentile(after_first, 99) * 1e3,
+              "rss_after_round_1_mb": rss1 / 2**20, "rss_end_mb": rss_end / 2**20,
+              "first_request_ms": first, "warm_median_ms": {k: statistics.median(v) for k, v in warm.items()}}
+    record.update(traffic_bench.provenance(args.build, sys.argv))
+    print(json.dumps(record, indent=1))
+    if args.out:
+        with open(args.out, "a") as out:
+            out.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
