@@ -101,7 +101,9 @@ def provenance(build, argv, config=None):
     def git(*args):
         return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
     record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "commit": git("rev-parse", "--short", "HEAD"), "tree_changed": bool(git("status", "--porcelain")),
+              "commit": git("rev-parse", "--short", "HEAD"),
+              # Changes to what runs, not to the docs and records a run is for.
+              "tree_changed": bool(git("status", "--porcelain", "--", ".", ":!docs", ":!results")),
               "machine": machine(), "command": " ".join([Path(argv[0]).as_posix()] + argv[1:])}
     if config:
         record["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()[:16]
