@@ -22,7 +22,6 @@ Usage: traffic_bench.py BUILD_DIR --config CONFIG --model NAME [--rounds N]
 import argparse
 import datetime
 import hashlib
-import io
 import json
 import os
 import random
@@ -94,6 +93,31 @@ def machine():
     return {"cpu": model, "cores": os.cpu_count(), "isa": [f for f in wanted if f in flags],
             "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
             "kernel_max_isa": os.environ.get("DETR_KERNEL_MAX_ISA", "")}
+
+
+def latency_figures(sizes, seconds, round_length):
+    """p50/p99 after the first round, and per size its first request and warm median, in ms.
+
+    sizes[i] is the (height, width) the model saw for request i, seconds[i] its time."""
+    first, warm = {}, {}
+    for (h, w), s in zip(sizes, seconds):
+        key = f"{h}x{w}"
+        if key in first:
+            warm.setdefault(key, []).append(s * 1e3)
+        else:
+            first[key] = s * 1e3
+    after_first = seconds[round_length:]
+    return {"c1_p50_ms": statistics.median(after_first) * 1e3, "c1_p99_ms": percentile(after_first, 99) * 1e3,
+            "c1_p99_all_ms": percentile(seconds, 99) * 1e3, "first_request_ms": first,
+            "warm_median_ms": {k: statistics.median(v) for k, v in warm.items()}}
+
+
+def write_record(record, out):
+    """Prints the record and appends it to `out` (JSON Lines), if given."""
+    print(json.dumps(record, indent=1))
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 def provenance(build, argv, config=None):
@@ -208,31 +232,20 @@ def main():
         pid = server.process.pid
         record["ready_seconds"] = round(server.ready_seconds, 1)
         record["rss_ready_mb"] = rss_bytes(pid) / 2**20
-        first, warm, all_c1, inference = {}, {}, [], []
+        all_c1, inference = [], []
         for r in range(args.rounds):
             answers, _ = run_round(server, args.model, shapes, bodies, 1)
             latencies = [client for client, _ in answers]
             if r > 0:
                 inference += [server_side for _, server_side in answers]
-            for s, seconds in zip(shapes, latencies):
-                shape = resized[s]
-                if shape not in first:
-                    first[shape] = seconds
-                else:
-                    warm.setdefault(shape, []).append(seconds)
-                all_c1.append(seconds)
+            all_c1 += latencies
             if r == 0:
                 record["rss_after_round_1_mb"] = rss_bytes(pid) / 2**20
             print(f"round {r + 1}/{args.rounds}: p50 {statistics.median(latencies) * 1e3:.0f} ms, "
                   f"RSS {rss_bytes(pid) / 2**20:.0f} MB", flush=True)
-        warm_all = all_c1[len(shapes):]
-        record["c1_p50_ms"] = statistics.median(warm_all) * 1e3
-        record["c1_p99_ms"] = percentile(warm_all, 99) * 1e3
-        record["c1_p99_all_ms"] = percentile(all_c1, 99) * 1e3
+        record.update(latency_figures([resized[s] for s in shapes] * args.rounds, all_c1, len(shapes)))
         record["c1_inference_p50_ms"] = statistics.median(inference) * 1e3
         record["c1_inference_p99_ms"] = percentile(inference, 99) * 1e3
-        record["first_request_ms"] = {f"{h}x{w}": first[(h, w)] * 1e3 for (h, w) in sorted(first)}
-        record["warm_median_ms"] = {f"{h}x{w}": statistics.median(v) * 1e3 for (h, w), v in sorted(warm.items())}
         record["throughput"] = {}
         for c in args.concurrency:
             _, seconds = run_round(server, args.model, shapes, bodies, c)
@@ -241,10 +254,7 @@ def main():
         record["rss_end_mb"] = rss_bytes(pid) / 2**20
         record["metrics_end"] = server.memory_series()
     record.update(provenance(args.build, sys.argv, args.config))
-    print(json.dumps(record, indent=1))
-    if args.out:
-        with open(args.out, "a") as out:
-            out.write(json.dumps(record) + "\n")
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

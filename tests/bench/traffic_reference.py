@@ -17,7 +17,6 @@ Usage: traffic_reference.py BUILD_DIR --engine eager|onnxruntime [--rounds N] [-
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,27 +88,14 @@ def main():
         seconds, rss1, rss_end = run_eager(weights, shapes, args.rounds, args.threads)
     else:
         seconds, rss1, rss_end = run_onnxruntime(args.build, weights, shapes, args.rounds, args.threads)
-    first, warm = {}, {}
-    for shape, s in zip(shapes * args.rounds, seconds):
-        key = f"{shape[0]}x{shape[1]}"
-        if key not in first:
-            first[key] = s * 1e3
-        else:
-            warm.setdefault(key, []).append(s * 1e3)
-    after_first = seconds[len(shapes):]
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")  # caps PyTorch's oneDNN; ONNX Runtime picks by CPUID alone
     label = f"{args.engine} (ONEDNN_MAX_CPU_ISA={cap})" if cap else args.engine
     record = {"label": label, "model": "detr-r50 (official architecture, seeded weights)",
               "distinct_inputs": len(set(shapes)), "requests_per_round": len(shapes), "rounds": args.rounds,
-              "c1_p50_ms": statistics.median(after_first) * 1e3,
-              "c1_p99_ms": traffic_bench.percentile(after_first, 99) * 1e3,
-              "rss_after_round_1_mb": rss1 / 2**20, "rss_end_mb": rss_end / 2**20,
-              "first_request_ms": first, "warm_median_ms": {k: statistics.median(v) for k, v in warm.items()}}
+              "rss_after_round_1_mb": rss1 / 2**20, "rss_end_mb": rss_end / 2**20}
+    record.update(traffic_bench.latency_figures(shapes * args.rounds, seconds, len(shapes)))
     record.update(traffic_bench.provenance(args.build, sys.argv))
-    print(json.dumps(record, indent=1))
-    if args.out:
-        with open(args.out, "a") as out:
-            out.write(json.dumps(record) + "\n")
+    traffic_bench.write_record(record, args.out)
 
 
 if __name__ == "__main__":
