@@ -319,32 +319,32 @@ struct OneDnnResNet::Impl {
     }
     plans.push_front(BuildPlan(input_dims));
     if (plans.size() > plan_capacity) plans.pop_back();
+    CountPlans();
     return plans.front();
   }
 
-  // Plain weights, and the reordered weights of the live plans (each once:
-  // plans share the layouts they have in common).
-  ModelMemory Memory() {
-    ModelMemory use;
-    const auto plain = [&](const Conv& conv) {
-      use.weight_bytes += conv.params.weight.nbytes() + conv.params.bias.nbytes();
-    };
-    plain(stem);
-    for (const auto& [convs, downsample] : blocks) {
-      for (const auto& conv : convs) plain(conv);
-      if (downsample) plain(*downsample);
-    }
-    std::lock_guard<std::mutex> lock(mutex);
+  // The reordered weights of the live plans, each once (plans share the
+  // layouts they have in common): counted when the plans change, so that
+  // reading the figures (after every batch) costs a lock and a copy.
+  void CountPlans() {  // with mutex held
     std::set<const ReorderedWeights*> counted;
+    memory_use.plan_bytes = 0;
     for (const auto& plan : plans) {
       plan->ForEachStep([&](const Step& step) {
-        if (step.weights && counted.insert(step.weights.get()).second) use.plan_bytes += step.weights->buffer.nbytes();
+        if (step.weights && counted.insert(step.weights.get()).second) {
+          memory_use.plan_bytes += step.weights->buffer.nbytes();
+        }
       });
     }
-    use.plans = static_cast<int>(plans.size());
-    use.plan_capacity = static_cast<int>(plan_capacity);
-    return use;
+    memory_use.plans = static_cast<int>(plans.size());
   }
+
+  ModelMemory Memory() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return memory_use;
+  }
+
+  ModelMemory memory_use;  // plain weights (set once), plans; guarded by mutex
 };
 
 namespace {
@@ -449,6 +449,15 @@ OneDnnResNet::OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlo
   for (const auto& [name, count] : counts) impl_->summary += " " + std::to_string(count) + "x " + name + ",";
   impl_->summary.pop_back();
   impl_->plans.clear();
+  const auto plain = [&](const Conv& conv) { return conv.params.weight.nbytes() + conv.params.bias.nbytes(); };
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->CountPlans();
+  impl_->memory_use.plan_capacity = static_cast<int>(impl_->plan_capacity);
+  impl_->memory_use.weight_bytes = plain(impl_->stem);
+  for (const auto& [convs, downsample] : impl_->blocks) {
+    for (const auto& conv : convs) impl_->memory_use.weight_bytes += plain(conv);
+    if (downsample) impl_->memory_use.weight_bytes += plain(*downsample);
+  }
 }
 
 OneDnnResNet::~OneDnnResNet() = default;

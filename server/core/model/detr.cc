@@ -8,6 +8,21 @@
 #include "server/core/model/position_encoding.h"
 
 namespace detr::core {
+namespace {
+
+// Bytes of a module's parameters and buffers, each storage once.
+std::uint64_t TensorBytes(const torch::nn::Module& module) {
+  std::set<const void*> storages;
+  std::uint64_t bytes = 0;
+  const auto count = [&](const at::Tensor& t) {
+    if (t.defined() && storages.insert(t.storage().data()).second) bytes += t.storage().nbytes();
+  };
+  for (const auto& p : module.parameters()) count(p);
+  for (const auto& b : module.buffers()) count(b);
+  return bytes;
+}
+
+}  // namespace
 
 DetrImpl::DetrImpl(const ModelConfig& config) : config_(config) {
   config_.Validate();
@@ -53,18 +68,14 @@ void DetrImpl::PrepareForInference(bool onednn_backbone, int backbone_plans) {
   for (auto& p : parameters()) p.set_requires_grad(false);
   backbone0->PrepareForInference(onednn_backbone, backbone_plans);
   prepared_ = true;
+  tensor_bytes_ = TensorBytes(*this);
 }
 
 int64_t DetrImpl::parameter_count() const { return parameter_count_; }
 
 ModelMemory DetrImpl::memory() const {
   ModelMemory use = backbone0->onednn() ? backbone0->onednn()->Memory() : ModelMemory{};
-  std::set<const void*> storages;
-  const auto count = [&](const at::Tensor& t) {
-    if (t.defined() && storages.insert(t.storage().data()).second) use.weight_bytes += t.storage().nbytes();
-  };
-  for (const auto& p : parameters()) count(p);
-  for (const auto& b : buffers()) count(b);
+  use.weight_bytes += prepared_ ? tensor_bytes_ : TensorBytes(*this);
   return use;
 }
 

@@ -50,7 +50,9 @@ class DetrImpl : public torch::nn::Module {
   /// For logs: what runs the backbone's convolutions at inference, and why.
   const std::string& backbone_engine() const { return backbone0->engine(); }
   /// What the model holds now: its parameters and buffers (each storage
-  /// once), and the oneDNN backbone's copy of its weights and its plans.
+  /// once; counted by PrepareForInference, after which they do not change),
+  /// and the oneDNN backbone's copy of its weights and its plans. Cheap once
+  /// prepared: the server reads it after every batch.
   ModelMemory memory() const;
 
   const ModelConfig& config() const { return config_; }
@@ -60,6 +62,7 @@ class DetrImpl : public torch::nn::Module {
  private:
   ModelConfig config_;
   bool prepared_ = false;
+  std::uint64_t tensor_bytes_ = 0;  // parameters and buffers, counted by PrepareForInference
   int64_t parameter_count_ = 0;
   torch::nn::ModuleList backbone{nullptr};  // {0: Backbone}, as the official Joiner
   Backbone backbone0{nullptr};

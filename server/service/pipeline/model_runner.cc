@@ -152,7 +152,6 @@ void ModelRunner::RunBatch(std::vector<Job>&& jobs) {
   const auto batch = static_cast<int>(jobs.size());
   metrics_.RecordBatch(batch);
   auto pass = Detect(jobs);
-  metrics_.SetModelMemory(detector_->memory());  // a pass at a new input shape plans it
   if (!pass.ok()) {
     for (auto& job : jobs) job.job.done(pass.status());
     return;
@@ -168,6 +167,8 @@ void ModelRunner::RunBatch(std::vector<Job>&& jobs) {
     outcome.inference_memory_bytes = pass->peak_bytes / static_cast<std::uint64_t>(batch);
     job.job.done(std::move(outcome));
   }
+  // After the answers: a pass at an input shape not seen before planned it.
+  metrics_.SetModelMemory(detector_->memory());
 }
 
 }  // namespace detr::service
