@@ -9,7 +9,8 @@ A table lives in a doc between two markers:
 
 `render_results.py` rewrites every such block from its records; `--check`
 changes nothing and exits 1 naming each block that differs from what the
-records render (make test runs it). Tables known: traffic (results/traffic.jsonl).
+records render (make test runs it). Tables known: traffic (results/traffic.jsonl),
+padding (results/padding.jsonl).
 
 Usage: render_results.py [--check] [ROOT]
 """
@@ -18,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-DOCS = ["docs/benchmarks.md", "README.md"]
+DOCS = ["docs/benchmarks.md", "docs/accuracy.md", "README.md"]
 BLOCK = re.compile(r"(<!-- results: (\w[\w-]*) -->\n)(.*?)(<!-- /results: \2 -->)", re.S)
 
 
@@ -67,7 +68,16 @@ def traffic(root):
     return head + "\n".join(lines) + "\n"
 
 
-TABLES = {"traffic": traffic}
+def padding(root):
+    head = ("| run | model, held-out set | AP unpadded | AP canvases | AP50 unpadded | AP50 canvases |\n"
+            "| --- | --- | ---: | ---: | ---: | ---: |\n")
+    rows = [f"| {r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''} | {r['label']} "
+            f"({r['draw']}, {r['images']} images) | {r['unpadded']['ap']:.3f} | {r['canvases']['ap']:.3f} | "
+            f"{r['unpadded']['ap50']:.3f} | {r['canvases']['ap50']:.3f} |" for r in records(root, "padding")]
+    return head + "\n".join(rows) + "\n"
+
+
+TABLES = {"traffic": traffic, "padding": padding}
 
 
 def main():

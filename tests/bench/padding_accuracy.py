@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+"""What padding into canvases does to the default models' accuracy, on held-out draws.
+
+Serves each default model twice in one detr-server: as shipped (the official
+resize, each image at its own size) and with canvases [[128, 128], [128, 224],
+[224, 128]] (resized, then padded with DETR's pixel mask). Evaluates both with
+`detr-client eval` on two held-out synthetic draws that no test and no model
+selection used: square 128-px images (seed 101, which land exactly on the
+128x128 canvas) and 128-px content on 192x128 canvases of background (seed
+103, resized to 128x192 and padded to 128x224). Appends one record per model
+and set to --out.
+
+Usage: padding_accuracy.py BUILD_DIR [--images 200] [--out results/padding.jsonl]
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import traffic_bench  # noqa: E402
+
+MODELS = ["softmax", "optimization", "optimization-encoder"]
+CANVASES = [[128, 128], [128, 224], [224, 128]]
+SETS = {"square": ["--seed", "101", "--size", "128"],
+        "padded 192x128": ["--seed", "103", "--size", "128", "--pad-to", "192x128"]}
+
+
+def config_text(root):
+    lines = ["intra_op_threads: 0", "models:"]
+    for model in MODELS:
+        files = {"model_config": f"{root}/deploy/models/default-{model}.json",
+                 "weights": f"{root}/deploy/models/default-{model}.safetensors"}
+        for name, extra in ((model, {}), (f"{model}-canvases", {"canvases": CANVASES})):
+            preprocessing = {"shortest_edge": 128, "longest_edge": 213, **extra}
+            lines.append("  - " + json.dumps({"name": name, **files, "preprocessing": preprocessing}))
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build")
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--out", default="")
+    parser.add_argument("--port", type=int, default=51071)
+    args = parser.parse_args()
+    root = Path(__file__).resolve().parents[2]
+    work = Path(tempfile.mkdtemp(prefix="padding-accuracy-"))
+    (work / "config.yaml").write_text(config_text(root))
+    for name, draw in SETS.items():
+        subprocess.run([f"{args.build}/bin/detr-data", "--output", str(work / name.split()[0]), "--train", "0",
+                        "--val", str(args.images), *draw], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    target = f"127.0.0.1:{args.port}"
+    with open(work / "server.log", "w") as log:
+        server = subprocess.Popen([f"{args.build}/bin/detr-server", "--config", str(work / "config.yaml"),
+                                   "--listen", target, "--metrics-listen", f"127.0.0.1:{args.port + 1}",
+                                   "--http-listen", f"127.0.0.1:{args.port + 2}"], stdout=log, stderr=log)
+        try:
+            for _ in range(240):
+                try:
+                    if urllib.request.urlopen(f"http://127.0.0.1:{args.port + 2}/v2/health/ready").status == 200:
+                        break
+                except OSError:
+                    time.sleep(0.5)
+            for name in SETS:
+                data = work / name.split()[0]
+                for model in MODELS:
+                    figures = work / f"{name.split()[0]}-{model}.json"
+                    subprocess.run([f"{args.build}/bin/detr-client", "--target", target, "eval",
+                                    "--annotations", str(data / "val.json"), "--images", str(data / "val"),
+                                    "--model-a", model, "--model-b", f"{model}-canvases", "--json", str(figures)],
+                                   check=True, stdout=subprocess.DEVNULL)
+                    result = json.loads(figures.read_text())
+                    record = {"label": f"{model}, {name}", "set": name, "draw": " ".join(SETS[name]),
+                              "images": args.images, "canvases": CANVASES}
+                    for variant, key in (("unpadded", model), ("canvases", f"{model}-canvases")):
+                        record[variant] = {k: result[key][k] for k in ("ap", "ap50", "ap75", "ar100")}
+                    record.update(traffic_bench.provenance(args.build, sys.argv))
+                    traffic_bench.write_record(record, args.out)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
