@@ -1,11 +1,8 @@
 #include "server/service/observability/metrics.h"
 
-#include <unistd.h>
-
-#include <fstream>
-
 #include <prometheus/metric_family.h>
 
+#include "server/service/memory/memory_budget.h"
 #include "server/service/status_mapping.h"
 
 namespace detr::service {
@@ -55,14 +52,12 @@ const char* StageName(ModelMetrics::Stage stage) {
 class ProcessCollector : public prometheus::Collectable {
  public:
   std::vector<prometheus::MetricFamily> Collect() const override {
-    long pages_total = 0, pages_resident = 0;
-    std::ifstream("/proc/self/statm") >> pages_total >> pages_resident;
     prometheus::MetricFamily family;
     family.name = "process_resident_memory_bytes";
     family.help = "Resident memory size in bytes.";
     family.type = prometheus::MetricType::Gauge;
     prometheus::ClientMetric metric;
-    metric.gauge.value = static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+    metric.gauge.value = static_cast<double>(ResidentBytes());
     family.metric.push_back(metric);
     return {family};
   }
