@@ -39,8 +39,8 @@ def runs(rows):
 
 def traffic(root):
     head = ("| run | engine | warm p50 | p99 | p99 / p50 | p50 / ONNX Runtime | p50 / eager | req/s at c=1 / c=4 "
-            "| RSS after round 1 / end | exported parts / RSS | slowest first request |\n"
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+            "| RSS after round 1 / end | RSS growth (requests) | exported parts / RSS | slowest first request |\n"
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
     lines = []
     for group in runs(records(root, "traffic")):
         by_engine = {r["label"].split(" ")[0]: r for r in group}
@@ -51,7 +51,9 @@ def traffic(root):
             run = f"{r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''}, cap {cap}"
             ratio = lambda ref: f"{r['c1_p50_ms'] / ref['c1_p50_ms']:.2f}" if ref and ref is not r else ""  # noqa: E731
             throughput = r.get("throughput", {})
-            tput = f"{throughput['1']:.2f} / {throughput['4']:.2f}" if throughput else ""
+            tput = " / ".join(f"{throughput[c]:.2f}" if c in throughput else "-" for c in ("1", "4")) if throughput else ""
+            growth = r.get("rss_growth")
+            growth_text = f"{growth['ratio']:.3f} ({growth['from_request']}-{growth['to_request']})" if growth else ""
             metrics = r.get("metrics_end", {})
             parts = ""
             if metrics:
@@ -64,7 +66,7 @@ def traffic(root):
             first_text = f"{first[slowest]:.0f} ms ({slowest}; warm {r['warm_median_ms'][slowest]:.0f})" if slowest else ""
             lines.append(f"| {run} | {r['label']} | {r['c1_p50_ms']:.0f} ms | {r['c1_p99_ms']:.0f} ms | "
                          f"{r['c1_p99_ms'] / r['c1_p50_ms']:.2f} | {ratio(ort)} | {ratio(eager)} | {tput} | "
-                         f"{r['rss_after_round_1_mb']:.0f} / {r['rss_end_mb']:.0f} MB | {parts} | {first_text} |")
+                         f"{r['rss_after_round_1_mb']:.0f} / {r['rss_end_mb']:.0f} MB | {growth_text} | {parts} | {first_text} |")
     return head + "\n".join(lines) + "\n"
 
 

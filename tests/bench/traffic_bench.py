@@ -185,6 +185,16 @@ class Server:
                 if line.startswith(wanted)}
 
 
+def rss_growth(rss_by_count, first, last):
+    """RSS growth between the round ends at or just past request FIRST and LAST (the issue's 100 and 1,000)."""
+    at_first = next((n for n in sorted(rss_by_count) if n >= first), None)
+    at_last = next((n for n in sorted(rss_by_count) if n >= last), None)
+    if at_first is None or at_last is None:
+        return {}
+    return {"rss_growth": {"from_request": at_first, "to_request": at_last,
+                           "ratio": rss_by_count[at_last] / rss_by_count[at_first]}}
+
+
 def run_round(server, model, shapes, bodies, concurrency):
     """Each request's (client seconds, server forward-pass seconds), and the round's seconds."""
     latencies = [None] * len(shapes)
@@ -232,7 +242,7 @@ def main():
         pid = server.process.pid
         record["ready_seconds"] = round(server.ready_seconds, 1)
         record["rss_ready_mb"] = rss_bytes(pid) / 2**20
-        all_c1, inference = [], []
+        all_c1, inference, rss_by_count = [], [], {}
         for r in range(args.rounds):
             answers, _ = run_round(server, args.model, shapes, bodies, 1)
             latencies = [client for client, _ in answers]
@@ -241,8 +251,11 @@ def main():
             all_c1 += latencies
             if r == 0:
                 record["rss_after_round_1_mb"] = rss_bytes(pid) / 2**20
+            rss_by_count[(r + 1) * len(shapes)] = rss_bytes(pid) / 2**20
             print(f"round {r + 1}/{args.rounds}: p50 {statistics.median(latencies) * 1e3:.0f} ms, "
                   f"RSS {rss_bytes(pid) / 2**20:.0f} MB", flush=True)
+        record["rss_after_requests_mb"] = {str(n): mb for n, mb in rss_by_count.items()}
+        record.update(rss_growth(rss_by_count, 100, 1000))
         record.update(latency_figures([resized[s] for s in shapes] * args.rounds, all_c1, len(shapes)))
         record["c1_inference_p50_ms"] = statistics.median(inference) * 1e3
         record["c1_inference_p99_ms"] = percentile(inference, 99) * 1e3
