@@ -3,7 +3,10 @@
 // (a generated stub, and Python grpcio built only from the protocol's
 // .proto) and over HTTP (curl), compared with detr.v1's answers for the same
 // image and model.
+#include <algorithm>
 #include <cstdio>
+#include <chrono>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -263,6 +266,63 @@ TEST(InferenceProtocolTest, AnswersTheOutputsAskedForWithTheServingModelAsAParam
   EXPECT_EQ(std::get<std::int64_t>(response.parameters.at("batch_size")), 2);
 }
 
+TEST(InferenceJsonTest, AnswersBinaryOutputsWhereTritonsClientsAskForThem) {
+  // tritonclient.http with no outputs named: binary_data_output, a binding
+  // parameter the model never sees.
+  auto all = oip::ParseInferRequest(
+      R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}],)"
+      R"("parameters":{"binary_data_output":true,"score_threshold":0.5}})",
+      0, "m");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_FALSE(all->parameters.count("binary_data_output"));
+  EXPECT_TRUE(all->parameters.count("score_threshold"));
+  oip::InferResponse response;
+  response.model = "m";
+  oip::OutputTensor boxes{"boxes", "FP32", {1, 4}, {1.f, 2.f, 3.f, 4.f}, {}, {}};
+  oip::OutputTensor labels{"labels", "INT32", {1}, {}, {7}, {}};
+  oip::OutputTensor names{"class_names", "BYTES", {1}, {}, {}, {"cat"}};
+  response.outputs = {boxes, labels, names};
+  auto body = oip::InferResponseJson(response, *all);
+  ASSERT_GT(body.json_bytes, 0u);
+  const auto head = json::parse(body.body.substr(0, body.json_bytes));
+  EXPECT_EQ(head["outputs"][0]["parameters"]["binary_data_size"], 16);
+  EXPECT_EQ(head["outputs"][1]["parameters"]["binary_data_size"], 4);
+  EXPECT_EQ(head["outputs"][2]["parameters"]["binary_data_size"], 7);  // 4-byte length + "cat"
+  EXPECT_FALSE(head["outputs"][0].contains("data"));
+  const std::string binary = body.body.substr(body.json_bytes);
+  ASSERT_EQ(binary.size(), 27u);
+  float first_box[4];
+  std::memcpy(first_box, binary.data(), 16);
+  EXPECT_EQ(first_box[3], 4.f);
+  EXPECT_EQ(binary.substr(20), std::string("\x03\0\0\0cat", 7));
+
+  // Triton's C++ client names its outputs, each with binary_data.
+  auto mixed = oip::ParseInferRequest(
+      R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}],)"
+      R"("outputs":[{"name":"boxes","parameters":{"binary_data":false}},{"name":"labels","parameters":{"binary_data":true}}]})",
+      0, "m");
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  body = oip::InferResponseJson(response, *mixed);
+  const auto mixed_head = json::parse(body.body.substr(0, body.json_bytes));
+  EXPECT_EQ(mixed_head["outputs"][0]["data"].size(), 4u);
+  EXPECT_EQ(mixed_head["outputs"][1]["parameters"]["binary_data_size"], 4);
+  EXPECT_EQ(body.body.size() - body.json_bytes, 4u);
+
+  // Nothing binary asked: JSON alone, no header.
+  auto plain = oip::ParseInferRequest(R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}]})",
+                                      0, "m");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(oip::InferResponseJson(response, *plain).json_bytes, 0u);
+
+  for (const char* bad : {R"("parameters":{"binary_data_output":"yes"})",
+                          R"("outputs":[{"name":"boxes","parameters":{"classification":3}}])"}) {
+    const auto refused = oip::ParseInferRequest(
+        std::string(R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}],)") + bad + "}", 0,
+        "m");
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 // --- a real server ---
 
 class InferenceServerTest : public ::testing::Test {
@@ -332,6 +392,160 @@ TEST_F(InferenceServerTest, ModelInferOverGrpcGivesDetectsDetections) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_NE(status.error_message().find("one input tensor"), std::string::npos) << status.error_message();
   }
+}
+
+TEST_F(InferenceServerTest, TritonsConfigurationAndStatisticsExtensionsOverGrpc) {
+  ASSERT_TRUE(server_->ok());
+  auto stub = inference::GRPCInferenceService::NewStub(
+      grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext context;
+    inference::ServerMetadataResponse response;
+    ASSERT_TRUE(stub->ServerMetadata(&context, {}, &response).ok());
+    const std::vector<std::string> extensions(response.extensions().begin(), response.extensions().end());
+    for (const char* wanted : {"model_configuration", "statistics", "binary_tensor_data"}) {
+      EXPECT_NE(std::find(extensions.begin(), extensions.end(), wanted), extensions.end()) << wanted;
+    }
+  }
+  {
+    grpc::ClientContext context;
+    inference::ModelConfigRequest request;
+    request.set_name("alpha");
+    inference::ModelConfigResponse response;
+    ASSERT_TRUE(stub->ModelConfig(&context, request, &response).ok());
+    const auto& config = response.config();
+    EXPECT_EQ(config.name(), "alpha");
+    EXPECT_EQ(config.max_batch_size(), 0) << "a request is one image";
+    ASSERT_EQ(config.input_size(), 1);
+    EXPECT_EQ(config.input(0).name(), "image");
+    EXPECT_EQ(config.input(0).data_type(), inference::TYPE_STRING);
+    ASSERT_EQ(config.output_size(), 4);
+    EXPECT_EQ(config.output(0).data_type(), inference::TYPE_FP32);
+    EXPECT_EQ(config.output(2).data_type(), inference::TYPE_INT32);
+    EXPECT_TRUE(config.has_dynamic_batching()) << "the default batching takes up to 8 requests";
+    EXPECT_EQ(config.dynamic_batching().preferred_batch_size(0), 8);
+    EXPECT_FALSE(config.model_transaction_policy().decoupled());
+  }
+  for (const auto& [name, version] : std::vector<std::pair<std::string, std::string>>{{"nope", ""}, {"alpha", "2"}}) {
+    grpc::ClientContext context;
+    inference::ModelConfigRequest request;
+    request.set_name(name);
+    request.set_version(version);
+    inference::ModelConfigResponse response;
+    EXPECT_EQ(stub->ModelConfig(&context, request, &response).error_code(), grpc::StatusCode::NOT_FOUND) << name;
+  }
+  const auto statistics = [&](const std::string& name) {
+    grpc::ClientContext context;
+    inference::ModelStatisticsRequest request;
+    request.set_name(name);
+    inference::ModelStatisticsResponse response;
+    EXPECT_TRUE(stub->ModelStatistics(&context, request, &response).ok());
+    return response;
+  };
+  const auto before = statistics("both");
+  ASSERT_EQ(before.model_stats_size(), 1);
+  const auto alpha_before = statistics("alpha").model_stats(0);
+  const auto beta_before = statistics("beta").model_stats(0);
+  {
+    grpc::ClientContext context;
+    inference::ModelInferRequest request;
+    request.set_model_name("both");
+    auto* input = request.add_inputs();
+    input->set_name("image");
+    input->set_datatype("BYTES");
+    input->add_shape(1);
+    input->mutable_contents()->add_bytes_contents(Png());
+    inference::ModelInferResponse response;
+    ASSERT_TRUE(stub->ModelInfer(&context, request, &response).ok());
+  }
+  const auto after = statistics("both").model_stats(0);
+  EXPECT_EQ(after.name(), "both");
+  EXPECT_EQ(after.version(), "1");
+  EXPECT_EQ(after.inference_stats().success().count(), before.model_stats(0).inference_stats().success().count() + 1);
+  EXPECT_GT(after.inference_stats().success().ns(), after.inference_stats().compute_infer().ns());
+  EXPECT_GT(after.inference_stats().compute_infer().ns(), 0u);
+  EXPECT_GT(after.last_inference(), 0u);
+  const auto runs = [](const inference::ModelStatistics& s) { return s.execution_count(); };
+  EXPECT_EQ(runs(statistics("alpha").model_stats(0)) + runs(statistics("beta").model_stats(0)),
+            runs(alpha_before) + runs(beta_before) + 1)
+      << "one of the arms ran one pass";
+  EXPECT_EQ(statistics("").model_stats_size(), 3) << "every model and experiment";
+  {
+    grpc::ClientContext context;
+    inference::ModelStatisticsRequest request;
+    request.set_name("nope");
+    inference::ModelStatisticsResponse response;
+    EXPECT_EQ(stub->ModelStatistics(&context, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {  // the protocol: raw_input_contents for every input or none, never beside contents
+    grpc::ClientContext context;
+    inference::ModelInferRequest request;
+    request.set_model_name("alpha");
+    auto* input = request.add_inputs();
+    input->set_name("image");
+    input->set_datatype("BYTES");
+    input->add_shape(1);
+    input->mutable_contents()->add_bytes_contents(Png());
+    request.add_raw_input_contents(oip::JoinBytes({Png()}));
+    inference::ModelInferResponse response;
+    const auto status = stub->ModelInfer(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("one or the other"), std::string::npos) << status.error_message();
+  }
+}
+
+TEST_F(InferenceServerTest, HttpAnswersConfigStatisticsHeadAndExpectContinueAsTritonsClientsNeed) {
+  ASSERT_TRUE(server_->ok());
+  const std::string url = "http://" + server_->http_address();
+  auto config = json::parse(Curl(url + "/v2/models/alpha/versions/1/config").body);
+  EXPECT_EQ(config["name"], "alpha");
+  EXPECT_EQ(config["max_batch_size"], 0);
+  EXPECT_EQ(config["input"][0]["data_type"], "TYPE_STRING");
+  EXPECT_EQ(config["input"][0]["dims"], json::array({1}));
+  EXPECT_EQ(config["model_transaction_policy"]["decoupled"], false);
+  EXPECT_EQ(Curl(url + "/v2/models/alpha/versions/3/config").status, 404);
+  const auto extensions = json::parse(Curl(url + "/v2").body)["extensions"];
+  EXPECT_NE(std::find(extensions.begin(), extensions.end(), "statistics"), extensions.end()) << extensions;
+  EXPECT_EQ(json::parse(Curl(url + "/v2/models/stats").body)["model_stats"].size(), 3u);
+  EXPECT_EQ(json::parse(Curl(url + "/v2/models/both/stats").body)["model_stats"][0]["name"], "both");
+  EXPECT_EQ(Curl(url + "/v2/models/nope/stats").status, 404);
+
+  const auto metadata = json::parse(Curl(url + "/v2/models/alpha").body);
+  EXPECT_EQ(metadata["properties"]["kind"], "model") << metadata;
+  const auto ready = json::parse(Curl(url + "/v2/models/alpha/ready").body);
+  EXPECT_EQ(ready["name"], "alpha");
+  EXPECT_EQ(ready["ready"], true);
+
+  // HEAD: a GET's headers, no body (curl -I would wait for a body it was promised otherwise).
+  const auto head = RunCommand("curl -sS --max-time 10 -I " + url + "/v2/models/alpha");
+  EXPECT_NE(head.find("200"), std::string::npos) << head;
+  EXPECT_NE(head.find("Content-Length: " + std::to_string(Curl(url + "/v2/models/alpha").body.size())),
+            std::string::npos)
+      << head;
+
+  // Expect: 100-continue, as curl sends it for bodies over 1 MiB: the body
+  // follows the interim answer at once, not after curl's wait for it.
+  const std::string padding(1500000, ' ');
+  const auto large = WriteFile(
+      "oip_large.json",
+      json({{"inputs", {{{"name", "image"}, {"datatype", "BYTES"}, {"shape", {1}}, {"data", {{{"b64", Base64(Png())}}}}}}}})
+              .dump() +
+          padding);
+  const auto start = std::chrono::steady_clock::now();
+  const auto answer = Curl("--expect100-timeout 20 -H 'Expect: 100-continue' -H 'Content-Type: application/json' "
+                           "--data-binary @" + large + " " + url + "/v2/models/alpha/infer");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(answer.status, 200) << answer.body;
+  EXPECT_LT(seconds, 15) << "the body waited for a 100 Continue that never came";
+
+  // Refusals of the HTTP layer itself are the protocol's {"error"} too.
+  const auto too_large = WriteFile("oip_too_large.bin", std::string((32 << 20) + 1, 'x'));
+  const auto refused = Curl("-H 'Content-Type: application/json' --data-binary @" + too_large + " " + url +
+                            "/v2/models/alpha/infer");
+  EXPECT_EQ(refused.status, 413);
+  EXPECT_TRUE(json::parse(refused.body, nullptr, false).contains("error")) << refused.body;
+  // An unknown model is 404 whatever the body.
+  EXPECT_EQ(Curl("-X POST " + url + "/v2/models/nope/infer").status, 404);
 }
 
 TEST_F(InferenceServerTest, HttpJsonAndImageBodiesGiveDetectsDetections) {
@@ -454,6 +668,56 @@ TEST(InferenceEndToEndTest, CurlAndPythonGrpcioGetDetrV1sDetectionsFromTheBuiltI
   const std::string grpc_model = grpc["parameters"]["model"];
   ExpectSameDetections(RowsOf(DetectV1(server, jpeg, grpc_model)), RowsOf(grpc["outputs"]), "grpcio, " + grpc_model);
   EXPECT_EQ(grpc["outputs"]["class_names"]["data"].size(), grpc["outputs"]["labels"]["data"].size());
+}
+
+// perf_analyzer's whole sequence and Triton's HTTP clients' infer calls,
+// replayed from their sources (tests/service/triton_clients_replay.py) on
+// the built-in models, with the --input-data file docs/serving.md tells
+// users to make: every answer equals detr.v1's for the model that served it.
+TEST(InferenceEndToEndTest, PerfAnalyzersSequenceAndTritonsHttpClientsRunOnTheBuiltInModels) {
+  if (std::system(DETR_PYTHON " -c 'import grpc' 2> /dev/null") != 0) {
+    GTEST_SKIP() << "python3-grpcio is not installed (deploy/install-deps.sh installs it)";
+  }
+  ServerProcess server("", "triton_clients");
+  ASSERT_GT(server.pid(), 0);
+  const cv::Mat sample = cv::imread(std::string(DETR_SOURCE_DIR) + "/deploy/samples/shapes.png");
+  ASSERT_FALSE(sample.empty());
+  const std::string jpeg = Encode(".jpg", sample);
+  const auto image = WriteFile("triton_clients.jpg", jpeg);
+  const auto input_data = kOut + "/triton_clients_input.json";
+  ASSERT_EQ(std::system((std::string(DETR_PYTHON) + " " + DETR_SOURCE_DIR + "/server/tools/perf_analyzer_input.py " +
+                         image + " > " + input_data)
+                            .c_str()),
+            0);
+  for (const std::string model : {"ab", "optimization-encoder"}) {
+    int status = 0;
+    const auto output = RunCommand(std::string(DETR_PYTHON) + " " + DETR_SOURCE_DIR +
+                                       "/tests/service/triton_clients_replay.py " + DETR_OIP_DESCRIPTOR + " " +
+                                       server.target() + " " + server.http_address() + " " + model + " " +
+                                       input_data + " 2>&1",
+                                   &status);
+    ASSERT_EQ(status, 0) << output;
+    const auto report = json::parse(output);
+    for (const char* path :
+         {"perf_analyzer_grpc", "perf_analyzer_http", "tritonclient_http_all_binary", "tritonclient_http_mixed"}) {
+      const auto& run = report.at(path);
+      const std::string served = run.at("served_by");
+      ExpectSameDetections(RowsOf(DetectV1(server, jpeg, served)), RowsOf(run.at("outputs")),
+                           std::string(path) + ", " + model + " served by " + served);
+    }
+    for (const char* path : {"perf_analyzer_grpc", "perf_analyzer_http"}) {
+      const auto& run = report.at(path);
+      EXPECT_EQ(run.at("max_batch_size"), 0);
+      const auto& before = run.at("statistics_before");
+      const auto& after = run.at("statistics_after");
+      ASSERT_TRUE(before.is_object()) << path << ": the statistics extension is listed, so they are read";
+      EXPECT_EQ(after.at("success").get<int>(), before.at("success").get<int>() + 1) << path;
+      EXPECT_GT(after.at("compute_infer_ns").get<std::uint64_t>(), before.at("compute_infer_ns").get<std::uint64_t>())
+          << path;
+    }
+    EXPECT_EQ(report.at("tritonclient_http_mixed").at("binary_outputs"), json::array({"boxes", "labels"}));
+    EXPECT_EQ(report.at("tritonclient_http_all_binary").at("binary_outputs").size(), 4u);
+  }
 }
 
 }  // namespace

@@ -85,6 +85,12 @@ absl::StatusOr<oip::InferRequest> FromProto(inference::ModelInferRequest& reques
                                       " entries for " + std::to_string(request.inputs_size()) + " inputs");
   }
   for (int i = 0; i < request.inputs_size(); ++i) {
+    // The protocol: raw_input_contents is used for every input or for none.
+    if (raw && request.inputs(i).has_contents()) {
+      return absl::InvalidArgumentError("input '" + Echo(request.inputs(i).name()) +
+                                        "' has contents while the request has raw_input_contents; use one or the "
+                                        "other");
+    }
     auto tensor = FromProto(*request.mutable_inputs(i), raw ? request.mutable_raw_input_contents(i) : nullptr);
     if (!tensor.ok()) return tensor.status();
     out.inputs.push_back(std::move(*tensor));
@@ -104,14 +110,71 @@ void ToProto(oip::InferResponse&& response, inference::ModelInferResponse* out) 
     o->set_name(tensor.name);
     o->set_datatype(tensor.datatype);
     for (const auto d : tensor.shape) o->add_shape(d);
-    auto* raw = out->add_raw_output_contents();
-    if (tensor.datatype == "FP32") {
-      raw->assign(reinterpret_cast<const char*>(tensor.fp32.data()), tensor.fp32.size() * sizeof(float));
-    } else if (tensor.datatype == "INT32") {
-      raw->assign(reinterpret_cast<const char*>(tensor.int32.data()), tensor.int32.size() * sizeof(std::int32_t));
-    } else {
-      *raw = oip::JoinBytes(tensor.bytes);
-    }
+    *out->add_raw_output_contents() = oip::RawBytes(tensor);
+  }
+}
+
+void ToProto(const oip::ModelConfiguration& config, inference::ModelConfig* out) {
+  out->set_name(config.name);
+  out->set_platform(config.platform);
+  out->set_backend(config.backend);
+  out->set_max_batch_size(0);
+  const auto data_type = [](const std::string& name) {
+    inference::DataType type = inference::TYPE_INVALID;
+    inference::DataType_Parse(name, &type);
+    return type;
+  };
+  for (const auto& tensor : config.inputs) {
+    auto* input = out->add_input();
+    input->set_name(tensor.name);
+    input->set_data_type(data_type(tensor.data_type));
+    for (const auto d : tensor.dims) input->add_dims(d);
+  }
+  for (const auto& tensor : config.outputs) {
+    auto* output = out->add_output();
+    output->set_name(tensor.name);
+    output->set_data_type(data_type(tensor.data_type));
+    for (const auto d : tensor.dims) output->add_dims(d);
+  }
+  auto* group = out->add_instance_group();
+  group->set_name(config.name);
+  group->set_count(config.instances);
+  group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
+  if (config.dynamic_batching) {
+    auto* batching = out->mutable_dynamic_batching();
+    batching->add_preferred_batch_size(config.dynamic_batching->preferred_batch_size);
+    batching->set_max_queue_delay_microseconds(
+        static_cast<std::uint64_t>(config.dynamic_batching->max_queue_delay_microseconds));
+  }
+  for (const auto& [key, value] : config.parameters) (*out->mutable_parameters())[key].set_string_value(value);
+  out->mutable_model_transaction_policy()->set_decoupled(false);
+  out->mutable_response_cache()->set_enable(false);
+}
+
+void ToProto(const DurationTotal& total, inference::StatisticDuration* out) {
+  out->set_count(total.count);
+  out->set_ns(total.ns);
+}
+
+void ToProto(const oip::NamedStatistics& named, inference::ModelStatistics* out) {
+  const auto& s = named.statistics;
+  out->set_name(named.name);
+  out->set_version("1");
+  out->set_last_inference(s.last_inference_ms);
+  out->set_inference_count(s.inference_count);
+  out->set_execution_count(s.execution_count);
+  auto* stats = out->mutable_inference_stats();
+  ToProto(s.success, stats->mutable_success());
+  ToProto(s.fail, stats->mutable_fail());
+  ToProto(s.queue, stats->mutable_queue());
+  ToProto(s.compute_input, stats->mutable_compute_input());
+  ToProto(s.compute_infer, stats->mutable_compute_infer());
+  ToProto(s.compute_output, stats->mutable_compute_output());
+  for (const auto& [size, batch] : s.batches) {
+    auto* b = out->add_batch_stats();
+    b->set_batch_size(static_cast<std::uint64_t>(size));
+    ToProto(batch.compute_infer, b->mutable_compute_infer());
+    ToProto(batch.compute_output, b->mutable_compute_output());
   }
 }
 
@@ -189,6 +252,28 @@ grpc::ServerUnaryReactor* InferenceGrpcService::ModelMetadata(grpc::CallbackServ
     for (const auto& tensor : metadata->inputs) add(tensor, response->add_inputs());
     for (const auto& tensor : metadata->outputs) add(tensor, response->add_outputs());
     for (const auto& [key, value] : metadata->properties) (*response->mutable_properties())[key] = value;
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceGrpcService::ModelConfig(grpc::CallbackServerContext* context,
+                                                            const inference::ModelConfigRequest* request,
+                                                            inference::ModelConfigResponse* response) {
+  return Answer(context, &access_, [&] {
+    auto config = oip::DescribeConfiguration(*pipeline_.models(), request->name(), request->version());
+    if (!config.ok()) return config.status();
+    ToProto(*config, response->mutable_config());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceGrpcService::ModelStatistics(grpc::CallbackServerContext* context,
+                                                                const inference::ModelStatisticsRequest* request,
+                                                                inference::ModelStatisticsResponse* response) {
+  return Answer(context, &access_, [&] {
+    auto statistics = oip::CollectStatistics(*pipeline_.models(), request->name(), request->version());
+    if (!statistics.ok()) return statistics.status();
+    for (const auto& named : *statistics) ToProto(named, response->add_model_stats());
     return absl::OkStatus();
   });
 }

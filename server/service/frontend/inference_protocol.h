@@ -30,6 +30,7 @@
 
 #include <absl/status/statusor.h>
 
+#include "server/service/pipeline/inference_statistics.h"
 #include "server/service/pipeline/model_set.h"
 #include "server/service/pipeline/request.h"
 
@@ -52,6 +53,12 @@ struct InferRequest {
   Parameters parameters;
   std::vector<InputTensor> inputs;
   std::vector<std::string> outputs;  ///< the outputs asked for; empty: all
+  /// HTTP binding, Triton's binary data extension: which outputs are answered
+  /// as binary data after the JSON (an output's binary_data parameter, else
+  /// the request's binary_data_output).
+  bool binary_outputs_by_default = false;
+  std::map<std::string, bool> binary_output;
+  bool BinaryOutput(const std::string& name) const;
 };
 
 struct OutputTensor {
@@ -93,11 +100,50 @@ struct ModelMetadata {
 };
 absl::StatusOr<ModelMetadata> DescribeModel(const ModelSet& models, const std::string& name);
 
+/// A model's configuration as Triton's model configuration extension
+/// describes it (what perf_analyzer reads after the metadata). Requests carry
+/// one image each, so max_batch_size is 0 (dims are whole requests); the
+/// server's own batching across requests is dynamic_batching.
+struct ModelConfiguration {
+  std::string name, platform, backend;
+  struct Tensor {
+    std::string name, data_type;  ///< "TYPE_STRING", "TYPE_FP32", ...
+    std::vector<std::int64_t> dims;
+  };
+  std::vector<Tensor> inputs, outputs;
+  int instances = 1;  ///< the model's batcher workers
+  struct DynamicBatching {
+    int preferred_batch_size = 1;
+    std::int64_t max_queue_delay_microseconds = 0;
+  };
+  std::optional<DynamicBatching> dynamic_batching;  ///< when the model batches requests
+  std::map<std::string, std::string> parameters;    ///< the metadata's properties
+};
+/// NOT_FOUND for an unknown name or a version other than "" and "1".
+absl::StatusOr<ModelConfiguration> DescribeConfiguration(const ModelSet& models, const std::string& name,
+                                                         const std::string& version);
+
+/// Statistics of one model or experiment, as the statistics extension
+/// reports them.
+struct NamedStatistics {
+  std::string name;
+  StatisticsSnapshot statistics;
+};
+/// Of `name` (a model or experiment), or of every one when `name` is empty.
+/// NOT_FOUND for an unknown name or version.
+absl::StatusOr<std::vector<NamedStatistics>> CollectStatistics(const ModelSet& models, const std::string& name,
+                                                               const std::string& version);
+
 /// BYTES elements in binary form, as Triton puts them in raw contents and
 /// its HTTP binary data: each a 4-byte little-endian length, then its bytes.
 /// INVALID_ARGUMENT naming `input` when they are cut short.
 absl::StatusOr<std::vector<std::string>> SplitBytes(const std::string& raw, const std::string& input);
 std::string JoinBytes(const std::vector<std::string>& elements);
+/// An output's elements in binary form, as raw_output_contents and the HTTP
+/// binary data extension carry them: little-endian FP32 and INT32 (the
+/// server's own order: it builds for x86-64 and AArch64 Linux, both little
+/// endian), BYTES as JoinBytes.
+std::string RawBytes(const OutputTensor& tensor);
 
 /// "detr-serve", its version, and the protocol extensions it speaks.
 struct ServerMetadata {

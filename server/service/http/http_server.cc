@@ -78,10 +78,32 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void ReadRequest() {
+    head_request_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(state_->options.max_header_bytes));
     parser_->body_limit(state_->options.max_body_bytes);
     stream_.expires_after(state_->options.request_deadline);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  // A client that sent "Expect: 100-continue" (curl does for bodies over
+  // 1 MiB) waits for an interim 100 before it sends the body; the body limit
+  // has been checked against Content-Length by now.
+  void OnHeader(beast::error_code error, std::size_t) {
+    if (error) return OnRead(error, 0);
+    head_request_ = parser_->get().method() == http::verb::head;
+    const auto expect = parser_->get()[http::field::expect];
+    if (!beast::iequals(expect, "100-continue")) return ReadBody();
+    static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(stream_, asio::buffer(kContinue, sizeof(kContinue) - 1),
+                      [self = shared_from_this()](beast::error_code error, std::size_t) {
+                        if (error) return self->Close();
+                        self->ReadBody();
+                      });
+  }
+
+  void ReadBody() {
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
 
@@ -119,9 +141,11 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // The same {"error"} form as the handlers' errors (the texts are ours: no
+  // escaping needed).
   void Refuse(int status, const std::string& why) {
     keep_alive_ = false;
-    Write(HttpResponse{status, "text/plain; charset=utf-8", why + "\n", {}});
+    Write(HttpResponse{status, "application/json", "{\"error\":\"" + why + "\"}", {}});
   }
 
   void Write(HttpResponse response) {
@@ -129,9 +153,13 @@ class Session : public std::enable_shared_from_this<Session> {
     message->set(http::field::server, "detr-server");
     message->set(http::field::content_type, response.content_type);
     for (const auto& [name, value] : response.headers) message->set(name, value);
-    message->body() = std::move(response.body);
     message->keep_alive(keep_alive_);
-    message->prepare_payload();
+    if (head_request_) {  // the headers a GET would get, no body
+      message->content_length(response.body.size());
+    } else {
+      message->body() = std::move(response.body);
+      message->prepare_payload();
+    }
     stream_.expires_after(state_->options.response_deadline);
     http::async_write(stream_, *message, [self = shared_from_this(), message](beast::error_code error, std::size_t) {
       if (error || !self->keep_alive_) return self->Close();
@@ -150,6 +178,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::weak_ptr<HttpServer::State> owner_;
   HttpServer::State* state_;
   bool keep_alive_ = false;
+  bool head_request_ = false;
 };
 
 void Accept(const std::shared_ptr<HttpServer::State>& owner) {

@@ -36,7 +36,7 @@ std::string Header(const HttpRequest& request, const std::string& name) {
 
 // "/v2/models/{name}[/versions/{version}][/{action}]" -> name, action.
 struct ModelPath {
-  std::string name, action;
+  std::string name, version, action;
 };
 
 absl::StatusOr<ModelPath> ParseModelPath(const std::vector<std::string>& segments) {
@@ -45,10 +45,29 @@ absl::StatusOr<ModelPath> ParseModelPath(const std::vector<std::string>& segment
   if (!name.ok()) return name.status();
   path.name = std::move(*name);
   std::size_t next = 3;
-  if (segments.size() > next + 1 && segments[next] == "versions") next += 2;  // one version per model
+  if (segments.size() > next + 1 && segments[next] == "versions") {
+    path.version = segments[next + 1];
+    next += 2;
+  }
   if (segments.size() == next + 1) path.action = segments[next];
   if (segments.size() > next + 1) return absl::NotFoundError("no such path");
   return path;
+}
+
+HttpResponse Statistics(const ModelSet& models, const std::string& name, const std::string& version) {
+  auto statistics = oip::CollectStatistics(models, name, version);
+  return statistics.ok() ? Json(200, oip::ModelStatisticsJson(*statistics)) : Error(statistics.status());
+}
+
+// GET /v2/models/{name}[/versions/{v}][/config|/stats]
+HttpResponse Describe(const ModelSet& models, const ModelPath& path) {
+  if (path.action == "stats") return Statistics(models, path.name, path.version);
+  if (path.action == "config") {
+    auto config = oip::DescribeConfiguration(models, path.name, path.version);
+    return config.ok() ? Json(200, oip::ModelConfigJson(*config)) : Error(config.status());
+  }
+  auto metadata = oip::DescribeModel(models, path.name);
+  return metadata.ok() ? Json(200, oip::ModelMetadataJson(*metadata)) : Error(metadata.status());
 }
 
 }  // namespace
@@ -93,17 +112,25 @@ void InferenceHttpEndpoint::Handle(HttpRequest&& request, HttpResponder respond)
       return respond(Error(absl::NotFoundError("no model or experiment named '" + Echo(path->name) + "'")));
     }
     const bool ready = !pipeline_.draining();
-    return respond(Json(ready ? 200 : 503, std::string(R"({"ready":)") + (ready ? "true}" : "false}")));
+    return respond(Json(ready ? 200 : 503, oip::ModelReadyJson(path->name, ready)));
   }
   if (auto access = access_.Check(Header(request, "authorization")); !access.ok()) return respond(Error(access));
   if (segments.size() == 1 && get) return respond(Json(200, oip::ServerMetadataJson(oip::DescribeServer())));
-  if (model_path && path->action.empty() && get) {
-    auto metadata = oip::DescribeModel(*pipeline_.models(), path->name);
-    return respond(metadata.ok() ? Json(200, oip::ModelMetadataJson(*metadata)) : Error(metadata.status()));
+  const auto models = pipeline_.models();
+  if (segments.size() == 3 && segments[1] == "models" && segments[2] == "stats" && get) {
+    return respond(Statistics(*models, "", ""));
+  }
+  if (model_path && get && (path->action.empty() || path->action == "config" || path->action == "stats")) {
+    return respond(Describe(*models, *path));
   }
   if (model_path && path->action == "infer") {
     if (request.method != "POST") {
       return respond({405, kJson, oip::ErrorJson("infer takes a POST"), {{"Allow", "POST"}}});
+    }
+    if (!models->Knows(path->name)) {  // before reading the body: whatever it holds, the answer is 404
+      return RefuseRequest(path->name,
+                           absl::NotFoundError("no model or experiment named '" + Echo(path->name) + "'"),
+                           std::move(respond));
     }
     return Infer(path->name, std::move(request), std::move(respond));
   }
@@ -170,7 +197,11 @@ void InferenceHttpEndpoint::ParseAndRun(const std::string& model, HttpRequest&& 
       std::make_shared<CallState>(*timeout ? std::chrono::system_clock::now() + **timeout : CallState::Deadline::max());
   pipeline_.Run(std::move(*input), call, [respond, request = std::move(*parsed)](absl::StatusOr<DetectResult> result) {
     if (!result.ok()) return respond(Error(result.status()));
-    respond(Json(200, oip::InferResponseJson(oip::ToInferResponse(std::move(*result), request))));
+    auto answer = oip::InferResponseJson(oip::ToInferResponse(std::move(*result), request), request);
+    if (answer.json_bytes == 0) return respond(Json(200, std::move(answer.body)));
+    HttpResponse binary{200, "application/octet-stream", std::move(answer.body), {}};
+    binary.headers.emplace_back("Inference-Header-Content-Length", std::to_string(answer.json_bytes));
+    respond(std::move(binary));
   });
 }
 

@@ -6,13 +6,17 @@
 //   GET  /v2/health/live, /v2/health/ready    200, or 503 when not ready
 //   GET  /v2/models/{name}[/versions/1]       model metadata
 //   GET  /v2/models/{name}[/versions/1]/ready 200, 404 unknown, 503 draining
+//   GET  /v2/models/{name}[/versions/1]/config  Triton's model configuration
+//   GET  /v2/models[/{name}[/versions/1]]/stats Triton's statistics
 //   POST /v2/models/{name}[/versions/1]/infer an inference request
 //
 // An inference request's body is the protocol's JSON; a BYTES element is a
 // string, {"b64": "..."} or, with the input parameter content_type: base64,
 // a base64 string. Triton's binary data extension is read as well
 // (Inference-Header-Content-Length: the JSON, then each input's
-// binary_data_size bytes). A body whose Content-Type is image/* is the
+// binary_data_size bytes), and answered when asked (binary_data_output, or
+// an output's binary_data: the JSON, then those outputs' bytes). A body
+// whose Content-Type is image/* is the
 // encoded image itself, with parameters from the query string. Answers are
 // JSON; errors are {"error": "..."} with the HTTP status of
 // status_mapping.h. Health and readiness need no token; the rest checks

@@ -1,5 +1,6 @@
 #include "server/service/http/inference_json.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include <absl/strings/escaping.h>
@@ -179,6 +180,14 @@ absl::StatusOr<InferRequest> ParseInferRequest(std::string body, std::size_t jso
   auto parameters = ParseParameters(document.value("parameters", json()), "");
   if (!parameters.ok()) return parameters.status();
   request.parameters = std::move(*parameters);
+  // A parameter of this binding (Triton's clients send it when they name no
+  // outputs), not of the model: taken out before the model's are checked.
+  if (const auto it = request.parameters.find("binary_data_output"); it != request.parameters.end()) {
+    const auto* binary = std::get_if<bool>(&it->second);
+    if (!binary) return Invalid("parameter 'binary_data_output' must be a boolean");
+    request.binary_outputs_by_default = *binary;
+    request.parameters.erase(it);
+  }
   if (!document.contains("inputs") || !document["inputs"].is_array()) return Invalid("'inputs' must be a list");
   std::size_t binary_at = 0;
   for (const auto& input : document["inputs"]) {
@@ -192,7 +201,17 @@ absl::StatusOr<InferRequest> ParseInferRequest(std::string body, std::size_t jso
       if (!output.is_object() || !output.contains("name") || !output["name"].is_string()) {
         return Invalid("each output is an object with a name");
       }
-      request.outputs.push_back(output["name"].get<std::string>());
+      const auto name = output["name"].get<std::string>();
+      auto output_parameters = ParseParameters(output.value("parameters", json()), "output '" + Echo(name) + "': ");
+      if (!output_parameters.ok()) return output_parameters.status();
+      for (const auto& [key, value] : *output_parameters) {
+        if (key != "binary_data" || !std::holds_alternative<bool>(value)) {
+          return Invalid("output '" + Echo(name) + "': unknown parameter '" + Echo(key) +
+                         "'; an output takes binary_data (a boolean)");
+        }
+        request.binary_output[name] = std::get<bool>(value);
+      }
+      request.outputs.push_back(name);
     }
   }
   return request;
@@ -227,19 +246,34 @@ absl::StatusOr<InferRequest> ImageBodyRequest(std::string body, const std::strin
   return request;
 }
 
-std::string InferResponseJson(const InferResponse& response) {
+InferResponseBody InferResponseJson(const InferResponse& response, const InferRequest& request) {
   json out = {{"model_name", response.model}, {"model_version", "1"}, {"id", response.id}};
   out["parameters"] = ParametersJson(response.parameters);
   out["outputs"] = json::array();
+  std::string binary;
   for (const auto& tensor : response.outputs) {
     json t = {{"name", tensor.name}, {"datatype", tensor.datatype}, {"shape", tensor.shape}};
-    if (tensor.datatype == "FP32") t["data"] = tensor.fp32;
-    if (tensor.datatype == "INT32") t["data"] = tensor.int32;
-    if (tensor.datatype == "BYTES") t["data"] = tensor.bytes;
+    if (request.BinaryOutput(tensor.name)) {
+      const auto before = binary.size();
+      binary += RawBytes(tensor);
+      t["parameters"] = {{"binary_data_size", binary.size() - before}};
+    } else if (tensor.datatype == "FP32") {
+      t["data"] = tensor.fp32;
+    } else if (tensor.datatype == "INT32") {
+      t["data"] = tensor.int32;
+    } else {
+      t["data"] = tensor.bytes;
+    }
     out["outputs"].push_back(std::move(t));
   }
   // Class names come from config files: replace, never throw, on bad UTF-8.
-  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+  InferResponseBody body{out.dump(-1, ' ', false, json::error_handler_t::replace), 0};
+  if (!binary.empty() || std::any_of(response.outputs.begin(), response.outputs.end(),
+                                     [&](const OutputTensor& t) { return request.BinaryOutput(t.name); })) {
+    body.json_bytes = body.body.size();
+    body.body += binary;
+  }
+  return body;
 }
 
 std::string ModelMetadataJson(const ModelMetadata& metadata) {
@@ -253,12 +287,74 @@ std::string ModelMetadataJson(const ModelMetadata& metadata) {
               {"platform", metadata.platform},
               {"inputs", tensors(metadata.inputs)},
               {"outputs", tensors(metadata.outputs)},
-              {"parameters", metadata.properties}};
+              {"properties", metadata.properties}};
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string ServerMetadataJson(const ServerMetadata& metadata) {
   return json({{"name", metadata.name}, {"version", metadata.version}, {"extensions", metadata.extensions}}).dump();
+}
+
+std::string ModelReadyJson(const std::string& name, bool ready) {
+  return json({{"name", name}, {"ready", ready}}).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string ModelConfigJson(const ModelConfiguration& config) {
+  const auto tensors = [](const std::vector<ModelConfiguration::Tensor>& list) {
+    json out = json::array();
+    for (const auto& t : list) {
+      out.push_back({{"name", t.name}, {"data_type", t.data_type}, {"dims", t.dims}, {"is_shape_tensor", false}});
+    }
+    return out;
+  };
+  json parameters = json::object();
+  for (const auto& [key, value] : config.parameters) parameters[key] = {{"string_value", value}};
+  json out = {{"name", config.name},
+              {"platform", config.platform},
+              {"backend", config.backend},
+              {"max_batch_size", 0},
+              {"input", tensors(config.inputs)},
+              {"output", tensors(config.outputs)},
+              {"instance_group", {{{"name", config.name}, {"kind", "KIND_CPU"}, {"count", config.instances}}}},
+              {"parameters", parameters},
+              {"model_transaction_policy", {{"decoupled", false}}},
+              {"response_cache", {{"enable", false}}}};
+  for (auto& input : out["input"]) input["optional"] = false;
+  if (config.dynamic_batching) {
+    out["dynamic_batching"] = {
+        {"preferred_batch_size", {config.dynamic_batching->preferred_batch_size}},
+        {"max_queue_delay_microseconds", config.dynamic_batching->max_queue_delay_microseconds}};
+  }
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string ModelStatisticsJson(const std::vector<NamedStatistics>& statistics) {
+  const auto duration = [](const DurationTotal& d) { return json{{"count", d.count}, {"ns", d.ns}}; };
+  json list = json::array();
+  for (const auto& [name, s] : statistics) {
+    json batches = json::array();
+    for (const auto& [size, batch] : s.batches) {
+      batches.push_back({{"batch_size", size},
+                         {"compute_infer", duration(batch.compute_infer)},
+                         {"compute_output", duration(batch.compute_output)}});
+    }
+    list.push_back({{"name", name},
+                    {"version", "1"},
+                    {"last_inference", s.last_inference_ms},
+                    {"inference_count", s.inference_count},
+                    {"execution_count", s.execution_count},
+                    {"inference_stats",
+                     {{"success", duration(s.success)},
+                      {"fail", duration(s.fail)},
+                      {"queue", duration(s.queue)},
+                      {"compute_input", duration(s.compute_input)},
+                      {"compute_infer", duration(s.compute_infer)},
+                      {"compute_output", duration(s.compute_output)},
+                      {"cache_hit", duration({})},
+                      {"cache_miss", duration({})}}},
+                    {"batch_stats", batches}});
+  }
+  return json({{"model_stats", list}}).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string ErrorJson(const std::string& message) {

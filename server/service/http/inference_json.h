@@ -21,9 +21,24 @@ absl::StatusOr<InferRequest> ParseInferRequest(std::string body, std::size_t jso
 /// with parameters from the URL's query string (numbers as numbers).
 absl::StatusOr<InferRequest> ImageBodyRequest(std::string body, const std::string& query, const std::string& model);
 
-std::string InferResponseJson(const InferResponse& response);
+/// An answer's body: the JSON, then the outputs `request` asked for as
+/// binary data, in the order of the JSON's outputs (each with its
+/// binary_data_size). `json_bytes` is 0 when the body is JSON alone, else
+/// the JSON's size (the Inference-Header-Content-Length header).
+struct InferResponseBody {
+  std::string body;
+  std::size_t json_bytes = 0;
+};
+InferResponseBody InferResponseJson(const InferResponse& response, const InferRequest& request);
 std::string ModelMetadataJson(const ModelMetadata& metadata);
 std::string ServerMetadataJson(const ServerMetadata& metadata);
+/// {"name": ..., "ready": ...}
+std::string ModelReadyJson(const std::string& name, bool ready);
+/// Triton's model configuration as its HTTP API answers it (proto field
+/// names, dims as numbers).
+std::string ModelConfigJson(const ModelConfiguration& config);
+/// {"model_stats": [...]}, as Triton's HTTP statistics answer.
+std::string ModelStatisticsJson(const std::vector<NamedStatistics>& statistics);
 /// {"error": message}
 std::string ErrorJson(const std::string& message);
 

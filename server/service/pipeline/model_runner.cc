@@ -156,6 +156,7 @@ void ModelRunner::RunBatch(std::vector<Job>&& jobs) {
     for (auto& job : jobs) job.job.done(pass.status());
     return;
   }
+  statistics_.RecordExecution(batch, pass->inference_seconds, pass->postprocess_seconds);
   for (int i = 0; i < batch; ++i) {
     auto& job = jobs[static_cast<std::size_t>(i)];
     InferenceOutcome outcome;

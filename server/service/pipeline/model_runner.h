@@ -18,6 +18,7 @@
 #include "server/service/observability/metrics.h"
 #include "server/service/pipeline/call_state.h"
 #include "server/service/pipeline/dynamic_batcher.h"
+#include "server/service/pipeline/inference_statistics.h"
 #include "server/service/pipeline/request.h"
 
 namespace detr::service {
@@ -69,6 +70,9 @@ class ModelRunner {
   /// sites agree, else "encoder.self=...,decoder.self=...,decoder.cross=...".
   const std::string& attention_label() const { return attention_label_; }
   ModelMetrics& metrics() const { return metrics_; }
+  /// Every request this model answered (directly or as an experiment's arm)
+  /// and every pass it ran, for the protocol's statistics.
+  InferenceStatistics& statistics() const { return statistics_; }
   std::size_t queue_depth() const { return batcher_->depth(); }
   /// The largest forward pass's peak bytes seen at warm-up (a batch of
   /// max_batch_size on the largest input shape); 0 without a warm-up.
@@ -91,6 +95,7 @@ class ModelRunner {
   AttentionTypes attention_;
   std::string attention_label_;
   ModelMetrics& metrics_;
+  mutable InferenceStatistics statistics_;
   std::uint64_t pass_peak_bytes_ = 0;
   std::unique_ptr<DynamicBatcher<Job>> batcher_;  // last: its workers use everything above
 };

@@ -26,12 +26,18 @@ ModelSet::ModelSet(ServerConfig config, const DetectorFactory& factory, Metrics&
   }
   for (const auto& experiment : config_.experiments) {
     if (experiment.kind == ExperimentKind::kShadow) metrics.ShadowAgreement(experiment.name);  // exists at zero
+    experiment_statistics_.emplace(experiment.name, std::make_unique<InferenceStatistics>());
   }
 }
 
 const ModelRunner* ModelSet::Find(const std::string& name) const {
   const auto it = runners_.find(name);
   return it == runners_.end() ? nullptr : it->second.get();
+}
+
+InferenceStatistics* ModelSet::ExperimentStatistics(const std::string& name) const {
+  const auto it = experiment_statistics_.find(name);
+  return it == experiment_statistics_.end() ? nullptr : it->second.get();
 }
 
 bool ModelSet::Knows(const std::string& name) const {

@@ -38,11 +38,16 @@ class ModelSet {
   const ModelRunner* Find(const std::string& name) const;
   /// Whether `name` is one of this configuration's models or experiments.
   bool Knows(const std::string& name) const;
+  /// The request statistics of experiment `name`, or null. A model's are
+  /// its runner's (and go with the runner from set to set); an experiment's
+  /// start again with each configuration.
+  InferenceStatistics* ExperimentStatistics(const std::string& name) const;
 
  private:
   const ServerConfig config_;
   Router::Runners runners_;
   Router router_;
+  std::map<std::string, std::unique_ptr<InferenceStatistics>> experiment_statistics_;
 };
 
 }  // namespace detr::service

@@ -228,6 +228,9 @@ void RequestPipeline::Finish(const RequestPtr& request, absl::StatusOr<DetectRes
 
 void RequestPipeline::Record(const Request& request, const absl::StatusOr<DetectResult>& result) {
   const double seconds = SecondsSince(request.start);
+  auto* experiment = request.models && !request.route.experiment.empty()
+                         ? request.models->ExperimentStatistics(request.route.experiment)
+                         : nullptr;
   if (result.ok()) {
     auto& metrics = request.route.primary->metrics();
     metrics.RecordRequest(absl::StatusCode::kOk, seconds);
@@ -236,9 +239,17 @@ void RequestPipeline::Record(const Request& request, const absl::StatusOr<Detect
     metrics.RecordStage(ModelMetrics::Stage::kInference, result->timings.inference);
     metrics.RecordStage(ModelMetrics::Stage::kPostprocess, result->timings.postprocess);
     metrics.RecordInferenceMemory(static_cast<double>(result->inference_memory_bytes));
+    const auto& t = result->timings;
+    request.route.primary->statistics().RecordSuccess(seconds, t.queue, t.preprocess, t.inference, t.postprocess);
+    if (experiment) {
+      experiment->RecordSuccess(seconds, t.queue, t.preprocess, t.inference, t.postprocess);
+      experiment->RecordShareOfExecution(result->batch_size);
+    }
     return;
   }
   const auto code = result.status().code();
+  if (request.route.primary != nullptr) request.route.primary->statistics().RecordFailure(seconds);
+  if (experiment) experiment->RecordFailure(seconds);
   // Label values come only from configured names: a client's made-up model
   // name counts as "unknown", a request that names none as "none".
   if (request.route.primary != nullptr) {
