@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
   app.add_flag("--wait-for-ready", client.wait_for_ready,
                "wait for the server to become reachable (within --timeout) instead of failing at once");
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("detr-client ") + DETR_VERSION);
+  // The connection options also after the subcommand: `detr-client detect IMG --target HOST:PORT`.
+  app.fallthrough();
 
   detr::client::DetectCommand detect;
   auto* detect_cmd = app.add_subcommand("detect", "detect objects in images; one JSON line per image");

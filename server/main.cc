@@ -12,6 +12,7 @@
 #include "server/core/model/detr_detector.h"
 #include "server/core/runtime/cpu_allocator.h"
 #include "server/core/runtime/runtime.h"
+#include "server/service/config/cpu_limit.h"
 #include "server/service/config/server_config.h"
 #include "server/service/observability/log_format.h"
 #include "server/service/server.h"
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "detr-server: DETR detection over gRPC, with A/B experiments between attention types.\n"
       "SIGHUP reloads the configuration; SIGTERM or SIGINT drains and stops."};
+  app.set_version_flag("--version", std::string("detr-server ") + DETR_VERSION);
   app.add_option("--config", flags.config_path,
                  "server config (YAML/JSON); default: the built-in deploy/detr-server.yaml")
       ->check(CLI::ExistingFile);
@@ -109,7 +111,12 @@ int main(int argc, char** argv) {
   try {
     config = LoadConfig(flags);
     service::ConfigureLogging(config.json_logs);
-    core::ConfigureThreads(config.intra_op_threads);
+    const int threads = service::IntraOpThreads(config.intra_op_threads);
+    if (config.intra_op_threads <= 0) {
+      spdlog::info("intra_op_threads: 0, so {} (the cores this process may use, capped by its cgroup's CPU quota)",
+                   threads);
+    }
+    core::ConfigureThreads(threads);
     spdlog::info("{}", core::RuntimeSummary());  // also checks DETR_KERNEL_MAX_ISA
   } catch (const std::exception& e) {
     spdlog::critical("bad configuration: {}", e.what());

@@ -103,6 +103,12 @@ TEST(DefaultModelsTest, ClientListsModelsPrintsAbAsJsonAndNamesStatuses) {
   for (const char* name : {"softmax", "optimization", "ab", "shadow", "split"}) {
     EXPECT_NE(table.find(name), std::string::npos) << name << " missing from:\n" << table;
   }
+  // The connection options also after the subcommand, as users type them.
+  const auto after = testing::CommandOutput(std::string(DETR_CLIENT_BINARY) + " models --json --target " + server.target());
+  EXPECT_EQ(nlohmann::json::parse(after).at("models").size(), 3u) << after;
+  const auto version = testing::CommandOutput(std::string(DETR_CLIENT_BINARY) + " --version");
+  EXPECT_EQ(version.rfind("detr-client ", 0), 0u) << version;
+  EXPECT_GT(version.size(), std::string("detr-client \n").size()) << version;
   const auto models = nlohmann::json::parse(testing::CommandOutput(client + " models --json"));
   ASSERT_EQ(models.at("models").size(), 3u);
   EXPECT_EQ(models["models"][1]["attention"]["encoder.self"], "optimization");
