@@ -27,7 +27,8 @@ def prometheus_rule():
         with open(path) as f:
             groups += yaml.safe_load(f)["groups"]
     rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": {"name": "detr-server"}, "spec": {"groups": groups}}
+            "metadata": {"name": "detr-server", "labels": {"release": "kube-prometheus-stack"}},
+            "spec": {"groups": groups}}
     return HEADER.format("deploy/prometheus/rules/*.yml") + yaml.safe_dump(rule, sort_keys=False, width=100)
 
 

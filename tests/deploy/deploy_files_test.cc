@@ -170,6 +170,43 @@ TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
   EXPECT_EQ(experiment->kind, ExperimentKind::kSticky);
 }
 
+// The pods serve what `make serve` and the README offer: every model of the
+// built-in configuration, the same (architecture, weights, preprocessing,
+// batching), and every experiment with the same arms. A pod that lacked
+// optimization-encoder would answer 404 where the README sends users.
+TEST_F(KubernetesTest, ConfigsServeTheModelsAndExperimentsOfTheBuiltInConfig) {
+  const auto shipped = ServerConfig::FromFile(kSource + "/deploy/detr-server.yaml");
+  ASSERT_FALSE(shipped.experiments.empty());
+  for (const char* dir : {"deploy/k8s/base", "deploy/k8s/overlays/ab-experiment", "deploy/k8s/overlays/tls",
+                          "deploy/k8s/overlays/prometheus-operator"}) {
+    const auto objects = Render(dir);
+    const auto config_map = std::find_if(objects.begin(), objects.end(), [](const YAML::Node& object) {
+      return object["kind"].as<std::string>() == "ConfigMap" && object["data"]["detr-server.yaml"];
+    });
+    ASSERT_NE(config_map, objects.end()) << dir;
+    const auto pods =
+        ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()), dir, ".");
+    ASSERT_EQ(pods.models.size(), shipped.models.size()) << dir;
+    for (const auto& model : shipped.models) {
+      const auto it = std::find_if(pods.models.begin(), pods.models.end(),
+                                   [&](const ModelEntry& m) { return m.name == model.name; });
+      ASSERT_NE(it, pods.models.end()) << dir << ": no model " << model.name;
+      EXPECT_TRUE(it->SameModelAs(model)) << dir << ": model " << model.name << " differs from the built-in one";
+    }
+    for (const auto& experiment : shipped.experiments) {
+      const auto* pod_experiment = pods.FindExperiment(experiment.name);
+      ASSERT_NE(pod_experiment, nullptr) << dir << ": no experiment " << experiment.name;
+      EXPECT_EQ(pod_experiment->kind, experiment.kind) << dir << ": " << experiment.name;
+      EXPECT_EQ(pod_experiment->primary, experiment.primary) << dir << ": " << experiment.name;
+      ASSERT_EQ(pod_experiment->arms.size(), experiment.arms.size()) << dir << ": " << experiment.name;
+      for (std::size_t i = 0; i < experiment.arms.size(); ++i) {
+        EXPECT_EQ(pod_experiment->arms[i].model, experiment.arms[i].model) << dir << ": " << experiment.name;
+        EXPECT_EQ(pod_experiment->arms[i].weight, experiment.arms[i].weight) << dir << ": " << experiment.name;
+      }
+    }
+  }
+}
+
 // The large-task overlay serves the models of deploy/detr-server-large.yaml,
 // from the image, preprocessed the same way.
 TEST_F(KubernetesTest, LargeTaskOverlayServesTheLargePairOfTheImage) {
@@ -244,6 +281,18 @@ TEST_F(KubernetesTest, KserveRuntimeServesTheProtocolWhereKserveLooks) {
   EXPECT_EQ(model["modelFormat"]["name"].as<std::string>(), spec["supportedModelFormats"][0]["name"].as<std::string>());
   EXPECT_EQ(model["runtime"].as<std::string>(), (*runtime)["metadata"]["name"].as<std::string>());
   EXPECT_EQ(model["protocolVersion"].as<std::string>(), "v2");
+  // gRPC: KServe routes it to the container port named h2c, which must be
+  // where the runtime's --listen puts the gRPC server.
+  const auto* grpc_service = Find(objects, "InferenceService", "detr-grpc");
+  ASSERT_NE(grpc_service, nullptr);
+  const auto grpc_model = (*grpc_service)["spec"]["predictor"]["model"];
+  EXPECT_EQ(grpc_model["protocolVersion"].as<std::string>(), "grpc-v2");
+  EXPECT_EQ(grpc_model["runtime"].as<std::string>(), (*runtime)["metadata"]["name"].as<std::string>());
+  ASSERT_EQ(grpc_model["ports"].size(), 1u);
+  EXPECT_EQ(grpc_model["ports"][0]["name"].as<std::string>(), "h2c");
+  const auto grpc_listen = flag("--listen");
+  EXPECT_EQ(grpc_listen.substr(grpc_listen.rfind(':') + 1), std::to_string(grpc_model["ports"][0]["containerPort"].as<int>()));
+  EXPECT_NE(std::find(protocols.begin(), protocols.end(), "grpc-v2"), protocols.end());
   // The repository's deploy/ is such a model folder: its config is valid there.
   EXPECT_NO_THROW(ServerConfig::FromFile(kSource + "/deploy/detr-server.yaml"));
 }

@@ -2,6 +2,7 @@
 // errors, image header sniffing, detection agreement.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -11,12 +12,36 @@
 #include "server/image/image_header.h"
 #include "server/service/status_mapping.h"
 #include "server/service/pipeline/router.h"
+#include "server/service/config/cpu_limit.h"
 #include "server/service/config/server_config.h"
 
 namespace detr::service {
 namespace {
 
 // The one mapping from the request path's errors to what front ends answer.
+// intra_op_threads: 0 under a Kubernetes CPU limit: the quota, not the node's cores.
+TEST(CpuLimitTest, ReadsTheCgroupQuotaOfEitherVersionAndCapsTheThreads) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(DETR_TEST_OUTPUT_DIR) / "cpu_cgroup";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "cpu");
+  EXPECT_FALSE(CgroupCpuLimit(dir.string()).has_value());  // no files: no quota
+  std::ofstream(dir / "cpu/cpu.cfs_quota_us") << "-1\n";  // v1, unlimited
+  std::ofstream(dir / "cpu/cpu.cfs_period_us") << "100000\n";
+  EXPECT_FALSE(CgroupCpuLimit(dir.string()).has_value());
+  std::ofstream(dir / "cpu/cpu.cfs_quota_us") << "150000\n";  // 1.5 cores: 2 threads
+  EXPECT_EQ(CgroupCpuLimit(dir.string()), std::optional<int>(2));
+  std::ofstream(dir / "cpu.max") << "max 100000\n";  // v2 unlimited: no quota, whatever v1 says
+  EXPECT_FALSE(CgroupCpuLimit(dir.string()).has_value());
+  std::ofstream(dir / "cpu.max") << "100000 100000\n";
+  EXPECT_EQ(CgroupCpuLimit(dir.string()), std::optional<int>(1));
+  EXPECT_EQ(IntraOpThreads(0, dir.string()), 1) << "the quota caps the cores";
+  EXPECT_EQ(IntraOpThreads(3, dir.string()), 3) << "a configured count stands";
+  std::ofstream(dir / "cpu.max") << "6400000 100000\n";  // 64 cores: capped by the cores this process may use
+  EXPECT_EQ(IntraOpThreads(0, dir.string()), IntraOpThreads(0, (dir / "none").string()));
+  EXPECT_GE(IntraOpThreads(0, (dir / "none").string()), 1);
+}
+
 TEST(StatusMappingTest, KeepsCodeAndMessageAndNamesEachCode) {
   const auto grpc_status = ToGrpcStatus(absl::NotFoundError("no model 'x'"));
   EXPECT_EQ(grpc_status.error_code(), grpc::StatusCode::NOT_FOUND);

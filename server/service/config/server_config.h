@@ -108,7 +108,7 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";
   std::string http_listen;   // the Open Inference Protocol over HTTP/JSON; empty = none
-  int intra_op_threads = 0;  // 0 = every core
+  int intra_op_threads = 0;  // 0 = the cores allowed, capped by the cgroup CPU quota (cpu_limit.h)
   int preprocess_threads = 2;
   bool json_logs = false;
   std::chrono::milliseconds drain_timeout{10000};
