@@ -191,6 +191,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     InferenceHttpOptions http;
     http.listen = config.http_listen;
     http.max_body_bytes = static_cast<std::size_t>(config.max_message_bytes);
+    http.tls_certificate = config.tls.certificate;
+    http.tls_key = config.tls.key;
+    http.tls_client_ca = config.tls.client_ca;
     try {
       parts->inference_http = std::make_unique<InferenceHttpEndpoint>(http, *parts->pipeline, parts->access);
     } catch (const std::exception& e) {
@@ -224,7 +227,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
       "model(s), {} experiment(s), default route '{}'",
       config.listen, parts->ports.grpc, config.metrics_listen, parts->ports.metrics,
       config.http_listen.empty() ? std::string("no HTTP inference (http_listen is empty)")
-                                 : "the Open Inference Protocol over HTTP on " + config.http_listen + " (port " +
+                                 : std::string("the Open Inference Protocol over ") +
+                                       (config.tls.enabled() ? "HTTPS" : "HTTP") + " on " + config.http_listen + " (port " +
                                        std::to_string(parts->ports.http) + ")",
       config.models.size(), config.experiments.size(), config.DefaultRoute());
   return std::make_unique<Server>(std::move(parts));

@@ -64,6 +64,22 @@ TEST(ComposeTest, ServicesPortsAndMountedFilesExist) {
   }
 }
 
+// Under compose.tls.yml the gRPC port refuses plaintext, so the container's
+// health check (the image's is plaintext gRPC) must speak TLS to it, with a
+// CA the mounted folder holds.
+TEST(ComposeTest, TlsOverrideChecksHealthOverTls) {
+  const auto tls = YAML::LoadFile(kSource + "/deploy/docker/compose.tls.yml");
+  const auto server = tls["services"]["detr-server"];
+  const auto command = server["command"].as<std::vector<std::string>>();
+  ASSERT_NE(std::find(command.begin(), command.end(), "--tls-cert"), command.end());
+  const auto test = server["healthcheck"]["test"].as<std::vector<std::string>>();
+  const auto ca = std::find(test.begin(), test.end(), "--tls-ca");
+  ASSERT_NE(ca, test.end()) << "the health check would be refused by the TLS port";
+  ASSERT_NE(ca + 1, test.end());
+  EXPECT_EQ((ca + 1)->rfind("/etc/detr/tls/", 0), 0u) << *(ca + 1);
+  EXPECT_EQ(test.back(), "health");
+}
+
 // The image installs deploy/models as /usr/share/detr/models: a config for the
 // pods reads here with that prefix mapped back to the source tree.
 std::string InSourceTree(std::string config) {

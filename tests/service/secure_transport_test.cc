@@ -95,6 +95,34 @@ TEST_F(SecureTransportTest, ATlsServerServesTlsClientsAndRefusesPlaintext) {
   EXPECT_EQ(Detect(server.target(), grpc::InsecureChannelCredentials()), grpc::StatusCode::UNAVAILABLE);
 }
 
+// With TLS on, the HTTP/JSON port is HTTPS with the same certificate (and
+// client CA): its requests carry the same tokens as gRPC's.
+TEST_F(SecureTransportTest, TheHttpPortSpeaksHttpsWithTheSameCertificates) {
+  InProcessServer server(std::string(kModel) + "tls: {certificate: " + kCerts +
+                         "/server.crt, key: " + kCerts + "/server.key}\nauth: {tokens_file: " + kCerts + "/tokens}\n");
+  ASSERT_TRUE(server.ok());
+  const std::string image = std::string(DETR_TEST_OUTPUT_DIR) + "/secure_https.png";
+  std::ofstream(image, std::ios::binary) << Png();
+  const std::string port = server.http_address().substr(server.http_address().rfind(':') + 1);
+  const std::string https = "https://localhost:" + port;
+  const auto curl = [](const std::string& args) {  // the HTTP status, 000 when none came
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(
+        ::popen(("curl -s --max-time 20 -o /dev/null -w '%{http_code}' " + args).c_str(), "r"), ::pclose);
+    char code[8] = {};
+    return std::string(std::fgets(code, sizeof code, pipe.get()) ? code : "");
+  };
+  EXPECT_EQ(curl("--cacert " + kCerts + "/ca.crt " + https + "/v2/health/ready"), "200");
+  EXPECT_EQ(curl("--cacert " + kCerts + "/ca.crt -H 'Authorization: Bearer right-token' -H 'Content-Type: image/png' "
+                 "--data-binary @" + image + " " + https + "/v2/models/alpha/infer"),
+            "200");
+  EXPECT_EQ(curl("--cacert " + kCerts + "/ca.crt -H 'Content-Type: image/png' --data-binary @" + image + " " + https +
+                 "/v2/models/alpha/infer"),
+            "401");
+  // Not a CA it trusts, and no TLS at all: nothing is answered in the clear.
+  EXPECT_NE(curl("--cacert " + kCerts + "/rogue/ca.crt " + https + "/v2/health/ready"), "200");
+  EXPECT_EQ(curl("http://localhost:" + port + "/v2/health/ready").substr(0, 3), "000");
+}
+
 TEST_F(SecureTransportTest, MutualTlsRefusesClientsWithoutACertificateOfItsCa) {
   InProcessServer server(std::string(kModel) + "tls: {certificate: " + kCerts + "/server.crt, key: " + kCerts +
                          "/server.key, client_ca: " + kCerts + "/ca.crt}\n");

@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 
 // GCC 12 sees Boost.Optional's storage in Beast's parser as maybe
 // uninitialised where it is not (the optional is engaged first); the warning
@@ -16,6 +17,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 namespace detr::service {
 namespace {
@@ -58,6 +60,7 @@ struct HttpServer::State {
   std::atomic<std::size_t> connections{0};
   asio::io_context io{std::max(1, options.threads)};
   tcp::acceptor acceptor{io};
+  std::optional<asio::ssl::context> tls;  // HTTPS when set
   std::vector<std::thread> threads;
 
   State(HttpServerOptions o, HttpHandler h) : options(std::move(o)), handler(std::move(h)) {}
@@ -65,24 +68,66 @@ struct HttpServer::State {
 
 namespace {
 
+// TLS 1.2 and later, as gRPC's; the client CA makes it mutual.
+void ConfigureTls(const HttpServerOptions& options, asio::ssl::context& tls) {
+  tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                  asio::ssl::context::single_dh_use);
+  const auto use = [](const std::string& file, const auto& load) {
+    try {
+      load();
+    } catch (const std::exception& e) {
+      throw std::runtime_error("HTTPS cannot use " + file + ": " + e.what());
+    }
+  };
+  use(options.tls_certificate, [&] { tls.use_certificate_chain_file(options.tls_certificate); });
+  use(options.tls_key, [&] { tls.use_private_key_file(options.tls_key, asio::ssl::context::pem); });
+  if (!options.tls_client_ca.empty()) {
+    use(options.tls_client_ca, [&] { tls.load_verify_file(options.tls_client_ca); });
+    tls.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
+}
+
+}  // namespace
+
+namespace {
+
 // One connection: reads a request under the request deadline, hands it to
 // the handler, writes the answer under the response deadline, and reads the
 // next request when the client keeps the connection alive.
-class Session : public std::enable_shared_from_this<Session> {
+// Stream: beast::tcp_stream (HTTP) or an ssl_stream over one (HTTPS, which
+// first completes its handshake under the request deadline).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<HttpServer::State> state)
-      : stream_(std::move(socket)), owner_(state), state_(state.get()) {}
+  template <class... TlsContext>
+  Session(tcp::socket socket, std::shared_ptr<HttpServer::State> state, TlsContext&... tls)
+      : stream_(std::move(socket), tls...), owner_(state), state_(state.get()) {}
   ~Session() { --state_->connections; }
 
-  void Start() { ReadRequest(); }
+  void Start() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      ReadRequest();
+    } else {
+      Lowest().expires_after(state_->options.request_deadline);
+      stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code error) {
+        if (error) return self->Close();  // not TLS, a bad certificate, the deadline
+        self->ReadRequest();
+      });
+    }
+  }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
   void ReadRequest() {
     head_request_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(state_->options.max_header_bytes));
     parser_->body_limit(state_->options.max_body_bytes);
-    stream_.expires_after(state_->options.request_deadline);
+    Lowest().expires_after(state_->options.request_deadline);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
@@ -111,7 +156,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (error == http::error::body_limit) return Refuse(413, "the request body is over the server's limit");
     if (error == http::error::header_limit) return Refuse(431, "the request headers are over the server's limit");
     if (error) return Close();  // end of stream, deadline, reset, malformed
-    stream_.expires_never();    // the handler's work has its own deadline
+    Lowest().expires_never();   // the handler's work has its own deadline
     auto message = parser_->release();
     keep_alive_ = message.keep_alive();
     HttpRequest request;
@@ -160,7 +205,7 @@ class Session : public std::enable_shared_from_this<Session> {
       message->body() = std::move(response.body);
       message->prepare_payload();
     }
-    stream_.expires_after(state_->options.response_deadline);
+    Lowest().expires_after(state_->options.response_deadline);
     http::async_write(stream_, *message, [self = shared_from_this(), message](beast::error_code error, std::size_t) {
       if (error || !self->keep_alive_) return self->Close();
       self->ReadRequest();
@@ -169,10 +214,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::weak_ptr<HttpServer::State> owner_;
@@ -194,7 +239,12 @@ void Accept(const std::shared_ptr<HttpServer::State>& owner) {
         beast::error_code ignored;
         socket.close(ignored);  // over the bound: refused at once
       } else {
-        std::make_shared<Session>(std::move(socket), owner)->Start();
+        if (state->tls) {
+          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), owner, *state->tls)
+              ->Start();
+        } else {
+          std::make_shared<Session<beast::tcp_stream>>(std::move(socket), owner)->Start();
+        }
       }
     }
     Accept(owner);
@@ -205,6 +255,10 @@ void Accept(const std::shared_ptr<HttpServer::State>& owner) {
 
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
     : state_(std::make_shared<State>(std::move(options), std::move(handler))) {
+  if (!state_->options.tls_certificate.empty()) {
+    state_->tls.emplace(asio::ssl::context::tls_server);
+    ConfigureTls(state_->options, *state_->tls);
+  }
   const auto [host, port] = SplitHostPort(state_->options.listen);
   try {
     tcp::resolver resolver(state_->io);

@@ -55,12 +55,15 @@ struct HttpServerOptions {
   std::size_t max_header_bytes = 16 << 10;
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_connections = 256;  ///< beyond: new connections are closed at once
+  /// HTTPS: the server's certificate chain and key (PEM files); empty:
+  /// plain HTTP. With a client CA, clients must present a certificate of it.
+  std::string tls_certificate, tls_key, tls_client_ca;
 };
 
 class HttpServer {
  public:
   /// Binds and starts serving. Throws std::runtime_error naming the address
-  /// when it cannot listen there.
+  /// when it cannot listen there, or the file when TLS cannot use it.
   HttpServer(HttpServerOptions options, HttpHandler handler);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

@@ -87,6 +87,9 @@ InferenceHttpEndpoint::InferenceHttpEndpoint(const InferenceHttpOptions& options
   http.response_deadline = std::chrono::seconds(30);
   http.max_body_bytes = options.max_body_bytes;
   http.max_connections = 256;
+  http.tls_certificate = options.tls_certificate;
+  http.tls_key = options.tls_key;
+  http.tls_client_ca = options.tls_client_ca;
   server_ = std::make_unique<HttpServer>(
       http, [this](HttpRequest&& request, HttpResponder respond) { Handle(std::move(request), std::move(respond)); });
 }

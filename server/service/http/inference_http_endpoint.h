@@ -46,6 +46,9 @@ struct InferenceHttpOptions {
   std::chrono::milliseconds request_deadline{30000};  ///< receiving a whole request
   int parse_threads = 2;                              ///< the pool that parses inference bodies
   std::size_t max_parsing_bytes = 256 << 20;          ///< bodies waiting for it; beyond: RESOURCE_EXHAUSTED
+  /// HTTPS (PEM files), the gRPC port's TLS settings: requests carry the
+  /// same bearer tokens, so they never travel in the clear beside it.
+  std::string tls_certificate, tls_key, tls_client_ca;
 };
 
 class InferenceHttpEndpoint {
