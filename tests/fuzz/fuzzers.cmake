@@ -8,7 +8,7 @@ set(DETR_FUZZ_IMAGE_SOURCES
   server/service/pipeline/request_image.cc server/service/pipeline/client_text.cc)
 set(DETR_FUZZ_MODEL_CONFIG_SOURCES server/core/api/model_config.cc server/types/coco_classes.cc)
 
-set(DETR_FUZZERS image safetensors model_config server_config detect_request)
+set(DETR_FUZZERS image safetensors model_config server_config detect_request oip_request)
 set(DETR_FUZZ_SOURCES_image ${DETR_FUZZ_IMAGE_SOURCES})
 set(DETR_FUZZ_SOURCES_safetensors server/core/io/safetensors.cc)
 set(DETR_FUZZ_SOURCES_model_config ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
@@ -17,6 +17,10 @@ set(DETR_FUZZ_SOURCES_server_config server/service/config/server_config.cc serve
   ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
 set(DETR_FUZZ_SOURCES_detect_request
   server/service/frontend/detector_messages.cc ${DETR_FUZZ_IMAGE_SOURCES} ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
+
+set(DETR_FUZZ_SOURCES_oip_request
+  server/service/http/inference_json.cc server/service/frontend/inference_protocol.cc
+  server/service/frontend/inference_grpc_messages.cc server/service/pipeline/client_text.cc)
 
 # detr_fuzz_sources(OUT FUZZER ROOT): the project sources FUZZER runs, as
 # absolute paths under ROOT (the project root).

@@ -142,10 +142,34 @@ def detect_requests():
             "jpeg": field(1, 2, field(1, 2, image_bytes("JPEG", size=(16, 16)))), "empty": b""}
 
 
+def oip_requests():
+    """First byte: 0 JSON (+ 2-byte Inference-Header-Content-Length), 1 image body, 2 ModelInferRequest."""
+    png = image_bytes("PNG", size=(20, 14))
+    b64 = __import__("base64").b64encode(png).decode()
+    plain = json.dumps({"id": "r", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                                "data": [{"b64": b64}]}],
+                        "parameters": {"score_threshold": 0.5, "binary_data_output": True}}).encode()
+    raw = bytes([1, 0, 0, 0, 7])
+    header = json.dumps({"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 1, 1, 3],
+                                     "parameters": {"binary_data_size": 3}}],
+                         "outputs": [{"name": "boxes", "parameters": {"binary_data": True}},
+                                     {"name": "class_names"}]}).encode()
+    binary = header + bytes([9, 8, 7])
+    tensor = field(1, 2, b"image") + field(2, 2, b"BYTES") + field(3, 0, varint(1))
+    grpc_request = field(1, 2, b"m") + field(5, 2, tensor) + field(7, 2, struct.pack("<I", len(png)) + png)
+    return {"json": bytes([0, 0, 0]) + plain,
+            "json_binary": bytes([0, len(header) & 0xFF, len(header) >> 8]) + binary,
+            "image_body": bytes([1]) + b"score_threshold=0.3&max_detections=2&id=x%20y&classes=1,2\n" + png,
+            "grpc_raw": bytes([2]) + grpc_request,
+            "grpc_contents": bytes([2]) + field(1, 2, b"m") + field(5, 2, tensor + field(5, 2, field(8, 2, png))),
+            "short": raw}
+
+
 def main():
     corpus = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "fuzz", "corpus")
     for harness, seeds in (("image", images()), ("safetensors", safetensors()), ("model_config", model_configs()),
-                           ("server_config", server_configs()), ("detect_request", detect_requests())):
+                           ("server_config", server_configs()), ("detect_request", detect_requests()),
+                           ("oip_request", oip_requests())):
         for name, data in seeds.items():
             write(os.path.join(corpus, harness, name), data)
         print(f"{harness}: {len(seeds)} seeds")

@@ -1,7 +1,8 @@
 // The Open Inference Protocol (KServe v2) as both of its bindings carry it:
 // an inference request's tensors and parameters, and its answer, in types
 // of their own, converted here to and from the pipeline's DetectInput and
-// DetectResult. inference_grpc_service.cc (gRPC) and
+// DetectResult (what the protocol says of the models themselves is in
+// model_description.h). inference_grpc_service.cc (gRPC) and
 // http/inference_http_endpoint.cc (HTTP/JSON) only translate their wire
 // form to these, so both front ends validate, route and answer alike.
 //
@@ -30,8 +31,6 @@
 
 #include <absl/status/statusor.h>
 
-#include "server/service/pipeline/inference_statistics.h"
-#include "server/service/pipeline/model_set.h"
 #include "server/service/pipeline/request.h"
 
 namespace detr::service::oip {
@@ -87,53 +86,6 @@ absl::StatusOr<std::optional<std::chrono::microseconds>> Timeout(const Parameter
 /// The answer, with the outputs `request` asked for.
 InferResponse ToInferResponse(DetectResult&& result, const InferRequest& request);
 
-/// What ModelMetadata says of a model or experiment (NOT_FOUND if unknown).
-struct ModelMetadata {
-  std::string name;
-  std::string platform;
-  struct Tensor {
-    std::string name, datatype;
-    std::vector<std::int64_t> shape;
-  };
-  std::vector<Tensor> inputs, outputs;
-  std::map<std::string, std::string> properties;
-};
-absl::StatusOr<ModelMetadata> DescribeModel(const ModelSet& models, const std::string& name);
-
-/// A model's configuration as Triton's model configuration extension
-/// describes it (what perf_analyzer reads after the metadata). Requests carry
-/// one image each, so max_batch_size is 0 (dims are whole requests); the
-/// server's own batching across requests is dynamic_batching.
-struct ModelConfiguration {
-  std::string name, platform, backend;
-  struct Tensor {
-    std::string name, data_type;  ///< "TYPE_STRING", "TYPE_FP32", ...
-    std::vector<std::int64_t> dims;
-  };
-  std::vector<Tensor> inputs, outputs;
-  int instances = 1;  ///< the model's batcher workers
-  struct DynamicBatching {
-    int preferred_batch_size = 1;
-    std::int64_t max_queue_delay_microseconds = 0;
-  };
-  std::optional<DynamicBatching> dynamic_batching;  ///< when the model batches requests
-  std::map<std::string, std::string> parameters;    ///< the metadata's properties
-};
-/// NOT_FOUND for an unknown name or a version other than "" and "1".
-absl::StatusOr<ModelConfiguration> DescribeConfiguration(const ModelSet& models, const std::string& name,
-                                                         const std::string& version);
-
-/// Statistics of one model or experiment, as the statistics extension
-/// reports them.
-struct NamedStatistics {
-  std::string name;
-  StatisticsSnapshot statistics;
-};
-/// Of `name` (a model or experiment), or of every one when `name` is empty.
-/// NOT_FOUND for an unknown name or version.
-absl::StatusOr<std::vector<NamedStatistics>> CollectStatistics(const ModelSet& models, const std::string& name,
-                                                               const std::string& version);
-
 /// BYTES elements in binary form, as Triton puts them in raw contents and
 /// its HTTP binary data: each a 4-byte little-endian length, then its bytes.
 /// INVALID_ARGUMENT naming `input` when they are cut short.
@@ -144,12 +96,5 @@ std::string JoinBytes(const std::vector<std::string>& elements);
 /// server's own order: it builds for x86-64 and AArch64 Linux, both little
 /// endian), BYTES as JoinBytes.
 std::string RawBytes(const OutputTensor& tensor);
-
-/// "detr-serve", its version, and the protocol extensions it speaks.
-struct ServerMetadata {
-  std::string name, version;
-  std::vector<std::string> extensions;
-};
-ServerMetadata DescribeServer();
 
 }  // namespace detr::service::oip

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "server/service/frontend/inference_protocol.h"
+#include "server/service/frontend/model_description.h"
 #include "server/service/http/inference_json.h"
 #include "server/service/pipeline/client_text.h"
 #include "server/service/status_mapping.h"

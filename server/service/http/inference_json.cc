@@ -126,8 +126,8 @@ absl::StatusOr<InputTensor> ParseInput(const json& input, const std::string& bin
 
 json ParametersJson(const Parameters& parameters) {
   json out = json::object();
-  for (const auto& [name, value] : parameters) {
-    std::visit([&](const auto& v) { out[name] = v; }, value);
+  for (const auto& parameter : parameters) {  // (C++17: a lambda may not capture a structured binding)
+    std::visit([&](const auto& v) { out[parameter.first] = v; }, parameter.second);
   }
   return out;
 }

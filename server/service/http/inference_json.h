@@ -8,6 +8,7 @@
 #include <absl/status/statusor.h>
 
 #include "server/service/frontend/inference_protocol.h"
+#include "server/service/frontend/model_description.h"
 
 namespace detr::service::oip {
 
