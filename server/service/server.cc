@@ -226,10 +226,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
       "serving gRPC (detr.v1, the Open Inference Protocol) on {} (port {}), metrics on {} (port {}), {}; {} "
       "model(s), {} experiment(s), default route '{}'",
       config.listen, parts->ports.grpc, config.metrics_listen, parts->ports.metrics,
-      config.http_listen.empty() ? std::string("no HTTP inference (http_listen is empty)")
-                                 : std::string("the Open Inference Protocol over ") +
-                                       (config.tls.enabled() ? "HTTPS" : "HTTP") + " on " + config.http_listen + " (port " +
-                                       std::to_string(parts->ports.http) + ")",
+      config.http_listen.empty()
+          ? std::string("no HTTP inference (http_listen is empty)")
+          : std::string("the Open Inference Protocol over ") + (config.tls.enabled() ? "HTTPS" : "HTTP") + " on " +
+                config.http_listen + " (port " + std::to_string(parts->ports.http) + ")",
       config.models.size(), config.experiments.size(), config.DefaultRoute());
   return std::make_unique<Server>(std::move(parts));
 }

@@ -104,7 +104,8 @@ TEST(DefaultModelsTest, ClientListsModelsPrintsAbAsJsonAndNamesStatuses) {
     EXPECT_NE(table.find(name), std::string::npos) << name << " missing from:\n" << table;
   }
   // The connection options also after the subcommand, as users type them.
-  const auto after = testing::CommandOutput(std::string(DETR_CLIENT_BINARY) + " models --json --target " + server.target());
+  const auto after =
+      testing::CommandOutput(std::string(DETR_CLIENT_BINARY) + " models --json --target " + server.target());
   EXPECT_EQ(nlohmann::json::parse(after).at("models").size(), 3u) << after;
   const auto version = testing::CommandOutput(std::string(DETR_CLIENT_BINARY) + " --version");
   EXPECT_EQ(version.rfind("detr-client ", 0), 0u) << version;

@@ -269,10 +269,9 @@ TEST(InferenceProtocolTest, AnswersTheOutputsAskedForWithTheServingModelAsAParam
 TEST(InferenceJsonTest, AnswersBinaryOutputsWhereTritonsClientsAskForThem) {
   // tritonclient.http with no outputs named: binary_data_output, a binding
   // parameter the model never sees.
-  auto all = oip::ParseInferRequest(
-      R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}],)"
-      R"("parameters":{"binary_data_output":true,"score_threshold":0.5}})",
-      0, "m");
+  auto all = oip::ParseInferRequest(R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}],)"
+                                    R"("parameters":{"binary_data_output":true,"score_threshold":0.5}})",
+                                    0, "m");
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_FALSE(all->parameters.count("binary_data_output"));
   EXPECT_TRUE(all->parameters.count("score_threshold"));
@@ -309,8 +308,8 @@ TEST(InferenceJsonTest, AnswersBinaryOutputsWhereTritonsClientsAskForThem) {
   EXPECT_EQ(body.body.size() - body.json_bytes, 4u);
 
   // Nothing binary asked: JSON alone, no header.
-  auto plain = oip::ParseInferRequest(R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}]})",
-                                      0, "m");
+  auto plain =
+      oip::ParseInferRequest(R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}]})", 0, "m");
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(oip::InferResponseJson(response, *plain).json_bytes, 0u);
 
@@ -528,20 +527,23 @@ TEST_F(InferenceServerTest, HttpAnswersConfigStatisticsHeadAndExpectContinueAsTr
   const std::string padding(1500000, ' ');
   const auto large = WriteFile(
       "oip_large.json",
-      json({{"inputs", {{{"name", "image"}, {"datatype", "BYTES"}, {"shape", {1}}, {"data", {{{"b64", Base64(Png())}}}}}}}})
+      json({{"inputs",
+             {{{"name", "image"}, {"datatype", "BYTES"}, {"shape", {1}}, {"data", {{{"b64", Base64(Png())}}}}}}}})
               .dump() +
           padding);
   const auto start = std::chrono::steady_clock::now();
-  const auto answer = Curl("--expect100-timeout 20 -H 'Expect: 100-continue' -H 'Content-Type: application/json' "
-                           "--data-binary @" + large + " " + url + "/v2/models/alpha/infer");
+  const auto answer = Curl(
+      "--expect100-timeout 20 -H 'Expect: 100-continue' -H 'Content-Type: application/json' "
+      "--data-binary @" +
+      large + " " + url + "/v2/models/alpha/infer");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(answer.status, 200) << answer.body;
   EXPECT_LT(seconds, 15) << "the body waited for a 100 Continue that never came";
 
   // Refusals of the HTTP layer itself are the protocol's {"error"} too.
   const auto too_large = WriteFile("oip_too_large.bin", std::string((32 << 20) + 1, 'x'));
-  const auto refused = Curl("-H 'Content-Type: application/json' --data-binary @" + too_large + " " + url +
-                            "/v2/models/alpha/infer");
+  const auto refused =
+      Curl("-H 'Content-Type: application/json' --data-binary @" + too_large + " " + url + "/v2/models/alpha/infer");
   EXPECT_EQ(refused.status, 413);
   EXPECT_TRUE(json::parse(refused.body, nullptr, false).contains("error")) << refused.body;
   // An unknown model is 404 whatever the body.
@@ -691,11 +693,11 @@ TEST(InferenceEndToEndTest, PerfAnalyzersSequenceAndTritonsHttpClientsRunOnTheBu
             0);
   for (const std::string model : {"ab", "optimization-encoder"}) {
     int status = 0;
-    const auto output = RunCommand(std::string(DETR_PYTHON) + " " + DETR_SOURCE_DIR +
-                                       "/tests/service/triton_clients_replay.py " + DETR_OIP_DESCRIPTOR + " " +
-                                       server.target() + " " + server.http_address() + " " + model + " " +
-                                       input_data + " 2>&1",
-                                   &status);
+    const auto output =
+        RunCommand(std::string(DETR_PYTHON) + " " + DETR_SOURCE_DIR + "/tests/service/triton_clients_replay.py " +
+                       DETR_OIP_DESCRIPTOR + " " + server.target() + " " + server.http_address() + " " + model + " " +
+                       input_data + " 2>&1",
+                   &status);
     ASSERT_EQ(status, 0) << output;
     const auto report = json::parse(output);
     for (const char* path :

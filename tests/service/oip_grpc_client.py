@@ -13,24 +13,12 @@ import struct
 import sys
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from oip_messages import message_class_finder
 
 
 def message_classes(descriptor_set_path):
-    files = descriptor_pb2.FileDescriptorSet()
-    with open(descriptor_set_path, "rb") as f:
-        files.ParseFromString(f.read())
-    pool = descriptor_pool.DescriptorPool()
-    for file in files.file:
-        pool.Add(file)
-    factory = message_factory.MessageFactory(pool)
-
-    def cls(name):
-        descriptor = pool.FindMessageTypeByName(name)
-        if hasattr(message_factory, "GetMessageClass"):
-            return message_factory.GetMessageClass(descriptor)
-        return factory.GetPrototype(descriptor)
-
+    cls = message_class_finder(descriptor_set_path)
     return cls("inference.ModelInferRequest"), cls("inference.ModelInferResponse")
 
 

@@ -98,8 +98,8 @@ TEST_F(SecureTransportTest, ATlsServerServesTlsClientsAndRefusesPlaintext) {
 // With TLS on, the HTTP/JSON port is HTTPS with the same certificate (and
 // client CA): its requests carry the same tokens as gRPC's.
 TEST_F(SecureTransportTest, TheHttpPortSpeaksHttpsWithTheSameCertificates) {
-  InProcessServer server(std::string(kModel) + "tls: {certificate: " + kCerts +
-                         "/server.crt, key: " + kCerts + "/server.key}\nauth: {tokens_file: " + kCerts + "/tokens}\n");
+  InProcessServer server(std::string(kModel) + "tls: {certificate: " + kCerts + "/server.crt, key: " + kCerts +
+                         "/server.key}\nauth: {tokens_file: " + kCerts + "/tokens}\n");
   ASSERT_TRUE(server.ok());
   const std::string image = std::string(DETR_TEST_OUTPUT_DIR) + "/secure_https.png";
   std::ofstream(image, std::ios::binary) << Png();
@@ -112,8 +112,10 @@ TEST_F(SecureTransportTest, TheHttpPortSpeaksHttpsWithTheSameCertificates) {
     return std::string(std::fgets(code, sizeof code, pipe.get()) ? code : "");
   };
   EXPECT_EQ(curl("--cacert " + kCerts + "/ca.crt " + https + "/v2/health/ready"), "200");
-  EXPECT_EQ(curl("--cacert " + kCerts + "/ca.crt -H 'Authorization: Bearer right-token' -H 'Content-Type: image/png' "
-                 "--data-binary @" + image + " " + https + "/v2/models/alpha/infer"),
+  EXPECT_EQ(curl("--cacert " + kCerts +
+                 "/ca.crt -H 'Authorization: Bearer right-token' -H 'Content-Type: image/png' "
+                 "--data-binary @" +
+                 image + " " + https + "/v2/models/alpha/infer"),
             "200");
   EXPECT_EQ(curl("--cacert " + kCerts + "/ca.crt -H 'Content-Type: image/png' --data-binary @" + image + " " + https +
                  "/v2/models/alpha/infer"),

@@ -26,7 +26,7 @@ TEST(CpuLimitTest, ReadsTheCgroupQuotaOfEitherVersionAndCapsTheThreads) {
   fs::remove_all(dir);
   fs::create_directories(dir / "cpu");
   EXPECT_FALSE(CgroupCpuLimit(dir.string()).has_value());  // no files: no quota
-  std::ofstream(dir / "cpu/cpu.cfs_quota_us") << "-1\n";  // v1, unlimited
+  std::ofstream(dir / "cpu/cpu.cfs_quota_us") << "-1\n";   // v1, unlimited
   std::ofstream(dir / "cpu/cpu.cfs_period_us") << "100000\n";
   EXPECT_FALSE(CgroupCpuLimit(dir.string()).has_value());
   std::ofstream(dir / "cpu/cpu.cfs_quota_us") << "150000\n";  // 1.5 cores: 2 threads

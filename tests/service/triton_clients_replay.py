@@ -29,7 +29,9 @@ import struct
 import sys
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import json_format
+
+from oip_messages import message_class_finder
 
 
 class Failed(Exception):
@@ -45,21 +47,8 @@ def check(condition, what):
 
 class GrpcClient:
     def __init__(self, descriptor_set, target):
-        files = descriptor_pb2.FileDescriptorSet()
-        with open(descriptor_set, "rb") as f:
-            files.ParseFromString(f.read())
-        pool = descriptor_pool.DescriptorPool()
-        for file in files.file:
-            pool.Add(file)
-        factory = message_factory.MessageFactory(pool)
-
-        def cls(name):
-            descriptor = pool.FindMessageTypeByName("inference." + name)
-            if hasattr(message_factory, "GetMessageClass"):
-                return message_factory.GetMessageClass(descriptor)
-            return factory.GetPrototype(descriptor)
-
-        self.cls = cls
+        find = message_class_finder(descriptor_set)
+        self.cls = lambda name: find("inference." + name)
         self.channel = grpc.insecure_channel(target)
 
     def call(self, method, request):

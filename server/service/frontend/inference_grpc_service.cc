@@ -1,6 +1,5 @@
 #include "server/service/frontend/inference_grpc_service.h"
 
-
 #include "server/service/frontend/detector_service.h"
 #include "server/service/frontend/inference_grpc_messages.h"
 #include "server/service/frontend/inference_protocol.h"

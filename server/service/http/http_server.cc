@@ -110,10 +110,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       ReadRequest();
     } else {
       Lowest().expires_after(state_->options.request_deadline);
-      stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code error) {
-        if (error) return self->Close();  // not TLS, a bad certificate, the deadline
-        self->ReadRequest();
-      });
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code error) {
+                                if (error) return self->Close();  // not TLS, a bad certificate, the deadline
+                                self->ReadRequest();
+                              });
     }
   }
 

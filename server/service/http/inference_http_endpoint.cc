@@ -132,8 +132,7 @@ void InferenceHttpEndpoint::Handle(HttpRequest&& request, HttpResponder respond)
       return respond({405, kJson, oip::ErrorJson("infer takes a POST"), {{"Allow", "POST"}}});
     }
     if (!models->Knows(path->name)) {  // before reading the body: whatever it holds, the answer is 404
-      return RefuseRequest(path->name,
-                           absl::NotFoundError("no model or experiment named '" + Echo(path->name) + "'"),
+      return RefuseRequest(path->name, absl::NotFoundError("no model or experiment named '" + Echo(path->name) + "'"),
                            std::move(respond));
     }
     return Infer(path->name, std::move(request), std::move(respond));

@@ -321,9 +321,8 @@ std::string ModelConfigJson(const ModelConfiguration& config) {
               {"response_cache", {{"enable", false}}}};
   for (auto& input : out["input"]) input["optional"] = false;
   if (config.dynamic_batching) {
-    out["dynamic_batching"] = {
-        {"preferred_batch_size", {config.dynamic_batching->preferred_batch_size}},
-        {"max_queue_delay_microseconds", config.dynamic_batching->max_queue_delay_microseconds}};
+    out["dynamic_batching"] = {{"preferred_batch_size", {config.dynamic_batching->preferred_batch_size}},
+                               {"max_queue_delay_microseconds", config.dynamic_batching->max_queue_delay_microseconds}};
   }
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
