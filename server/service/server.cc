@@ -160,6 +160,12 @@ struct Server::Parts {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config, DetectorFactory factory,
                                                       AllocatorControl allocator) {
+  if (!config.tokens_file.empty() && !config.tls.enabled() && !config.allow_plaintext_tokens) {
+    return absl::FailedPreconditionError(
+        "bearer tokens (auth.tokens_file / --tokens-file) without TLS would travel in the clear on the gRPC and "
+        "HTTP ports: give the server a certificate (tls: {certificate, key} / --tls-cert, --tls-key), or set "
+        "auth: {allow_plaintext: true} where a proxy or mesh in front of it terminates TLS");
+  }
   auto parts = std::make_unique<Parts>();
   parts->config = config;
   parts->factory = WithFaults(std::move(factory), config);

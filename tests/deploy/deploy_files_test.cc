@@ -4,12 +4,14 @@
 #include <cstdio>
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include "server/service/config/server_config.h"
@@ -78,6 +80,27 @@ TEST(ComposeTest, TlsOverrideChecksHealthOverTls) {
   ASSERT_NE(ca + 1, test.end());
   EXPECT_EQ((ca + 1)->rfind("/etc/detr/tls/", 0), 0u) << *(ca + 1);
   EXPECT_EQ(test.back(), "health");
+}
+
+// A Prometheus that scrapes more than detr-server (kube-prometheus-stack
+// scrapes itself, its exporters, every Go process) has process_* series of
+// all of them: a panel must pick detr-server's by job.
+TEST(DashboardTest, ProcessMetricsAreSelectedByJob) {
+  std::ifstream in(kSource + "/deploy/grafana/dashboards/detr-serve.json");
+  const auto dashboard = nlohmann::json::parse(in);
+  int checked = 0;
+  for (const auto& panel : dashboard["panels"]) {
+    for (const auto& target : panel.value("targets", nlohmann::json::array())) {
+      const std::string expr = target.value("expr", "");
+      for (auto at = expr.find("process_"); at != std::string::npos; at = expr.find("process_", at + 1)) {
+        const auto end = expr.find_first_of("{[ )", at);
+        ASSERT_NE(end, std::string::npos) << expr;
+        EXPECT_EQ(expr.compare(end, 20, "{job=\"detr-server\"}"), 0) << panel["title"] << ": " << expr;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 0) << "the dashboard shows the process's resident memory";
 }
 
 // The image installs deploy/models as /usr/share/detr/models: a config for the

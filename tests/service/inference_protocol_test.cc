@@ -612,7 +612,7 @@ TEST_F(InferenceServerTest, HttpErrorsFollowTheProtocolsJsonFormAndAreCounted) {
 
 TEST(InferenceAccessTest, TokensGateInferAndMetadataButNotHealth) {
   const std::string tokens = WriteFile("oip_tokens", "secret-token\n");
-  InProcessServer server(std::string(kModel) + "auth: {tokens_file: " + tokens + "}\n");
+  InProcessServer server(std::string(kModel) + "auth: {tokens_file: " + tokens + ", allow_plaintext: true}\n");
   ASSERT_TRUE(server.ok());
   const std::string url = "http://" + server.http_address();
   const auto png = WriteFile("oip_access.png", Png());
@@ -691,7 +691,8 @@ TEST(InferenceEndToEndTest, PerfAnalyzersSequenceAndTritonsHttpClientsRunOnTheBu
                          image + " > " + input_data)
                             .c_str()),
             0);
-  for (const std::string model : {"ab", "optimization-encoder"}) {
+  // Every model and experiment of the built-in configuration.
+  for (const std::string model : {"softmax", "optimization", "optimization-encoder", "ab", "ab-encoder", "shadow"}) {
     int status = 0;
     const auto output =
         RunCommand(std::string(DETR_PYTHON) + " " + DETR_SOURCE_DIR + "/tests/service/triton_clients_replay.py " +

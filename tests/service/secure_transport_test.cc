@@ -136,7 +136,7 @@ TEST_F(SecureTransportTest, MutualTlsRefusesClientsWithoutACertificateOfItsCa) {
 }
 
 TEST_F(SecureTransportTest, BearerTokensGateEveryMethodButHealth) {
-  InProcessServer server(std::string(kModel) + "auth: {tokens_file: " + kCerts + "/tokens}\n");
+  InProcessServer server(std::string(kModel) + "auth: {tokens_file: " + kCerts + "/tokens, allow_plaintext: true}\n");
   ASSERT_TRUE(server.ok());
   const auto plaintext = grpc::InsecureChannelCredentials();
   EXPECT_EQ(Detect(server.target(), plaintext), grpc::StatusCode::UNAUTHENTICATED);
@@ -251,6 +251,22 @@ TEST_F(SecureTransportTest, ATlsCertificateWithoutItsKeyIsRefusedAtStartUp) {
   const int status = ::pclose(pipe.release());
   EXPECT_NE(status, 0);
   EXPECT_NE(output.find("--tls-key"), std::string::npos) << output;
+}
+
+// Tokens never travel in the clear by default: without TLS the server does
+// not start, and says both ways out.
+TEST_F(SecureTransportTest, TokensWithoutTlsAreRefusedUnlessPlaintextIsIntended) {
+  const std::string config = std::string(DETR_TEST_OUTPUT_DIR) + "/plaintext_tokens.yaml";
+  std::ofstream(config) << kModel << "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\n";
+  const std::string command =
+      std::string(DETR_SERVER_BINARY) + " --config " + config + " --tokens-file " + kCerts + "/tokens 2>&1";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  ASSERT_TRUE(pipe);
+  std::string output(8192, '\0');
+  output.resize(std::fread(output.data(), 1, output.size(), pipe.get()));
+  EXPECT_NE(::pclose(pipe.release()), 0);
+  EXPECT_NE(output.find("--tls-cert"), std::string::npos) << output;
+  EXPECT_NE(output.find("allow_plaintext"), std::string::npos) << output;
 }
 
 TEST(ReflectionV1Test, ListsServicesAndServesTheirDescriptors) {

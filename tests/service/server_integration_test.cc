@@ -450,6 +450,16 @@ TEST(BaselineAttentionTest, LinearAndPoolingSitesServe) {
   for (const auto& d : response.detections()) EXPECT_TRUE(std::isfinite(d.score()) && d.box().x1() >= d.box().x0());
 }
 
+TEST(ServerStartupTest, AnswersVersion) {
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(DETR_SERVER_BINARY " --version 2>&1", "r"), ::pclose);
+  char line[256] = {};
+  ASSERT_TRUE(std::fgets(line, sizeof line, pipe.get()));
+  const std::string version(line);
+  EXPECT_EQ(version.rfind("detr-server ", 0), 0u) << version;
+  EXPECT_GT(version.size(), std::string("detr-server \n").size()) << version;
+  EXPECT_EQ(::pclose(pipe.release()), 0);
+}
+
 TEST(ServerStartupTest, BadConfigOrWeightsStopStartUpWithAMessage) {
   auto [code, output] = RunServerExpectingFailure(
       "models: [{name: a, architecture: {backbone: resnet18}, "

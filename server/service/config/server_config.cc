@@ -249,8 +249,9 @@ void ParseTls(const YamlNode& tls, ServerConfig& config, const std::string& sour
 }
 
 void ParseAuth(const YamlNode& auth, ServerConfig& config, const std::string& source, const std::string& base_dir) {
-  CheckKeys(auth, {"tokens_file"}, source, "auth");
+  CheckKeys(auth, {"tokens_file", "allow_plaintext"}, source, "auth");
   ReadIf(auth, "tokens_file", config.tokens_file, source, "auth");
+  ReadIf(auth, "allow_plaintext", config.allow_plaintext_tokens, source, "auth");
   config.tokens_file = Resolve(config.tokens_file, base_dir);
 }
 

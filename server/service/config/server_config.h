@@ -128,6 +128,9 @@ struct ServerConfig {
   std::set<std::string> inject_faults;  // testing only: stages that fail on purpose
   TlsConfig tls;
   std::string tokens_file;  // bearer tokens, one per line; empty: no token needed
+  // Tokens without TLS are refused at start (they would travel in the clear)
+  // unless this says so: behind a mesh or proxy that terminates TLS.
+  bool allow_plaintext_tokens = false;
   ConnectionConfig connections;
 
   /// Parses YAML/JSON text; relative paths resolve against `base_dir`.
