@@ -14,7 +14,10 @@ int main(int argc, char** argv) {
   app.add_option("--lb", client.load_balancing, "load-balancing policy: round_robin (default: pick_first)")
       ->check(CLI::IsMember({"", "pick_first", "round_robin"}));
   app.add_option("--timeout", client.timeout_seconds, "deadline of each call, seconds")->capture_default_str();
+  // Also from the environment: the image's HEALTHCHECK runs `detr-client health`
+  // with no flags, and a container serving TLS sets DETR_CLIENT_TLS_CA for it.
   app.add_option("--tls-ca", client.tls_ca, "TLS: verify the server against this CA certificate (PEM)")
+      ->envname("DETR_CLIENT_TLS_CA")
       ->check(CLI::ExistingFile);
   auto* cert =
       app.add_option("--tls-cert", client.tls_cert, "mTLS: this client's certificate (PEM)")->check(CLI::ExistingFile);

@@ -66,41 +66,21 @@ TEST(ComposeTest, ServicesPortsAndMountedFilesExist) {
   }
 }
 
-// Under compose.tls.yml the gRPC port refuses plaintext, so the container's
-// health check (the image's is plaintext gRPC) must speak TLS to it, with a
-// CA the mounted folder holds.
+// Under compose.tls.yml the gRPC port refuses plaintext, so the image's
+// health check (detr-client health, no flags) must speak TLS: the override
+// gives detr-client the CA through its environment, a file of the mounted
+// folder.
 TEST(ComposeTest, TlsOverrideChecksHealthOverTls) {
   const auto tls = YAML::LoadFile(kSource + "/deploy/docker/compose.tls.yml");
   const auto server = tls["services"]["detr-server"];
   const auto command = server["command"].as<std::vector<std::string>>();
   ASSERT_NE(std::find(command.begin(), command.end(), "--tls-cert"), command.end());
-  const auto test = server["healthcheck"]["test"].as<std::vector<std::string>>();
-  const auto ca = std::find(test.begin(), test.end(), "--tls-ca");
-  ASSERT_NE(ca, test.end()) << "the health check would be refused by the TLS port";
-  ASSERT_NE(ca + 1, test.end());
-  EXPECT_EQ((ca + 1)->rfind("/etc/detr/tls/", 0), 0u) << *(ca + 1);
-  EXPECT_EQ(test.back(), "health");
-}
-
-// A Prometheus that scrapes more than detr-server (kube-prometheus-stack
-// scrapes itself, its exporters, every Go process) has process_* series of
-// all of them: a panel must pick detr-server's by job.
-TEST(DashboardTest, ProcessMetricsAreSelectedByJob) {
-  std::ifstream in(kSource + "/deploy/grafana/dashboards/detr-serve.json");
-  const auto dashboard = nlohmann::json::parse(in);
-  int checked = 0;
-  for (const auto& panel : dashboard["panels"]) {
-    for (const auto& target : panel.value("targets", nlohmann::json::array())) {
-      const std::string expr = target.value("expr", "");
-      for (auto at = expr.find("process_"); at != std::string::npos; at = expr.find("process_", at + 1)) {
-        const auto end = expr.find_first_of("{[ )", at);
-        ASSERT_NE(end, std::string::npos) << expr;
-        EXPECT_EQ(expr.compare(end, 20, "{job=\"detr-server\"}"), 0) << panel["title"] << ": " << expr;
-        ++checked;
-      }
-    }
-  }
-  EXPECT_GT(checked, 0) << "the dashboard shows the process's resident memory";
+  const auto ca = server["environment"]["DETR_CLIENT_TLS_CA"];
+  ASSERT_TRUE(ca) << "the image's plaintext health check would be refused by the TLS port";
+  EXPECT_EQ(ca.as<std::string>().rfind("/etc/detr/tls/", 0), 0u) << ca.as<std::string>();
+  std::ifstream dockerfile(kSource + "/deploy/docker/Dockerfile");
+  const std::string text((std::istreambuf_iterator<char>(dockerfile)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"detr-client\", \"--target\", \"127.0.0.1:50051\""), std::string::npos);
 }
 
 // The image installs deploy/models as /usr/share/detr/models: a config for the

@@ -120,6 +120,11 @@ TEST_F(SecureTransportTest, TheHttpPortSpeaksHttpsWithTheSameCertificates) {
   EXPECT_EQ(curl("--cacert " + kCerts + "/ca.crt -H 'Content-Type: image/png' --data-binary @" + image + " " + https +
                  "/v2/models/alpha/infer"),
             "401");
+  // The image's health check, `detr-client health` with no TLS flag, speaks
+  // TLS when its environment names the CA (compose.tls.yml sets it).
+  const std::string health = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() + " --timeout 5 health";
+  EXPECT_EQ(std::system(("DETR_CLIENT_TLS_CA=" + kCerts + "/ca.crt " + health + " > /dev/null 2>&1").c_str()), 0);
+  EXPECT_NE(std::system((health + " > /dev/null 2>&1").c_str()), 0) << "plaintext to a TLS port";
   // Not a CA it trusts, and no TLS at all: nothing is answered in the clear.
   EXPECT_NE(curl("--cacert " + kCerts + "/rogue/ca.crt " + https + "/v2/health/ready"), "200");
   EXPECT_EQ(curl("http://localhost:" + port + "/v2/health/ready").substr(0, 3), "000");
