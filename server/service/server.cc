@@ -16,6 +16,8 @@
 #include "server/service/frontend/reflection_v1_service.h"
 #include "server/service/http/metrics_endpoint.h"
 #include "server/service/memory/memory_budget.h"
+#include "server/service/memory/memory_pressure.h"
+#include "server/service/observability/rate_limited_log.h"
 #include "server/service/observability/metrics.h"
 #include "server/service/pipeline/request_pipeline.h"
 
@@ -124,9 +126,10 @@ std::uint64_t RuntimeBytes(const AllocatorControl& allocator) {
 }
 
 // Sizes `models`' memory budget; an error lists its parts when it exceeds the
-// limit. Otherwise sizes the allocator's cache and publishes the budget.
+// limit. Otherwise sizes the allocator's cache, publishes the budget and
+// hands its limit to the pressure watch.
 absl::Status ApplyMemoryBudget(const ServerConfig& config, const ModelSet& models, std::uint64_t runtime_bytes,
-                               const AllocatorControl& allocator, Metrics& metrics) {
+                               const AllocatorControl& allocator, Metrics& metrics, MemoryPressureWatch& pressure) {
   const auto budget = SizeMemoryBudget(config, models, runtime_bytes);
   if (budget.limit > 0 && budget.total() > budget.limit) {
     return absl::FailedPreconditionError(
@@ -136,7 +139,25 @@ absl::Status ApplyMemoryBudget(const ServerConfig& config, const ModelSet& model
   spdlog::info("memory budget: {}", budget.Describe());
   if (allocator.set_cache_limit) allocator.set_cache_limit(budget.allocator_cache_bytes);
   metrics.SetMemoryBudget(static_cast<double>(budget.limit), budget.ByKind());
+  pressure.SetBudget(budget.limit, budget.allocator_cache_bytes);
   return absl::OkStatus();
+}
+
+MemoryPressureWatch::Options PressureOptions(const AllocatorControl& allocator, Metrics& metrics) {
+  MemoryPressureWatch::Options options;
+  options.resident_bytes = ResidentBytes;
+  options.set_cache_limit = allocator.set_cache_limit;
+  // Shrinks repeat as long as the working set sits near the limit: one line a minute at most.
+  options.on_shrink = [&metrics, log = std::make_shared<RateLimitedLog>(1.0 / 60, 1)] {
+    metrics.RecordCacheShrink();
+    if (std::uint64_t suppressed = 0; log->Allow(suppressed)) {
+      spdlog::warn(
+          "resident memory is near the memory limit: emptied the tensor allocator's cache and returned "
+          "malloc's free pages ({} more times since the last line; detr_memory_cache_shrinks_total)",
+          suppressed);
+    }
+  };
+  return options;
 }
 
 }  // namespace
@@ -147,6 +168,7 @@ struct Server::Parts {
   AllocatorControl allocator;
   std::uint64_t runtime_bytes = 0;  // resident before any model loaded
   Metrics metrics;
+  std::unique_ptr<MemoryPressureWatch> pressure;
   AccessControl access{BearerTokens()};
   std::unique_ptr<MetricsEndpoint> metrics_endpoint;
   std::unique_ptr<RequestPipeline> pipeline;
@@ -172,6 +194,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   parts->allocator = std::move(allocator);
   parts->runtime_bytes = RuntimeBytes(parts->allocator);
   if (parts->allocator.read) parts->metrics.SetAllocatorSource(parts->allocator.read);
+  parts->pressure = std::make_unique<MemoryPressureWatch>(PressureOptions(parts->allocator, parts->metrics));
   std::shared_ptr<const ModelSet> models;
   std::shared_ptr<grpc::ServerCredentials> credentials;
   try {
@@ -183,7 +206,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     return absl::FailedPreconditionError(e.what());
   }
   for (const auto& entry : config.models) LogModel(*models->Find(entry.name));
-  if (auto budget = ApplyMemoryBudget(config, *models, parts->runtime_bytes, parts->allocator, parts->metrics);
+  if (auto budget =
+          ApplyMemoryBudget(config, *models, parts->runtime_bytes, parts->allocator, parts->metrics, *parts->pressure);
       !budget.ok()) {
     return budget;
   }
@@ -282,7 +306,8 @@ absl::Status Server::Reload(const ServerConfig& config) {
     spdlog::error("reload failed, the current configuration keeps serving: {}", e.what());
     return absl::FailedPreconditionError(e.what());
   }
-  if (auto budget = ApplyMemoryBudget(config, *next, parts.runtime_bytes, parts.allocator, parts.metrics);
+  if (auto budget =
+          ApplyMemoryBudget(config, *next, parts.runtime_bytes, parts.allocator, parts.metrics, *parts.pressure);
       !budget.ok()) {
     spdlog::error("reload failed, the current configuration keeps serving: {}", std::string(budget.message()));
     return budget;

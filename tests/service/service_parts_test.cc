@@ -12,8 +12,10 @@
 #include "server/image/image_header.h"
 #include "server/service/status_mapping.h"
 #include "server/service/pipeline/router.h"
+#include "server/service/config/cgroup_dirs.h"
 #include "server/service/config/cpu_limit.h"
 #include "server/service/config/server_config.h"
+#include "server/service/memory/memory_budget.h"
 
 namespace detr::service {
 namespace {
@@ -31,7 +33,9 @@ TEST(CpuLimitTest, ReadsTheCgroupQuotaOfEitherVersionAndCapsTheThreads) {
   EXPECT_FALSE(CgroupCpuLimit(dir.string()).has_value());
   std::ofstream(dir / "cpu/cpu.cfs_quota_us") << "150000\n";  // 1.5 cores: 2 threads
   EXPECT_EQ(CgroupCpuLimit(dir.string()), std::optional<int>(2));
-  std::ofstream(dir / "cpu.max") << "max 100000\n";  // v2 unlimited: no quota, whatever v1 says
+  std::ofstream(dir / "cpu.max") << "max 100000\n";  // v2 unlimited: the tightest quota found still binds
+  EXPECT_EQ(CgroupCpuLimit(dir.string()), std::optional<int>(2));
+  fs::remove_all(dir / "cpu");
   EXPECT_FALSE(CgroupCpuLimit(dir.string()).has_value());
   std::ofstream(dir / "cpu.max") << "100000 100000\n";
   EXPECT_EQ(CgroupCpuLimit(dir.string()), std::optional<int>(1));
@@ -40,6 +44,35 @@ TEST(CpuLimitTest, ReadsTheCgroupQuotaOfEitherVersionAndCapsTheThreads) {
   std::ofstream(dir / "cpu.max") << "6400000 100000\n";  // 64 cores: capped by the cores this process may use
   EXPECT_EQ(IntraOpThreads(0, dir.string()), IntraOpThreads(0, (dir / "none").string()));
   EXPECT_GE(IntraOpThreads(0, (dir / "none").string()), 1);
+}
+
+// A process in a child group without a cgroup namespace (a systemd service, a
+// v1 container on the host's namespace) finds its limits under the path
+// /proc/self/cgroup names, not at the mount's root.
+TEST(CpuLimitTest, ReadsTheProcesssOwnGroupNamedInProcSelfCgroup) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(DETR_TEST_OUTPUT_DIR) / "own_cgroup";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "cpu,cpuacct/kubepods/pod1");
+  fs::create_directories(dir / "system.slice/detr.service");
+  std::ofstream(dir / "self_v1") << "5:cpu,cpuacct:/kubepods/pod1\n4:memory:/kubepods/pod1\n0::/\n";
+  std::ofstream(dir / "self_v2") << "0::/system.slice/detr.service\n";
+  EXPECT_EQ(CgroupDirs(dir.string(), "cpu", (dir / "self_v1").string()),
+            (std::vector<std::string>{(dir / "cpu/kubepods/pod1").string(), dir.string(), (dir / "cpu").string()}));
+  std::ofstream(dir / "cpu,cpuacct/kubepods/pod1/cpu.cfs_quota_us") << "300000\n";
+  std::ofstream(dir / "cpu,cpuacct/kubepods/pod1/cpu.cfs_period_us") << "100000\n";
+  EXPECT_FALSE(CgroupCpuLimit(dir.string(), (dir / "self_v1").string()).has_value());
+  // v1 hosts mount cpu,cpuacct and link cpu to it.
+  fs::create_directory_symlink(dir / "cpu,cpuacct", dir / "cpu");
+  EXPECT_EQ(CgroupCpuLimit(dir.string(), (dir / "self_v1").string()), std::optional<int>(3));
+  std::ofstream(dir / "system.slice/detr.service/cpu.max") << "200000 100000\n";
+  std::ofstream(dir / "system.slice/detr.service/memory.max") << "1073741824\n";
+  EXPECT_EQ(CgroupCpuLimit(dir.string(), (dir / "self_v2").string()), std::optional<int>(2));
+  EXPECT_EQ(CgroupMemoryLimit(dir.string(), (dir / "self_v2").string()), std::optional<std::uint64_t>(1073741824));
+  std::ofstream(dir / "memory.max") << "536870912\n";  // a tighter ancestor binds
+  EXPECT_EQ(CgroupMemoryLimit(dir.string(), (dir / "self_v2").string()), std::optional<std::uint64_t>(536870912));
+  std::ofstream(dir / "self_escape") << "0::/../../etc\n";  // never leaves the mount
+  EXPECT_EQ(CgroupDirs(dir.string(), "memory", (dir / "self_escape").string()).size(), 2u);
 }
 
 TEST(StatusMappingTest, KeepsCodeAndMessageAndNamesEachCode) {

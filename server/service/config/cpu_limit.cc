@@ -6,6 +6,8 @@
 #include <fstream>
 #include <thread>
 
+#include "server/service/config/cgroup_dirs.h"
+
 namespace detr::service {
 namespace {
 
@@ -22,10 +24,9 @@ int AllowedCores() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-}  // namespace
-
-std::optional<int> CgroupCpuLimit(const std::string& cgroup_root) {
-  std::ifstream v2(cgroup_root + "/cpu.max");
+// One group's quota: v2's cpu.max, else v1's cfs files.
+std::optional<int> QuotaIn(const std::string& dir) {
+  std::ifstream v2(dir + "/cpu.max");
   std::string quota;
   double period = 0;
   if (v2 >> quota >> period) {
@@ -36,11 +37,21 @@ std::optional<int> CgroupCpuLimit(const std::string& cgroup_root) {
       return std::nullopt;
     }
   }
-  std::ifstream v1_quota(cgroup_root + "/cpu/cpu.cfs_quota_us");
-  std::ifstream v1_period(cgroup_root + "/cpu/cpu.cfs_period_us");
+  std::ifstream v1_quota(dir + "/cpu.cfs_quota_us");
+  std::ifstream v1_period(dir + "/cpu.cfs_period_us");
   double q = 0;
   if (v1_quota >> q && v1_period >> period) return CoresOf(q, period);
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<int> CgroupCpuLimit(const std::string& cgroup_root, const std::string& proc_self_cgroup) {
+  std::optional<int> tightest;
+  for (const auto& dir : CgroupDirs(cgroup_root, "cpu", proc_self_cgroup)) {
+    if (const auto cores = QuotaIn(dir); cores && (!tightest || *cores < *tightest)) tightest = cores;
+  }
+  return tightest;
 }
 
 int IntraOpThreads(int configured, const std::string& cgroup_root) {

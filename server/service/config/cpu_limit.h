@@ -10,9 +10,11 @@
 namespace detr::service {
 
 /// The cgroup's CPU quota in cores, rounded up: cgroup v2's cpu.max
-/// ("400000 100000" -> 4), else v1's cpu.cfs_quota_us / cpu.cfs_period_us.
-/// Nothing when unlimited ("max", -1) or unreadable.
-std::optional<int> CgroupCpuLimit(const std::string& cgroup_root = "/sys/fs/cgroup");
+/// ("400000 100000" -> 4), else v1's cpu.cfs_quota_us / cpu.cfs_period_us;
+/// the tightest of the process's own group and the mount's root
+/// (cgroup_dirs.h). Nothing when unlimited ("max", -1) or unreadable.
+std::optional<int> CgroupCpuLimit(const std::string& cgroup_root = "/sys/fs/cgroup",
+                                  const std::string& proc_self_cgroup = "/proc/self/cgroup");
 
 /// The intra-op thread count to run with: `configured` when positive, else
 /// the cores this process may run on (its CPU affinity), capped by the

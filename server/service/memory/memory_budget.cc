@@ -6,6 +6,8 @@
 #include <fstream>
 #include <map>
 
+#include "server/service/config/cgroup_dirs.h"
+
 namespace detr::service {
 namespace {
 
@@ -52,9 +54,16 @@ std::uint64_t ResidentBytes() {
   return static_cast<std::uint64_t>(pages_resident) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-std::optional<std::uint64_t> CgroupMemoryLimit(const std::string& root) {
-  if (auto v2 = ReadLimit(root + "/memory.max")) return v2;
-  return ReadLimit(root + "/memory/memory.limit_in_bytes");
+std::optional<std::uint64_t> CgroupMemoryLimit(const std::string& root, const std::string& proc_self_cgroup) {
+  // The tightest limit of the process's own group and the mount's root (an
+  // ancestor): a group inherits its parents' limits.
+  std::optional<std::uint64_t> tightest;
+  for (const auto& dir : CgroupDirs(root, "memory", proc_self_cgroup)) {
+    for (const char* file : {"/memory.max", "/memory.limit_in_bytes"}) {
+      if (const auto limit = ReadLimit(dir + file); limit && (!tightest || *limit < *tightest)) tightest = limit;
+    }
+  }
+  return tightest;
 }
 
 std::uint64_t MemoryBudget::total() const {

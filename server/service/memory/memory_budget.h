@@ -26,9 +26,11 @@ struct AllocatorControl {
 /// The process's resident bytes now (/proc/self/statm); 0 where unreadable.
 std::uint64_t ResidentBytes();
 
-/// The cgroup's memory limit: v2's memory.max, else v1's
-/// memory/memory.limit_in_bytes, under `root`; none when unlimited or absent.
-std::optional<std::uint64_t> CgroupMemoryLimit(const std::string& root = "/sys/fs/cgroup");
+/// The cgroup's memory limit: the tightest of v2's memory.max and v1's
+/// memory.limit_in_bytes in the process's own group and at the mount's root
+/// under `root` (cgroup_dirs.h); none when unlimited or absent.
+std::optional<std::uint64_t> CgroupMemoryLimit(const std::string& root = "/sys/fs/cgroup",
+                                               const std::string& proc_self_cgroup = "/proc/self/cgroup");
 
 struct MemoryPart {
   std::string name;     ///< for people: "model 'r50' plans"

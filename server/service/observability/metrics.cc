@@ -223,6 +223,11 @@ Metrics::Metrics()
                                .Name("detr_memory_budget_bytes")
                                .Help("The memory budget by part, sized at start and on reload.")
                                .Register(*registry_)),
+      cache_shrinks_(&prometheus::BuildCounter()
+                          .Name("detr_memory_cache_shrinks_total")
+                          .Help("Times resident memory neared the limit and the server emptied its caches.")
+                          .Register(*registry_)
+                          .Add({})),
       process_collector_(std::make_shared<ProcessCollector>()),
       allocator_collector_(std::make_shared<AllocatorCollector>()) {}
 

@@ -97,6 +97,9 @@ class Metrics {
   void SetAllocatorSource(std::function<AllocatorFigures()> source);
   /// detr_memory_limit_bytes (0: none) and detr_memory_budget_bytes{part}.
   void SetMemoryBudget(double limit_bytes, const std::vector<std::pair<std::string, double>>& parts);
+  /// detr_memory_cache_shrinks_total: resident memory neared the limit and
+  /// the caches were emptied (memory_pressure.h).
+  void RecordCacheShrink() { cache_shrinks_->Increment(); }
 
   /// What a /metrics endpoint renders: the registry and the process's own.
   std::vector<std::shared_ptr<prometheus::Collectable>> Collectables() const;
@@ -118,6 +121,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& model_plans_;
   prometheus::Family<prometheus::Gauge>& memory_limit_bytes_;
   prometheus::Family<prometheus::Gauge>& memory_budget_bytes_;
+  prometheus::Counter* cache_shrinks_ = nullptr;
   std::shared_ptr<prometheus::Collectable> process_collector_;
   std::shared_ptr<AllocatorCollector> allocator_collector_;
   std::mutex mutex_;
