@@ -10,7 +10,7 @@ A table lives in a doc between two markers:
 `render_results.py` rewrites every such block from its records; `--check`
 changes nothing and exits 1 naming each block that differs from what the
 records render (make test runs it). Tables known: traffic (results/traffic.jsonl),
-padding (results/padding.jsonl).
+padding (results/padding.jsonl), memory_limit (results/memory_limit.jsonl).
 
 Usage: render_results.py [--check] [ROOT]
 """
@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-DOCS = ["docs/benchmarks.md", "docs/accuracy.md", "README.md"]
+DOCS = ["docs/benchmarks.md", "docs/accuracy.md", "docs/serving.md", "README.md"]
 BLOCK = re.compile(r"(<!-- results: (\w[\w-]*) -->\n)(.*?)(<!-- /results: \2 -->)", re.S)
 
 
@@ -44,8 +44,11 @@ def traffic(root):
     lines = []
     for group in runs(records(root, "traffic")):
         by_engine = {r["label"].split(" ")[0]: r for r in group}
-        ort, eager = by_engine.get("onnxruntime"), by_engine.get("eager")
-        for r in group:
+        eager = by_engine.get("eager")
+        for i, r in enumerate(group):
+            # A served row's ONNX Runtime is the one run round by round beside it, else the run's own.
+            beside = group[i + 1] if i + 1 < len(group) and group[i + 1]["label"] == "onnxruntime (interleaved)" else None
+            ort = beside or next((x for x in group if x["label"].startswith("onnxruntime")), None)
             machine = r["machine"]
             cap = machine.get("onednn_max_cpu_isa") or "none"
             run = f"{r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''}, cap {cap}"
@@ -79,7 +82,21 @@ def padding(root):
     return head + "\n".join(rows) + "\n"
 
 
-TABLES = {"traffic": traffic, "padding": padding}
+def memory_limit(root):
+    head = ("| run | deployment (route) | limit | request | enforced by | clients x seconds | answered / failed "
+            "| RSS at ready / peak | cgroup peak | OOM kills | result |\n"
+            "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
+    mib = lambda b: f"{b / 2**20:,.0f} MiB" if b is not None else ""  # noqa: E731
+    rows = [f"| {r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''} | {r['deployment']} "
+            f"({r['route']}) | {mib(r['limit_bytes'])} | {mib(r['request_bytes'])} | {r['enforced_by']} | "
+            f"{r['concurrency']} x {r['seconds']:.0f} | {r['answered']} / {sum(r['failures'].values())} | "
+            f"{mib(r['rss_ready_bytes'])} / {mib(r['rss_peak_bytes'])} | {mib(r.get('peak_usage_bytes'))} | "
+            f"{r.get('oom_kills', '')} | {'passed' if r['passed'] else 'FAILED'} |"
+            for r in records(root, "memory_limit")]
+    return head + "\n".join(rows) + "\n"
+
+
+TABLES = {"traffic": traffic, "padding": padding, "memory_limit": memory_limit}
 
 
 def main():

@@ -4,8 +4,11 @@
 // onnxruntime-node's CPU build on each request's resized shape in the mix's
 // order (seeded pixels, no padding). Prints one JSON object: per-request
 // seconds and the process's RSS after the first round and at the end.
+// With --stdin-rounds it runs one round per line read from stdin instead and
+// prints one JSON line per round ({seconds, rss}), so that a driver can
+// interleave its rounds with another engine's (traffic_bench.py --beside).
 //
-//   node onnxruntime_traffic.js MODEL.onnx SHAPES.json [--threads 2] [--rounds 3]
+//   node onnxruntime_traffic.js MODEL.onnx SHAPES.json [--threads 2] [--rounds 3 | --stdin-rounds]
 'use strict';
 const fs = require('fs');
 const ort = require('onnxruntime-node');
@@ -37,6 +40,26 @@ async function main() {
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   });
+  const runRound = async () => {
+    const seconds = [];
+    for (const [height, width] of shapes) {
+      const feeds = inputs(height, width, height * 7919 + width);
+      const start = process.hrtime.bigint();
+      await session.run(feeds);
+      seconds.push(Number(process.hrtime.bigint() - start) / 1e9);
+    }
+    return seconds;
+  };
+  if (process.argv.includes('--stdin-rounds')) {
+    console.log(JSON.stringify({ready: true}));
+    const lines = require('readline').createInterface({input: process.stdin});
+    for await (const line of lines) {
+      if (line.trim() !== 'round') break;
+      const seconds = await runRound();
+      console.log(JSON.stringify({seconds, rss: process.memoryUsage().rss}));
+    }
+    return;
+  }
   const rounds = option('--rounds', 3);
   const seconds = [];
   let rssAfterFirstRound = 0;

@@ -135,17 +135,19 @@ def provenance(build, argv, config=None):
 
 
 class Server:
-    def __init__(self, build, config, base_port, log):
+    def __init__(self, build, config, base_port, log, preexec_fn=None):
         self.ports = {"grpc": base_port, "metrics": base_port + 1, "http": base_port + 2}
         self.args = [f"{build}/bin/detr-server", "--config", config,
                      "--listen", f"127.0.0.1:{self.ports['grpc']}",
                      "--metrics-listen", f"127.0.0.1:{self.ports['metrics']}",
                      "--http-listen", f"127.0.0.1:{self.ports['http']}"]
         self.log = log
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. joins a cgroup)
 
     def __enter__(self):
         start = time.monotonic()
-        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                        preexec_fn=self.preexec_fn)
         while time.monotonic() - start < 600:
             if self.process.poll() is not None:
                 raise SystemExit(f"detr-server exited with {self.process.returncode}; see {self.log.name}")
@@ -229,6 +231,9 @@ def main():
     parser.add_argument("--port", type=int, default=50871)
     parser.add_argument("--out", default="")
     parser.add_argument("--label", default="")
+    parser.add_argument("--beside", choices=["onnxruntime"],
+                        help="run ONNX Runtime on the same resized shapes, one round after each of the server's "
+                             "rounds at concurrency 1, so that drift reaches both alike; writes its record too")
     args = parser.parse_args()
 
     shapes = mix()
@@ -238,6 +243,7 @@ def main():
     log_path.parent.mkdir(parents=True, exist_ok=True)
     record = {"label": args.label, "config": args.config, "model": args.model,
               "distinct_inputs": len(set(resized.values())), "requests_per_round": len(shapes)}
+    beside = Beside(args.build, [resized[s] for s in shapes]) if args.beside else None
     with open(log_path, "w") as log, Server(args.build, args.config, args.port, log) as server:
         pid = server.process.pid
         record["ready_seconds"] = round(server.ready_seconds, 1)
@@ -254,6 +260,9 @@ def main():
             rss_by_count[(r + 1) * len(shapes)] = rss_bytes(pid) / 2**20
             print(f"round {r + 1}/{args.rounds}: p50 {statistics.median(latencies) * 1e3:.0f} ms, "
                   f"RSS {rss_bytes(pid) / 2**20:.0f} MB", flush=True)
+            if beside:
+                beside_p50 = beside.run_round()
+                print(f"  {args.beside} round {r + 1}: p50 {beside_p50 * 1e3:.0f} ms", flush=True)
         record["rss_after_requests_mb"] = {str(n): mb for n, mb in rss_by_count.items()}
         record.update(rss_growth(rss_by_count, 100, 1000))
         record.update(latency_figures([resized[s] for s in shapes] * args.rounds, all_c1, len(shapes)))
@@ -267,7 +276,43 @@ def main():
         record["rss_end_mb"] = rss_bytes(pid) / 2**20
         record["metrics_end"] = server.memory_series()
     record.update(provenance(args.build, sys.argv, args.config))
+    if beside:
+        record["interleaved_with"] = args.beside
     write_record(record, args.out)
+    if beside:
+        write_record(beside.record(args.build, [resized[s] for s in shapes], len(shapes), args.beside), args.out)
+
+
+class Beside:
+    """ONNX Runtime in a process of its own, running one round of the mix's resized shapes when asked."""
+
+    def __init__(self, build, shapes):
+        import traffic_reference
+        command = traffic_reference.onnxruntime_command(build, traffic_reference.seeded_weights(build), shapes, 2)
+        self.process = subprocess.Popen(command + ["--stdin-rounds"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        if not json.loads(self.process.stdout.readline()).get("ready"):
+            raise SystemExit("ONNX Runtime did not start")
+        self.seconds, self.rss = [], []
+
+    def run_round(self):
+        """Runs a round; its median seconds."""
+        self.process.stdin.write("round\n")
+        self.process.stdin.flush()
+        result = json.loads(self.process.stdout.readline())
+        self.seconds += result["seconds"]
+        self.rss.append(result["rss"])
+        return statistics.median(result["seconds"])
+
+    def record(self, build, shapes, round_length, engine):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+        record = {"label": f"{engine} (interleaved)", "model": "detr-r50 (official architecture, seeded weights)",
+                  "requests_per_round": round_length, "rounds": len(self.rss),
+                  "rss_after_round_1_mb": self.rss[0] / 2**20, "rss_end_mb": self.rss[-1] / 2**20}
+        record.update(latency_figures(shapes * len(self.rss), self.seconds, round_length))
+        record.update(provenance(build, sys.argv))
+        return record
 
 
 if __name__ == "__main__":

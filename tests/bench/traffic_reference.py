@@ -47,7 +47,9 @@ def run_eager(weights, shapes, rounds, threads):
     return seconds, rss_after_round_1, traffic_bench.rss_bytes(os.getpid())
 
 
-def run_onnxruntime(build, weights, shapes, rounds, threads):
+def onnxruntime_command(build, weights, shapes, threads):
+    """The command that runs ONNX Runtime on `shapes` (the model exported and the runtime installed on first use),
+    and the shapes file it reads (kept until the caller's process ends)."""
     bench = Path(build) / "bench"
     model = bench / "onnx" / "detr-r50-dynamic.onnx"
     if not model.exists():
@@ -61,11 +63,24 @@ def run_onnxruntime(build, weights, shapes, rounds, threads):
                        check=True, stdout=subprocess.DEVNULL)
     script = runtime / "onnxruntime_traffic.js"
     script.write_text(Path("tests/bench/onnxruntime_traffic.js").read_text())
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as shapes_file:
-        json.dump([list(s) for s in shapes], shapes_file)
-        shapes_file.flush()
-        out = subprocess.run(["node", str(script), str(model), shapes_file.name, "--threads", str(threads),
-                              "--rounds", str(rounds)], check=True, capture_output=True, text=True).stdout
+    shapes_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump([list(s) for s in shapes], shapes_file)
+    shapes_file.close()
+    return ["node", str(script), str(model), shapes_file.name, "--threads", str(threads)]
+
+
+def seeded_weights(build):
+    """The seeded DETR-R50 weights the C++ benchmarks use (written by detr_forward_bench on first use)."""
+    weights = str(Path(build) / "bench" / "detr-r50-seed0.safetensors")
+    if not Path(weights).exists():
+        subprocess.run([f"{build}/bin/detr_forward_bench", f"--weights={weights}", "--benchmark_filter=none"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return weights
+
+
+def run_onnxruntime(build, weights, shapes, rounds, threads):
+    command = onnxruntime_command(build, weights, shapes, threads)
+    out = subprocess.run(command + ["--rounds", str(rounds)], check=True, capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     return result["seconds"], result["rss_after_round_1"], result["rss_end"]
 
@@ -79,10 +94,7 @@ def main():
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 
-    weights = str(Path(args.build) / "bench" / "detr-r50-seed0.safetensors")
-    if not Path(weights).exists():  # the C++ forward benchmark writes them
-        subprocess.run([f"{args.build}/bin/detr_forward_bench", f"--weights={weights}", "--benchmark_filter=none"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    weights = seeded_weights(args.build)
     shapes = [traffic_bench.official_size(*s) for s in traffic_bench.mix()]
     if args.engine == "eager":
         seconds, rss1, rss_end = run_eager(weights, shapes, args.rounds, args.threads)
