@@ -2,9 +2,13 @@
 """Attention alone at DETR's shapes on a GPU, with that machine's PyTorch.
 
 The GPU counterpart of attention_bench (issue 5): batch 1, 8 heads, head
-width 32, the same shapes and types. `softmax` runs on PyTorch's fused
-scaled-dot-product attention (FlashAttention / memory-efficient kernels,
-PyTorch >= 2.0); `softmax_unfused` is matmul, softmax, matmul;
+width 32, the same shapes. On a GPU every tensor is bf16 (--dtype), because
+FlashAttention runs only in fp16/bf16: `softmax` is PyTorch's
+scaled_dot_product_attention restricted to its flash kernel, so that a row
+either ran FlashAttention or fails; where this PyTorch or device has no flash
+kernel the bench says why and runs the memory-efficient one, then the math
+one, naming the kernel in every row (`softmax_kernel`). `softmax_unfused` is
+matmul, softmax, matmul;
 `optimization` is the spec's Woodbury form exactly as the model's
 differentiable path computes it (optimization_attention.cc: G factored once
 per head, K unrolled steps over all rows at once), which is what the C++
@@ -14,17 +18,25 @@ values) are the reviewers' baselines as the model computes them. Prints time, GF
 pooling m*dh), peak extra memory (CUDA
 allocator peak during the call) and the same run's sgemm GFLOP/s.
 
-    gpu_attention_bench.py [--device cuda] [--json OUT.json] [--quick]
+    gpu_attention_bench.py [--device cuda] [--dtype bf16|fp16|fp32] [--out results/gpu_attention.jsonl] [--quick]
+
+Each run appends one record (rows, PyTorch, device, dtype, the softmax
+kernel, commit, date, machine, command) to --out.
 
 --quick runs one small shape and K=1 only: a smoke test that runs anywhere
 (CTest runs it on the CPU, where memory is not measured).
 """
 import argparse
-import json
+import contextlib
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from traffic_bench import provenance, write_record  # noqa: E402
 
 HEADS, HEAD_DIM = 8, 32
 SHAPES = [  # (site, n, m, self-attention)
@@ -65,10 +77,45 @@ def measure(device, call, min_time):
     return times[len(times) // 2], peak
 
 
-def softmax_fused(q, k, v):
-    if hasattr(F, "scaled_dot_product_attention"):  # PyTorch >= 2.0
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def sdpa_only(kernel):
+    """A context that lets scaled_dot_product_attention use `kernel` alone (flash, efficient, math)."""
+    try:  # PyTorch >= 2.3
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        backend = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                   "math": SDPBackend.MATH}[kernel]
+        return sdpa_kernel(backend)
+    except ImportError:  # PyTorch 2.0 - 2.2
+        return torch.backends.cuda.sdp_kernel(enable_flash=kernel == "flash",
+                                              enable_mem_efficient=kernel == "efficient",
+                                              enable_math=kernel == "math")
+
+
+def softmax_kernel(device, q, k, v):
+    """The fastest SDPA kernel that runs these tensors, and why faster ones did not: (kernel, notes)."""
+    if not hasattr(F, "scaled_dot_product_attention"):
+        return "unfused", [f"PyTorch {torch.__version__} has no scaled_dot_product_attention"]
+    if device.type != "cuda":
+        return "default", ["not a CUDA device: PyTorch picks its CPU kernel"]
+    notes = []
+    for kernel in ("flash", "efficient", "math"):
+        try:
+            with sdpa_only(kernel):
+                F.scaled_dot_product_attention(q, k, v)
+            synchronize(device)
+            return kernel, notes
+        except RuntimeError as e:
+            notes.append(f"{kernel} did not run: {str(e).splitlines()[0][:200]}")
+    raise SystemExit("no scaled_dot_product_attention kernel ran: " + "; ".join(notes))
+
+
+def softmax_fused(kernel, q, k, v):
+    if kernel == "unfused":
+        return softmax_unfused(q, k, v)
+    with sdpa_only(kernel) if kernel != "default" else contextlib.nullcontext():
         return F.scaled_dot_product_attention(q, k, v)
-    return softmax_unfused(q, k, v)
 
 
 def softmax_unfused(q, k, v):
@@ -88,8 +135,10 @@ def optimization(q, d, v, iterations, exclude_self):
     if exclude_self:
         allowed.fill_diagonal_(0)
     dict_t = d.transpose(-1, -2)
-    gram = dict_t @ d + RHO * torch.eye(d.shape[-1], device=d.device, dtype=d.dtype)
-    solve_t = torch.cholesky_solve(dict_t, torch.linalg.cholesky(gram))
+    # The head-width Cholesky solve once per head in float32 (no bf16/fp16
+    # Cholesky); every n x m product runs in the tensors' own precision.
+    gram = dict_t.float() @ d.float() + RHO * torch.eye(d.shape[-1], device=d.device)
+    solve_t = torch.cholesky_solve(dict_t.float(), torch.linalg.cholesky(gram)).to(q.dtype)
     t = LAMBDA / RHO
 
     def threshold(x):
@@ -120,9 +169,9 @@ def pooling(n, v):
     return v.mean(-2, keepdim=True).expand(-1, -1, n, -1)
 
 
-def sgemm_gflops(device, size, min_time):
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def gemm_gflops(device, dtype, size, min_time):
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     seconds, _ = measure(device, lambda: a @ b, min_time)
     return 2.0 * size ** 3 / seconds / 1e9
 
@@ -130,7 +179,8 @@ def sgemm_gflops(device, size, min_time):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="bf16 on a GPU, fp32 on the CPU unless given")
+    parser.add_argument("--out", default="", help="append the run's record here (JSON Lines)")
     parser.add_argument("--min-time", type=float, default=0.5, help="seconds per row")
     parser.add_argument("--quick", action="store_true", help="one small shape, K=1: a smoke test")
     args = parser.parse_args()
@@ -141,19 +191,22 @@ def main():
     torch.set_grad_enabled(False)
     torch.manual_seed(0)
 
+    dtype = DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")]
     sgemm_size = 256 if args.quick else (8192 if device.type == "cuda" else 1024)
-    rows = [{"name": f"sgemm/{sgemm_size}", "gflops": sgemm_gflops(device, sgemm_size, min_time)}]
-    fused = "fused scaled_dot_product_attention" if hasattr(F, "scaled_dot_product_attention") else "unfused (PyTorch < 2.0)"
+    rows = [{"name": f"gemm/{sgemm_size}", "gflops": gemm_gflops(device, dtype, sgemm_size, min_time)}]
     print(f"== torch {torch.__version__}, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-          + f"; softmax: {fused}")
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "") + f", {dtype}")
     print(f"{rows[0]['name']:<42} {rows[0]['gflops']:9.1f} GFLOP/s")
+    kernels = {}
     for site, n, m, is_self in shapes:
-        q = torch.randn(1, HEADS, n, HEAD_DIM, device=device)
-        k = q if is_self else torch.randn(1, HEADS, m, HEAD_DIM, device=device)
-        v = torch.randn(1, HEADS, m, HEAD_DIM, device=device)
+        q = torch.randn(1, HEADS, n, HEAD_DIM, device=device, dtype=dtype)
+        k = q if is_self else torch.randn(1, HEADS, m, HEAD_DIM, device=device, dtype=dtype)
+        v = torch.randn(1, HEADS, m, HEAD_DIM, device=device, dtype=dtype)
+        kernel, notes = softmax_kernel(device, q, k, v)
+        kernels[site] = kernel
+        print(f"-- {site}: softmax on SDPA kernel '{kernel}'" + "".join(f"\n   {note}" for note in notes))
         # flops per call, as a function of (n, m)
-        calls = [("softmax", lambda: softmax_fused(q, k, v), 4.0 * n * m * HEAD_DIM),
+        calls = [("softmax", lambda: softmax_fused(kernel, q, k, v), 4.0 * n * m * HEAD_DIM),
                  ("softmax_unfused", lambda: softmax_unfused(q, k, v), 4.0 * n * m * HEAD_DIM),
                  ("linear", lambda: linear(q, k, v), 2.0 * (n + m) * HEAD_DIM ** 2 + 2.0 * n * HEAD_DIM),
                  ("pooling", lambda: pooling(n, v), 1.0 * m * HEAD_DIM)]
@@ -166,11 +219,18 @@ def main():
             flops = flops_per_head * HEADS
             row = {"name": f"{kind}/{site}", "ms": seconds * 1e3, "gflops": flops / seconds / 1e9,
                    "peak_extra_MB": peak / 1e6}
+            if kind == "softmax":
+                row["softmax_kernel"] = kernel
             rows.append(row)
             print(f"{row['name']:<42} {row['ms']:9.3f} ms {row['gflops']:9.1f} GFLOP/s {row['peak_extra_MB']:9.2f} MB")
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"torch": torch.__version__, "device": str(device), "softmax": fused, "rows": rows}, out, indent=1)
+    if device.type == "cuda" and dtype != torch.float32 and "flash" not in kernels.values():
+        print("!! FlashAttention ran for no shape: the softmax rows are not the reviewers' FlashAttention", flush=True)
+    record = {"torch": torch.__version__, "device": str(device), "dtype": str(dtype).replace("torch.", ""),
+              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "softmax_kernels": kernels, "rows": rows}
+    record.update(provenance("", sys.argv))
+    if args.out:
+        write_record(record, args.out)
 
 
 if __name__ == "__main__":
