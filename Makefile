@@ -10,7 +10,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench bench-traffic soak fuzz train train-nonsquare ablations train-large serve-large fresh-check clean
+.PHONY: all deps configure build test serve bench bench-traffic bench-gpu bench-memory-limit soak fuzz train train-nonsquare ablations train-large serve-large fresh-check clean
 
 all: build
 
@@ -53,6 +53,23 @@ bench: build
 # memory parts. Appends a record per run to results/traffic.jsonl.
 bench-traffic: build
 	bash tests/bench/run_traffic_bench.sh $(BUILD_DIR)
+
+# Attention alone on a GPU, softmax on FlashAttention in bf16 against
+# optimization attention in bf16 (docs/benchmarks.md, "GPU"); needs a CUDA
+# PyTorch. Appends to results/gpu_attention.jsonl.
+bench-gpu:
+	/usr/bin/python3 tests/bench/gpu_attention_bench.py --device cuda --out results/gpu_attention.jsonl
+
+# Each deployment's memory limit under real traffic (issue 35): the r50-ab
+# overlay's two DETR-R50 arms, the base's built-in models and the large-task
+# pair, each for MEMORY_LIMIT_SECONDS at 4 clients under the limit its
+# manifests set (a cgroup where this machine allows one, else RSS sampling).
+# Appends to results/memory_limit.jsonl.
+MEMORY_LIMIT_SECONDS ?= 180
+bench-memory-limit: build
+	for d in deploy/k8s/overlays/r50-ab deploy/k8s/base deploy/k8s/overlays/large-task; do \
+	  /usr/bin/python3 tests/bench/memory_limit_bench.py $(BUILD_DIR) --deployment $$d --concurrency 4 \
+	    --seconds $(MEMORY_LIMIT_SECONDS) --out results/memory_limit.jsonl || exit 1; done
 
 # The soak: detr-server on its built-in configuration at twice the throughput
 # it sustains for SOAK_SECONDS (10 minutes); checks codes, memory and p99, and

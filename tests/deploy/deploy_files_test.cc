@@ -31,7 +31,8 @@ TEST(ComposeTest, ServicesPortsAndMountedFilesExist) {
   std::set<std::string> server_ports;
   for (const auto& port : services["detr-server"]["ports"]) server_ports.insert(port.as<std::string>());
   EXPECT_TRUE(server_ports.count("50051:50051") && server_ports.count("9464:9464"));
-  EXPECT_TRUE(std::filesystem::exists(kSource + "/" + services["detr-server"]["build"]["dockerfile"].as<std::string>()));
+  EXPECT_TRUE(
+      std::filesystem::exists(kSource + "/" + services["detr-server"]["build"]["dockerfile"].as<std::string>()));
   for (const auto& service : services) {
     for (const auto& volume : service.second["volumes"]) {
       const auto spec = volume.as<std::string>();
@@ -160,7 +161,8 @@ TEST_F(KubernetesTest, BaseRendersWithProbesResourcesAndSecurity) {
   EXPECT_EQ(pre_stop_command[0], "sleep");
   const int pre_stop = std::stoi(pre_stop_command[1]);
   EXPECT_GT(pod["terminationGracePeriodSeconds"].as<int>(), drain + pre_stop);
-  EXPECT_EQ(pod["volumes"][0]["configMap"]["name"].as<std::string>(), (*config_map)["metadata"]["name"].as<std::string>());
+  EXPECT_EQ(pod["volumes"][0]["configMap"]["name"].as<std::string>(),
+            (*config_map)["metadata"]["name"].as<std::string>());
 
   const auto* service = Find(objects, "Service", "detr-server");
   const auto* headless = Find(objects, "Service", "detr-server-headless");
@@ -169,7 +171,8 @@ TEST_F(KubernetesTest, BaseRendersWithProbesResourcesAndSecurity) {
   for (const auto& port : (*service)["spec"]["ports"]) ports.insert(port["name"].as<std::string>());
   EXPECT_TRUE(ports.count("grpc") && ports.count("metrics"));
   EXPECT_EQ((*headless)["spec"]["clusterIP"].as<std::string>(), "None");
-  EXPECT_EQ((*deployment)["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"].as<std::string>(), "9464");
+  EXPECT_EQ((*deployment)["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"].as<std::string>(),
+            "9464");
 }
 
 TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
@@ -182,8 +185,8 @@ TEST_F(KubernetesTest, AbOverlayRunsAStickyExperimentOnThreeReplicas) {
   EXPECT_EQ((*hpa)["spec"]["minReplicas"].as<int>(), 3);
   const auto* config_map = Find(objects, "ConfigMap");
   ASSERT_NE(config_map, nullptr);
-  const auto config = ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()),
-                                             "overlay", ".");
+  const auto config =
+      ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()), "overlay", ".");
   const auto* experiment = config.FindExperiment(config.default_route);
   ASSERT_NE(experiment, nullptr);
   EXPECT_EQ(experiment->kind, ExperimentKind::kSticky);
@@ -232,8 +235,8 @@ TEST_F(KubernetesTest, LargeTaskOverlayServesTheLargePairOfTheImage) {
   const auto objects = Render("deploy/k8s/overlays/large-task");
   const auto* config_map = Find(objects, "ConfigMap");
   ASSERT_NE(config_map, nullptr);
-  const auto pods = ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()),
-                                           "overlay", ".");
+  const auto pods =
+      ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()), "overlay", ".");
   const auto shipped = ServerConfig::FromFile(kSource + "/deploy/detr-server-large.yaml");
   ASSERT_EQ(pods.models.size(), shipped.models.size());
   for (std::size_t i = 0; i < pods.models.size(); ++i) {
@@ -247,6 +250,68 @@ TEST_F(KubernetesTest, LargeTaskOverlayServesTheLargePairOfTheImage) {
     EXPECT_EQ(pod_model.preprocessing.longest_edge, model.preprocessing.longest_edge) << model.name;
   }
   EXPECT_NE(pods.FindExperiment(pods.DefaultRoute()), nullptr);
+}
+
+// A Kubernetes memory quantity ("2Gi", "3584Mi") in bytes.
+std::uint64_t Quantity(const std::string& text) {
+  const auto digits = text.find_first_not_of("0123456789");
+  const std::uint64_t number = std::stoull(text.substr(0, digits));
+  const std::string unit = digits == std::string::npos ? "" : text.substr(digits);
+  const std::map<std::string, std::uint64_t> units = {
+      {"", 1},     {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30},
+      {"K", 1000}, {"M", 1000000},     {"G", 1000000000}};
+  EXPECT_TRUE(units.count(unit)) << text;
+  return number * (units.count(unit) ? units.at(unit) : 0);
+}
+
+// Sized by measurement (issue 35): every deployment's memory request and limit
+// are those of a passed run of `make bench-memory-limit` in
+// results/memory_limit.jsonl (its server config under that limit, 4 clients
+// of the real-traffic mix, no failure, RSS under the limit). Changing a limit
+// without running it again fails here.
+TEST_F(KubernetesTest, MemoryRequestsAndLimitsAreThoseOfAPassedMeasuredRun) {
+  std::vector<nlohmann::json> runs;
+  std::ifstream results(kSource + "/results/memory_limit.jsonl");
+  for (std::string line; std::getline(results, line);) {
+    if (!line.empty()) runs.push_back(nlohmann::json::parse(line));
+  }
+  for (const char* dir : {"deploy/k8s/base", "deploy/k8s/overlays/large-task", "deploy/k8s/overlays/r50-ab"}) {
+    const auto objects = Render(dir);
+    const auto* deployment = Find(objects, "Deployment");
+    ASSERT_NE(deployment, nullptr) << dir;
+    const auto resources = (*deployment)["spec"]["template"]["spec"]["containers"][0]["resources"];
+    const auto limit = Quantity(resources["limits"]["memory"].as<std::string>());
+    const auto request = Quantity(resources["requests"]["memory"].as<std::string>());
+    EXPECT_LT(request, limit) << dir;
+    const bool measured = std::any_of(runs.begin(), runs.end(), [&](const nlohmann::json& run) {
+      return run.at("deployment") == dir && run.at("limit_bytes") == limit && run.at("request_bytes") == request &&
+             run.at("passed").get<bool>() && run.at("concurrency").get<int>() >= 4 && run.at("failures").empty() &&
+             run.at("rss_peak_bytes").get<std::uint64_t>() < limit;
+    });
+    EXPECT_TRUE(measured) << dir << ": no passed run of make bench-memory-limit at limit " << limit << " and request "
+                          << request << " in results/memory_limit.jsonl";
+  }
+}
+
+// The r50-ab overlay: two DETR-R50 arms of the image's model configs, on
+// canvases (so their plans are bounded and built before readiness), split
+// 50/50 by its default route.
+TEST_F(KubernetesTest, R50OverlayServesTwoR50ArmsOnCanvases) {
+  const auto objects = Render("deploy/k8s/overlays/r50-ab");
+  const auto* config_map = Find(objects, "ConfigMap");
+  ASSERT_NE(config_map, nullptr);
+  const auto pods =
+      ServerConfig::FromText(InSourceTree((*config_map)["data"]["detr-server.yaml"].as<std::string>()), "overlay", ".");
+  ASSERT_EQ(pods.models.size(), 2u);
+  for (const auto& model : pods.models) {
+    EXPECT_EQ(model.config.backbone, "resnet50") << model.name;
+    EXPECT_EQ(model.preprocessing.shortest_edge, 800) << model.name;
+    EXPECT_FALSE(model.preprocessing.InputShapes().empty()) << model.name << ": no canvases";
+  }
+  const auto* experiment = pods.FindExperiment(pods.DefaultRoute());
+  ASSERT_NE(experiment, nullptr);
+  ASSERT_EQ(experiment->arms.size(), 2u);
+  EXPECT_NE(experiment->arms[0].model, experiment->arms[1].model);
 }
 
 // The Prometheus operator's component: the scrape, every alert and recording
@@ -310,7 +375,8 @@ TEST_F(KubernetesTest, KserveRuntimeServesTheProtocolWhereKserveLooks) {
   ASSERT_EQ(grpc_model["ports"].size(), 1u);
   EXPECT_EQ(grpc_model["ports"][0]["name"].as<std::string>(), "h2c");
   const auto grpc_listen = flag("--listen");
-  EXPECT_EQ(grpc_listen.substr(grpc_listen.rfind(':') + 1), std::to_string(grpc_model["ports"][0]["containerPort"].as<int>()));
+  EXPECT_EQ(grpc_listen.substr(grpc_listen.rfind(':') + 1),
+            std::to_string(grpc_model["ports"][0]["containerPort"].as<int>()));
   EXPECT_NE(std::find(protocols.begin(), protocols.end(), "grpc-v2"), protocols.end());
   // The repository's deploy/ is such a model folder: its config is valid there.
   EXPECT_NO_THROW(ServerConfig::FromFile(kSource + "/deploy/detr-server.yaml"));
