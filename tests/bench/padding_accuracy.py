@@ -13,6 +13,7 @@ and set to --out.
 Usage: padding_accuracy.py BUILD_DIR [--images 200] [--out results/padding.jsonl]
 """
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -28,6 +29,11 @@ MODELS = ["softmax", "optimization", "optimization-encoder"]
 CANVASES = [[128, 128], [128, 224], [224, 128]]
 SETS = {"square": ["--seed", "101", "--size", "128"],
         "padded 192x128": ["--seed", "103", "--size", "128", "--pad-to", "192x128"]}
+# The draws the shipped models and their configurations were chosen on
+# (server/tools/train_default_models.sh, train_nonsquare_models.sh): never
+# the ones measured here.
+SELECTION_DRAWS = {"square": "--seed 7 --size 128 (validation split)",
+                   "padded 192x128": "--seed 13 --size 128 --pad-to 192x128"}
 
 
 def config_text(root):
@@ -77,7 +83,10 @@ def main():
                                    check=True, stdout=subprocess.DEVNULL)
                     result = json.loads(figures.read_text())
                     record = {"label": f"{model}, {name}", "set": name, "draw": " ".join(SETS[name]),
-                              "images": args.images, "canvases": CANVASES}
+                              "selection_draw": SELECTION_DRAWS[name], "images": args.images, "canvases": CANVASES,
+                              "model_sha256": {
+                                  f: hashlib.sha256((root / "deploy" / "models" / f).read_bytes()).hexdigest()[:16]
+                                  for f in (f"default-{model}.json", f"default-{model}.safetensors")}}
                     for variant, key in (("unpadded", model), ("canvases", f"{model}-canvases")):
                         record[variant] = {k: result[key][k] for k in ("ap", "ap50", "ap75", "ar100")}
                     record.update(traffic_bench.provenance(args.build, sys.argv))

@@ -692,7 +692,8 @@ TEST(InferenceEndToEndTest, PerfAnalyzersSequenceAndTritonsHttpClientsRunOnTheBu
                             .c_str()),
             0);
   // Every model and experiment of the built-in configuration.
-  for (const std::string model : {"softmax", "optimization", "optimization-encoder", "ab", "ab-encoder", "shadow"}) {
+  for (const std::string model :
+       {"softmax", "optimization", "optimization-encoder", "ab", "ab-all-sites-square-only", "shadow"}) {
     int status = 0;
     const auto output =
         RunCommand(std::string(DETR_PYTHON) + " " + DETR_SOURCE_DIR + "/tests/service/triton_clients_replay.py " +
