@@ -1,6 +1,8 @@
-// detr-server as an object: Start loads a configuration's models, builds the
-// request pipeline and its front ends (detr.v1 gRPC with the standard health
-// and reflection services, Prometheus /metrics) and serves; Shutdown drains.
+// detr-server as an object: Start loads a configuration's models, checks its
+// memory budget, builds the request pipeline and its front ends (detr.v1 and
+// the Open Inference Protocol over gRPC, with the standard health and
+// reflection services; the Open Inference Protocol over HTTP/JSON;
+// Prometheus /metrics) and serves; Shutdown drains.
 // main.cc is flags, signals and Start; tests start servers in-process on
 // port 0 and read the ports they got.
 #pragma once

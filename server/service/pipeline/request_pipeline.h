@@ -5,8 +5,10 @@
 // Front ends (detr.v1 gRPC, the Open Inference Protocol over gRPC and HTTP)
 // convert their messages to a DetectInput, call Run, and convert the
 // DetectResult or error they are answered with. Errors are absl::Status
-// values (status_mapping.h); metrics and failure logs are recorded in one
-// place, when the request is answered.
+// values (status_mapping.h). A request's metrics and failure log are
+// recorded in one place, when it is answered; what belongs to a batch (its
+// size, the forward pass's memory, the model's memory gauges) is recorded by
+// the ModelRunner that ran it.
 #pragma once
 
 #include <atomic>
