@@ -10,7 +10,8 @@ A table lives in a doc between two markers:
 `render_results.py` rewrites every such block from its records; `--check`
 changes nothing and exits 1 naming each block that differs from what the
 records render (make test runs it). Tables known: traffic (results/traffic.jsonl),
-padding (results/padding.jsonl), memory_limit (results/memory_limit.jsonl).
+padding (results/padding.jsonl), memory_limit (results/memory_limit.jsonl),
+padding_outputs (results/padding_outputs.jsonl).
 
 Usage: render_results.py [--check] [ROOT]
 """
@@ -96,7 +97,21 @@ def memory_limit(root):
     return head + "\n".join(rows) + "\n"
 
 
-TABLES = {"traffic": traffic, "padding": padding, "memory_limit": memory_limit}
+def padding_outputs(root):
+    head = ("| run | model | resized -> canvas (padded) | max abs logit: padded / another image | max abs box "
+            "| top class agreement |\n| --- | --- | --- | ---: | ---: | ---: |\n")
+    rows = []
+    for r in records(root, "padding_outputs"):
+        run = f"{r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''}"
+        model = Path(r["model_config"]).stem
+        for i in r["images"]:
+            other = f" / {i['other_image_max_abs_logit']:.2g}" if "other_image_max_abs_logit" in i else ""
+            rows.append(f"| {run} | {model} | {i['resized']} -> {i['canvas']} ({i['padded_fraction']:.0%}) | "
+                        f"{i['max_abs_logit']:.2g}{other} | {i['max_abs_box']:.2g} | {i['top_class_agreement']:.2f} |")
+    return head + "\n".join(rows) + "\n"
+
+
+TABLES = {"traffic": traffic, "padding": padding, "memory_limit": memory_limit, "padding_outputs": padding_outputs}
 
 
 def main():
