@@ -3,6 +3,8 @@
 //   detr-server [--config FILE] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--http-listen HOST:PORT]
 //               [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--tokens-file FILE]
 #include <csignal>
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -37,7 +39,21 @@ sigset_t BlockServerSignals() {
 struct Flags {
   std::string config_path, listen, metrics_listen, http_listen;
   std::string tls_cert, tls_key, tls_client_ca, tokens_file;
+  std::string ports_file;
 };
+
+// The ports the server bound, as JSON, for whoever started it on port 0:
+// written whole under a temporary name, then renamed, so that a reader never
+// sees half a file.
+bool WritePortsFile(const std::string& path, const service::ServerPorts& ports) {
+  const std::string partial = path + ".partial";
+  {
+    std::ofstream out(partial, std::ios::trunc);
+    out << "{\"grpc\": " << ports.grpc << ", \"metrics\": " << ports.metrics << ", \"http\": " << ports.http << "}\n";
+    if (!out) return false;
+  }
+  return std::rename(partial.c_str(), path.c_str()) == 0;
+}
 
 // The configuration file (or the built-in one) with the flags' overrides.
 service::ServerConfig LoadConfig(const Flags& flags) {
@@ -104,6 +120,9 @@ int main(int argc, char** argv) {
   app.add_option("--tokens-file", flags.tokens_file,
                  "require 'authorization: Bearer <token>' with a token of this file (one per line)")
       ->check(CLI::ExistingFile);
+  app.add_option("--ports-file", flags.ports_file,
+                 "once serving, write the ports bound as JSON here ({\"grpc\", \"metrics\", \"http\"}): for "
+                 "addresses with port 0");
   CLI11_PARSE(app, argc, argv);
 
   const sigset_t signals = BlockServerSignals();
@@ -129,6 +148,11 @@ int main(int argc, char** argv) {
   auto server = service::Server::Start(config, LoadDetector, ControlOf(allocator));
   if (!server.ok()) {
     spdlog::critical("{}", std::string(server.status().message()));
+    return 1;
+  }
+  if (!flags.ports_file.empty() && !WritePortsFile(flags.ports_file, (*server)->ports())) {
+    spdlog::critical("cannot write the ports file {}", flags.ports_file);
+    (*server)->Shutdown();
     return 1;
   }
   // Loading ran parallel LibTorch ops on this thread; its idle OpenMP team

@@ -150,7 +150,6 @@ def main():
     parser.add_argument("--deployment", required=True, help="a deploy/k8s base or overlay folder")
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--port", type=int, default=50881)
     parser.add_argument("--out", default="")
     parser.add_argument("--no-cgroup", action="store_true", help="sample RSS only, even where a cgroup is possible")
     args = parser.parse_args()
@@ -179,7 +178,7 @@ def main():
     log_path = bench_dir / f"memory-limit-{folder.name}.log"
     try:
         with open(log_path, "w") as log, \
-                Server(args.build, str(config), args.port, log, cgroup.join if cgroup else None) as server:
+                Server(args.build, str(config), log, cgroup.join if cgroup else None) as server:
             pid = server.process.pid
             record["ready_seconds"] = round(server.ready_seconds, 1)
             record["rss_ready_bytes"] = rss_bytes(pid)

@@ -18,8 +18,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,7 +50,6 @@ def main():
     parser.add_argument("build")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--out", default="")
-    parser.add_argument("--port", type=int, default=51071)
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[2]
     work = Path(tempfile.mkdtemp(prefix="padding-accuracy-"))
@@ -61,39 +58,27 @@ def main():
         subprocess.run([f"{args.build}/bin/detr-data", "--output", str(work / name.split()[0]), "--train", "0",
                         "--val", str(args.images), *draw], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-    target = f"127.0.0.1:{args.port}"
-    with open(work / "server.log", "w") as log:
-        server = subprocess.Popen([f"{args.build}/bin/detr-server", "--config", str(work / "config.yaml"),
-                                   "--listen", target, "--metrics-listen", f"127.0.0.1:{args.port + 1}",
-                                   "--http-listen", f"127.0.0.1:{args.port + 2}"], stdout=log, stderr=log)
-        try:
-            for _ in range(240):
-                try:
-                    if urllib.request.urlopen(f"http://127.0.0.1:{args.port + 2}/v2/health/ready").status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.5)
-            for name in SETS:
-                data = work / name.split()[0]
-                for model in MODELS:
-                    figures = work / f"{name.split()[0]}-{model}.json"
-                    subprocess.run([f"{args.build}/bin/detr-client", "--target", target, "eval",
-                                    "--annotations", str(data / "val.json"), "--images", str(data / "val"),
-                                    "--model-a", model, "--model-b", f"{model}-canvases", "--json", str(figures)],
-                                   check=True, stdout=subprocess.DEVNULL)
-                    result = json.loads(figures.read_text())
-                    record = {"label": f"{model}, {name}", "set": name, "draw": " ".join(SETS[name]),
-                              "selection_draw": SELECTION_DRAWS[name], "images": args.images, "canvases": CANVASES,
-                              "model_sha256": {
-                                  f: hashlib.sha256((root / "deploy" / "models" / f).read_bytes()).hexdigest()[:16]
-                                  for f in (f"default-{model}.json", f"default-{model}.safetensors")}}
-                    for variant, key in (("unpadded", model), ("canvases", f"{model}-canvases")):
-                        record[variant] = {k: result[key][k] for k in ("ap", "ap50", "ap75", "ar100")}
-                    record.update(traffic_bench.provenance(args.build, sys.argv))
-                    traffic_bench.write_record(record, args.out)
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+    with open(work / "server.log", "w") as log, \
+            traffic_bench.Server(args.build, str(work / "config.yaml"), log) as server:
+        target = f"127.0.0.1:{server.ports['grpc']}"
+        for name in SETS:
+            data = work / name.split()[0]
+            for model in MODELS:
+                figures = work / f"{name.split()[0]}-{model}.json"
+                subprocess.run([f"{args.build}/bin/detr-client", "--target", target, "eval",
+                                "--annotations", str(data / "val.json"), "--images", str(data / "val"),
+                                "--model-a", model, "--model-b", f"{model}-canvases", "--json", str(figures)],
+                               check=True, stdout=subprocess.DEVNULL)
+                result = json.loads(figures.read_text())
+                record = {"label": f"{model}, {name}", "set": name, "draw": " ".join(SETS[name]),
+                          "selection_draw": SELECTION_DRAWS[name], "images": args.images, "canvases": CANVASES,
+                          "model_sha256": {
+                              f: hashlib.sha256((root / "deploy" / "models" / f).read_bytes()).hexdigest()[:16]
+                              for f in (f"default-{model}.json", f"default-{model}.safetensors")}}
+                for variant, key in (("unpadded", model), ("canvases", f"{model}-canvases")):
+                    record[variant] = {k: result[key][k] for k in ("ap", "ap50", "ap75", "ar100")}
+                record.update(traffic_bench.provenance(args.build, sys.argv))
+                traffic_bench.write_record(record, args.out)
 
 
 if __name__ == "__main__":

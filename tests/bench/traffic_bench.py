@@ -135,24 +135,29 @@ def provenance(build, argv, config=None):
 
 
 class Server:
-    def __init__(self, build, config, base_port, log, preexec_fn=None):
-        self.ports = {"grpc": base_port, "metrics": base_port + 1, "http": base_port + 2}
-        self.args = [f"{build}/bin/detr-server", "--config", config,
-                     "--listen", f"127.0.0.1:{self.ports['grpc']}",
-                     "--metrics-listen", f"127.0.0.1:{self.ports['metrics']}",
-                     "--http-listen", f"127.0.0.1:{self.ports['http']}"]
+    """detr-server on port 0 of 127.0.0.1 for each listener; the ports it bound come from its --ports-file."""
+
+    def __init__(self, build, config, log, preexec_fn=None):
+        self.ports = {}
+        self.ports_file = Path(log.name).with_suffix(".ports")
+        self.args = [f"{build}/bin/detr-server", "--config", config, "--listen", "127.0.0.1:0",
+                     "--metrics-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                     "--ports-file", str(self.ports_file)]
         self.log = log
         self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. joins a cgroup)
 
     def __enter__(self):
         start = time.monotonic()
+        self.ports_file.unlink(missing_ok=True)
         self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
                                         preexec_fn=self.preexec_fn)
         while time.monotonic() - start < 600:
             if self.process.poll() is not None:
                 raise SystemExit(f"detr-server exited with {self.process.returncode}; see {self.log.name}")
+            if not self.ports and self.ports_file.exists():
+                self.ports = json.loads(self.ports_file.read_text())
             try:
-                if self.get("/v2/health/ready")[0] == 200:
+                if self.ports and self.get("/v2/health/ready")[0] == 200:
                     self.ready_seconds = time.monotonic() - start
                     return self
             except (urllib.error.URLError, ConnectionError):
@@ -228,7 +233,6 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--port", type=int, default=50871)
     parser.add_argument("--out", default="")
     parser.add_argument("--label", default="")
     parser.add_argument("--beside", choices=["onnxruntime"],
@@ -244,7 +248,7 @@ def main():
     record = {"label": args.label, "config": args.config, "model": args.model,
               "distinct_inputs": len(set(resized.values())), "requests_per_round": len(shapes)}
     beside = Beside(args.build, [resized[s] for s in shapes]) if args.beside else None
-    with open(log_path, "w") as log, Server(args.build, args.config, args.port, log) as server:
+    with open(log_path, "w") as log, Server(args.build, args.config, log) as server:
         pid = server.process.pid
         record["ready_seconds"] = round(server.ready_seconds, 1)
         record["rss_ready_mb"] = rss_bytes(pid) / 2**20

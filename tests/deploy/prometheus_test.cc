@@ -30,13 +30,17 @@ const std::string kSource = DETR_SOURCE_DIR;
 const std::string kOut = DETR_TEST_OUTPUT_DIR;
 
 std::string ServerConfigYaml() {
-  const std::string arch = "{backbone: resnet18, hidden_dim: 32, nheads: 4, enc_layers: 1, dec_layers: 1, "
-                           "dim_feedforward: 64, num_queries: 5, num_classes: 91}";
-  const std::string rest = ", preprocessing: {shortest_edge: 64, longest_edge: 96}, batching: {max_batch_size: 4, max_queue_delay_ms: 5}}\n";
+  const std::string arch =
+      "{backbone: resnet18, hidden_dim: 32, nheads: 4, enc_layers: 1, dec_layers: 1, "
+      "dim_feedforward: 64, num_queries: 5, num_classes: 91}";
+  const std::string rest =
+      ", preprocessing: {shortest_edge: 64, longest_edge: 96}, batching: {max_batch_size: 4, max_queue_delay_ms: 5}}\n";
   return "intra_op_threads: 1\npreprocess_threads: 1\ndefault_route: ab\nmodels:\n"
-         "  - {name: alpha, architecture: " + arch + rest +
-         "  - {name: beta, architecture: " + arch + ", attention: {encoder.self: optimization, decoder.self: optimization, "
-         "decoder.cross: optimization}" + rest +
+         "  - {name: alpha, architecture: " +
+         arch + rest + "  - {name: beta, architecture: " + arch +
+         ", attention: {encoder.self: optimization, decoder.self: optimization, "
+         "decoder.cross: optimization}" +
+         rest +
          "experiments:\n"
          "  - {name: ab, kind: split, arms: [{model: alpha, weight: 0.5}, {model: beta, weight: 0.5}]}\n"
          "  - {name: shadow, kind: shadow, primary: alpha, arms: [{model: alpha}, {model: beta}]}\n";
@@ -48,7 +52,8 @@ std::string PrometheusConfig(const std::string& target) {
   config["global"]["scrape_interval"] = "1s";
   config["global"]["evaluation_interval"] = "1s";
   YAML::Node rules;
-  for (const auto& file : config["rule_files"]) rules.push_back(kSource + "/deploy/prometheus/" + file.as<std::string>());
+  for (const auto& file : config["rule_files"])
+    rules.push_back(kSource + "/deploy/prometheus/" + file.as<std::string>());
   config["rule_files"] = rules;
   YAML::Node targets;
   targets.push_back(target);
@@ -62,7 +67,8 @@ std::string UrlEncode(const std::string& text) {
   std::ostringstream out;
   for (unsigned char c : text) {
     if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out << c;
-    else out << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(c) << std::dec;
+    else
+      out << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(c) << std::dec;
   }
   return out.str();
 }
@@ -70,11 +76,12 @@ std::string UrlEncode(const std::string& text) {
 class PrometheusProcess {
  public:
   explicit PrometheusProcess(const std::string& config_path) {
-    address_ = "127.0.0.1:" + std::to_string(FreePort());
     std::filesystem::remove_all(kOut + "/prometheus-data");  // no series from an earlier run
+    std::filesystem::remove(kOut + "/prometheus.log");       // nor an earlier run's port
     const std::string storage = "--storage.tsdb.path=" + kOut + "/prometheus-data";
     const std::string config = "--config.file=" + config_path;
-    const std::string listen = "--web.listen-address=" + address_;
+    // Port 0: Prometheus logs the port it bound ('msg="Listening on" address=127.0.0.1:N').
+    const std::string listen = "--web.listen-address=127.0.0.1:0";
     const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
@@ -92,9 +99,10 @@ class PrometheusProcess {
       waitpid(pid_, nullptr, 0);
     }
   }
-  bool WaitReady() const {
+  bool WaitReady() {
     for (int i = 0; i < 150; ++i) {
-      if (HttpGet(address_, "/-/ready").find("Ready") != std::string::npos) return true;
+      if (address_.empty()) address_ = BoundAddress();
+      if (!address_.empty() && HttpGet(address_, "/-/ready").find("Ready") != std::string::npos) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     return false;
@@ -105,6 +113,18 @@ class PrometheusProcess {
   }
 
  private:
+  // The address in Prometheus's "Listening on" log line; empty until it is there.
+  static std::string BoundAddress() {
+    std::ifstream log(kOut + "/prometheus.log");
+    const std::string marker = "msg=\"Listening on\" address=";
+    for (std::string line; std::getline(log, line);) {
+      const auto at = line.find(marker);
+      if (at != std::string::npos)
+        return line.substr(at + marker.size(), line.find(' ', at + marker.size()) - at - marker.size());
+    }
+    return "";
+  }
+
   std::string address_;
   pid_t pid_ = -1;
 };
@@ -123,7 +143,8 @@ std::vector<std::pair<std::string, std::string>> RecordingRules() {
   std::vector<std::pair<std::string, std::string>> rules;
   auto file = YAML::LoadFile(kSource + "/deploy/prometheus/rules/detr-recording.yml");
   for (const auto& group : file["groups"]) {
-    for (const auto& rule : group["rules"]) rules.emplace_back(rule["record"].as<std::string>(), rule["expr"].as<std::string>());
+    for (const auto& rule : group["rules"])
+      rules.emplace_back(rule["record"].as<std::string>(), rule["expr"].as<std::string>());
   }
   return rules;
 }

@@ -422,8 +422,7 @@ std::pair<int, std::string> RunServerExpectingFailure(const std::string& yaml, c
   const std::string path = dir + "/" + name + ".yaml";
   std::ofstream(path) << yaml;
   const std::string command = std::string(DETR_SERVER_BINARY) + " --config " + path +
-                              " --listen 127.0.0.1:" + std::to_string(FreePort()) +
-                              " --metrics-listen 127.0.0.1:" + std::to_string(FreePort()) + " 2>&1";
+                              " --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 2>&1";
   std::string output;
   FILE* pipe = popen(command.c_str(), "r");
   char buffer[4096];

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -17,6 +18,7 @@
 #include <mutex>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "server/core/model/detr_detector.h"
 #include "server/core/runtime/cpu_allocator.h"
@@ -70,19 +72,6 @@ bool Serving(const std::string& target, const std::shared_ptr<grpc::ChannelCrede
 void DieWithParent(pid_t parent) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(1);  // it died before the request took effect
-}
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
 }
 
 namespace {
@@ -171,13 +160,12 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
   config_path_ = config_yaml.empty() ? "" : dir + "/" + name + ".yaml";
   const std::string& config_path = config_path_;
   if (!config_yaml.empty()) std::ofstream(config_path) << config_yaml;
-  target_ = "127.0.0.1:" + std::to_string(FreePort());
-  metrics_ = "127.0.0.1:" + std::to_string(FreePort());
-  http_ = "127.0.0.1:" + std::to_string(FreePort());
   log_path_ = dir + "/" + name + ".log";
+  const std::string ports_path = dir + "/" + name + ".ports";
+  std::remove(ports_path.c_str());
   // Built before fork: the child of a threaded process may not allocate.
-  std::vector<std::string> args = {DETR_SERVER_BINARY, "--listen",      target_, "--metrics-listen",
-                                   metrics_,           "--http-listen", http_};
+  std::vector<std::string> args = {DETR_SERVER_BINARY, "--listen",    "127.0.0.1:0",  "--metrics-listen", "127.0.0.1:0",
+                                   "--http-listen",    "127.0.0.1:0", "--ports-file", ports_path};
   if (!config_path.empty()) args.insert(args.end(), {"--config", config_path});  // else the built-in one
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   std::vector<char*> argv;
@@ -204,11 +192,22 @@ ServerProcess::ServerProcess(const std::string& config_yaml, const std::string& 
       ADD_FAILURE() << "detr-server exited during start-up:\n" << text.str();
       return;
     }
-    if (Serving(target_, options.credentials)) return;
+    if (target_.empty()) ReadPorts(ports_path);
+    if (!target_.empty() && Serving(target_, options.credentials)) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ADD_FAILURE() << "detr-server did not become healthy within 60 s";
   Stop();
+}
+
+void ServerProcess::ReadPorts(const std::string& ports_path) {
+  std::ifstream in(ports_path);
+  if (!in) return;  // not written yet: the server is still loading
+  const auto ports = nlohmann::json::parse(in, nullptr, false);
+  if (ports.is_discarded()) return;
+  target_ = "127.0.0.1:" + std::to_string(ports.value("grpc", 0));
+  metrics_ = "127.0.0.1:" + std::to_string(ports.value("metrics", 0));
+  http_ = "127.0.0.1:" + std::to_string(ports.value("http", 0));
 }
 
 ServerProcess::~ServerProcess() {

@@ -26,10 +26,6 @@ std::string HttpGet(const std::string& host_port, const std::string& path);
 /// leaves no server behind. Exits at once if the parent is already gone.
 void DieWithParent(pid_t parent);
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (for the binary's
-/// flags; in-process servers take port 0 instead).
-int FreePort();
-
 /// Everything the process logs (spdlog's default logger) while it lives,
 /// formatted as the server formats it.
 class CapturedLog {
@@ -88,8 +84,10 @@ struct ServerProcessOptions {
 class ServerProcess : public ServerEndpoints {
  public:
   /// Writes `config_yaml` next to the test outputs and starts the binary
-  /// (an empty `config_yaml`: the built-in configuration). Fails the current
-  /// test (and leaves pid() at -1) if it never gets healthy.
+  /// (an empty `config_yaml`: the built-in configuration) on port 0 of
+  /// 127.0.0.1 for each listener, reading the ports it bound from its
+  /// --ports-file. Fails the current test (and leaves pid() at -1) if it
+  /// never gets healthy.
   ServerProcess(const std::string& config_yaml, const std::string& name, ServerProcessOptions options = {});
   ~ServerProcess();
 
@@ -100,6 +98,8 @@ class ServerProcess : public ServerEndpoints {
   const std::string& config_path() const { return config_path_; }
 
  private:
+  void ReadPorts(const std::string& ports_path);  // sets the endpoints once the file is there
+
   std::string config_path_, log_path_;
   int pid_ = -1;
 };
