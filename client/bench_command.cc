@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -74,57 +75,56 @@ std::vector<double> LatencyBeyondInference(const Tally& tally) {
   return beyond;
 }
 
-}  // namespace
-
-int RunBench(const ClientOptions& client, const BenchCommand& command) {
-  if (command.requests <= 0 && command.duration <= 0) {
-    std::cerr << "bench: give --requests N or --duration S\n";
-    return 2;
+// One worker: sends requests until the count or the deadline is reached,
+// each at its slot of the fixed rate when one is set.
+void SendRequests(const ClientOptions& client, const BenchCommand& command, const std::vector<v1::Image>& images,
+                  const std::shared_ptr<grpc::Channel>& channel, Clock::time_point start, Clock::time_point stop_at,
+                  std::atomic<int64_t>& issued, std::atomic<int64_t>& done, Tally& tally) {
+  auto stub = v1::Detector::NewStub(channel);
+  while (true) {
+    const int64_t index = issued.fetch_add(1);
+    if (command.requests > 0 && index >= command.requests) return;
+    if (command.rate > 0) {  // request i goes out at start + i / rate
+      std::this_thread::sleep_until(start +
+                                    std::chrono::microseconds(static_cast<int64_t>(index * 1e6 / command.rate)));
+    }
+    if (Clock::now() >= stop_at) return;
+    v1::DetectRequest request;
+    *request.mutable_image() = images[static_cast<size_t>(index) % images.size()];
+    request.set_model(command.model);
+    request.set_routing_key("bench-" + std::to_string(index));
+    v1::DetectResponse response;
+    auto context = MakeContext(client);
+    const auto sent = Clock::now();
+    const auto status = stub->Detect(context.get(), request, &response);
+    const double seconds = std::chrono::duration<double>(Clock::now() - sent).count();
+    {
+      std::lock_guard<std::mutex> lock(tally.mutex);
+      tally.codes[StatusCodeName(status.error_code())]++;
+      if (status.ok()) {
+        tally.latencies.push_back(seconds);
+        tally.by_model[response.model()].push_back(seconds);
+        tally.preprocess.push_back(response.timings().preprocess_seconds());
+        tally.inference.push_back(response.timings().inference_seconds());
+      }
+    }
+    done.fetch_add(1);
   }
-  const auto images = LoadImages(command.images, command.raw);
+}
+
+// Runs the workers, with a live progress line on a terminal; the seconds they took.
+double RunWorkers(const ClientOptions& client, const BenchCommand& command, const std::vector<v1::Image>& images,
+                  std::atomic<int64_t>& done, Tally& tally) {
   auto channel = MakeChannel(client);
-  Tally tally;
-  std::atomic<int64_t> issued{0}, done{0};
+  std::atomic<int64_t> issued{0};
   const auto start = Clock::now();
   const auto stop_at = command.duration > 0
                            ? start + std::chrono::microseconds(static_cast<int64_t>(command.duration * 1e6))
                            : Clock::time_point::max();
-
-  auto worker = [&]() {
-    auto stub = v1::Detector::NewStub(channel);
-    while (true) {
-      const int64_t index = issued.fetch_add(1);
-      if (command.requests > 0 && index >= command.requests) return;
-      if (command.rate > 0) {  // request i goes out at start + i / rate
-        std::this_thread::sleep_until(start +
-                                      std::chrono::microseconds(static_cast<int64_t>(index * 1e6 / command.rate)));
-      }
-      if (Clock::now() >= stop_at) return;
-      v1::DetectRequest request;
-      *request.mutable_image() = images[static_cast<size_t>(index) % images.size()];
-      request.set_model(command.model);
-      request.set_routing_key("bench-" + std::to_string(index));
-      v1::DetectResponse response;
-      auto context = MakeContext(client);
-      const auto sent = Clock::now();
-      const auto status = stub->Detect(context.get(), request, &response);
-      const double seconds = std::chrono::duration<double>(Clock::now() - sent).count();
-      {
-        std::lock_guard<std::mutex> lock(tally.mutex);
-        tally.codes[StatusCodeName(status.error_code())]++;
-        if (status.ok()) {
-          tally.latencies.push_back(seconds);
-          tally.by_model[response.model()].push_back(seconds);
-          tally.preprocess.push_back(response.timings().preprocess_seconds());
-          tally.inference.push_back(response.timings().inference_seconds());
-        }
-      }
-      done.fetch_add(1);
-    }
-  };
   std::vector<std::thread> workers;
-  for (int i = 0; i < std::max(1, command.concurrency); ++i) workers.emplace_back(worker);
-
+  for (int i = 0; i < std::max(1, command.concurrency); ++i) {
+    workers.emplace_back([&] { SendRequests(client, command, images, channel, start, stop_at, issued, done, tally); });
+  }
   std::atomic<bool> finished{false};
   const bool shown = ProgressShown();
   std::thread progress([&] {
@@ -142,10 +142,13 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   finished.store(true);
   progress.join();
+  return elapsed;
+}
 
+nlohmann::json Report(const Tally& tally, int64_t requests, double elapsed) {
   const auto all = Summarize(tally.latencies);
   nlohmann::json report = {
-      {"requests", done.load()},
+      {"requests", requests},
       {"seconds", elapsed},
       {"throughput_per_second", all.count / elapsed},
       {"latency_seconds", {{"p50", all.p50}, {"p90", all.p90}, {"p99", all.p99}, {"max", all.max}}},
@@ -158,22 +161,44 @@ int RunBench(const ClientOptions& client, const BenchCommand& command) {
     const auto s = Summarize(latencies);
     report["models"][model] = {{"requests", s.count}, {"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}};
   }
+  return report;
+}
+
+void PrintReport(const nlohmann::json& report) {
+  const auto& latency = report["latency_seconds"];
+  std::printf("requests %lld in %.2f s: %.2f req/s\n", report["requests"].get<long long>(),
+              report["seconds"].get<double>(), report["throughput_per_second"].get<double>());
+  std::printf("latency p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", latency["p50"].get<double>() * 1e3,
+              latency["p90"].get<double>() * 1e3, latency["p99"].get<double>() * 1e3,
+              latency["max"].get<double>() * 1e3);
+  const auto& server = report["server_p50_seconds"];
+  std::printf("server-side p50: preprocess %.1f ms, inference %.1f ms; latency minus inference p50 %.1f ms\n",
+              server["preprocess"].get<double>() * 1e3, server["inference"].get<double>() * 1e3,
+              server["latency_minus_inference"].get<double>() * 1e3);
+  for (const auto& [code, count] : report["codes"].items()) std::printf("  %-20s %d\n", code.c_str(), count.get<int>());
+  if (!report.contains("models")) return;
+  for (const auto& [model, stats] : report["models"].items()) {
+    std::printf("  model %-16s %4d requests, p50 %.1f ms, p99 %.1f ms\n", model.c_str(), stats["requests"].get<int>(),
+                stats["p50"].get<double>() * 1e3, stats["p99"].get<double>() * 1e3);
+  }
+}
+
+}  // namespace
+
+int RunBench(const ClientOptions& client, const BenchCommand& command) {
+  if (command.requests <= 0 && command.duration <= 0) {
+    std::cerr << "bench: give --requests N or --duration S\n";
+    return 2;
+  }
+  const auto images = LoadImages(command.images, command.raw);
+  Tally tally;
+  std::atomic<int64_t> done{0};
+  const double elapsed = RunWorkers(client, command, images, done, tally);
+  const auto report = Report(tally, done.load(), elapsed);
   if (command.json) {
     std::cout << report.dump() << "\n";
   } else {
-    std::printf("requests %lld in %.2f s: %.2f req/s\n", static_cast<long long>(done.load()), elapsed,
-                all.count / elapsed);
-    std::printf("latency p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", all.p50 * 1e3, all.p90 * 1e3,
-                all.p99 * 1e3, all.max * 1e3);
-    const auto& server = report["server_p50_seconds"];
-    std::printf("server-side p50: preprocess %.1f ms, inference %.1f ms; latency minus inference p50 %.1f ms\n",
-                server["preprocess"].get<double>() * 1e3, server["inference"].get<double>() * 1e3,
-                server["latency_minus_inference"].get<double>() * 1e3);
-    for (const auto& [code, count] : tally.codes) std::printf("  %-20s %d\n", code.c_str(), count);
-    for (const auto& [model, stats] : report["models"].items()) {
-      std::printf("  model %-16s %4d requests, p50 %.1f ms, p99 %.1f ms\n", model.c_str(), stats["requests"].get<int>(),
-                  stats["p50"].get<double>() * 1e3, stats["p99"].get<double>() * 1e3);
-    }
+    PrintReport(report);
   }
   return tally.codes.size() == 1 && tally.codes.count("OK") ? 0 : 1;
 }

@@ -43,8 +43,11 @@ struct Options {
 
 nlohmann::json ToJson(const std::string& image, const cv::Mat& rgb, const detr::Detections& detections,
                       double milliseconds) {
-  nlohmann::json out = {{"image", image}, {"width", rgb.cols}, {"height", rgb.rows},
-                        {"inference_ms", milliseconds}, {"detections", nlohmann::json::array()}};
+  nlohmann::json out = {{"image", image},
+                        {"width", rgb.cols},
+                        {"height", rgb.rows},
+                        {"inference_ms", milliseconds},
+                        {"detections", nlohmann::json::array()}};
   for (const auto& d : detections) {
     out["detections"].push_back({{"class_id", d.class_id},
                                  {"class_name", d.class_name},
@@ -101,11 +104,13 @@ int main(int argc, char** argv) {
   Options options;
   CLI::App app{"Runs a DETR model on an image or on raw input tensors."};
   app.add_option("--model-config", options.model_config, "model config JSON (official argument names)")
-      ->required()->check(CLI::ExistingFile);
+      ->required()
+      ->check(CLI::ExistingFile);
   auto* weights = app.add_option("--weights", options.weights, "weights (safetensors)")->check(CLI::ExistingFile);
   auto* random = app.add_option("--random-init", options.random_init, "no weights: seeded random initialisation");
   weights->excludes(random);
-  auto* image = app.add_option("--image", options.image, "image file (JPEG, PNG, BMP, WebP, ...)")->check(CLI::ExistingFile);
+  auto* image =
+      app.add_option("--image", options.image, "image file (JPEG, PNG, BMP, WebP, ...)")->check(CLI::ExistingFile);
   app.add_option("--json", options.json_path, "write detections as JSON here (default: stdout)");
   app.add_option("--draw", options.draw_path, "write the image with boxes drawn here");
   app.add_option("--threshold", options.threshold, "minimum score")->capture_default_str();

@@ -27,7 +27,8 @@ std::vector<int> SolveAssignment(const std::vector<double>& cost, int rows, int 
       int next = 0;
       for (int j = 1; j <= cols; ++j) {
         if (used[j]) continue;
-        const double reduced = cost[(current_row - 1) * cols + (j - 1)] - row_potential[current_row] - column_potential[j];
+        const double reduced =
+            cost[(current_row - 1) * cols + (j - 1)] - row_potential[current_row] - column_potential[j];
         if (reduced < slack[j]) {
           slack[j] = reduced;
           previous[j] = column;

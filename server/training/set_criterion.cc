@@ -52,7 +52,9 @@ at::Tensor CxcywhToXyxy(const at::Tensor& boxes) {
 }
 
 at::Tensor GeneralizedBoxIou(const at::Tensor& a, const at::Tensor& b) {
-  auto area = [](const at::Tensor& x) { return (x.select(-1, 2) - x.select(-1, 0)) * (x.select(-1, 3) - x.select(-1, 1)); };
+  auto area = [](const at::Tensor& x) {
+    return (x.select(-1, 2) - x.select(-1, 0)) * (x.select(-1, 3) - x.select(-1, 1));
+  };
   auto area_a = area(a).unsqueeze(1), area_b = area(b).unsqueeze(0);
   auto top_left = at::max(a.unsqueeze(1).slice(-1, 0, 2), b.unsqueeze(0).slice(-1, 0, 2));
   auto bottom_right = at::min(a.unsqueeze(1).slice(-1, 2, 4), b.unsqueeze(0).slice(-1, 2, 4));
@@ -80,12 +82,14 @@ std::vector<std::pair<at::Tensor, at::Tensor>> MatchQueries(const at::Tensor& lo
       matches.emplace_back(at::empty({0}, index_options), at::empty({0}, index_options));
       continue;
     }
-    auto probabilities = logits[b].softmax(-1);                          // (Q, C+1)
-    auto class_cost = -probabilities.index_select(1, target.labels);     // (Q, T)
+    auto probabilities = logits[b].softmax(-1);                       // (Q, C+1)
+    auto class_cost = -probabilities.index_select(1, target.labels);  // (Q, T)
     auto l1_cost = at::cdist(boxes[b], target.boxes.to(boxes.scalar_type()), 1);
     auto giou_cost = -GeneralizedBoxIou(CxcywhToXyxy(boxes[b]), CxcywhToXyxy(target.boxes.to(boxes.scalar_type())));
     auto cost = (options.class_cost * class_cost + options.l1_cost * l1_cost + options.giou_cost * giou_cost)
-                    .t().contiguous().to(at::kDouble);                   // (T, Q)
+                    .t()
+                    .contiguous()
+                    .to(at::kDouble);  // (T, Q)
     std::vector<double> values(cost.data_ptr<double>(), cost.data_ptr<double>() + cost.numel());
     const auto assignment = SolveAssignment(values, static_cast<int>(count), static_cast<int>(queries));
     std::vector<int64_t> query_index(assignment.begin(), assignment.end());
@@ -96,7 +100,8 @@ std::vector<std::pair<at::Tensor, at::Tensor>> MatchQueries(const at::Tensor& lo
   return matches;
 }
 
-std::pair<at::Tensor, std::map<std::string, double>> SetLoss(const core::DetrOutput& output, const std::vector<Target>& targets,
+std::pair<at::Tensor, std::map<std::string, double>> SetLoss(const core::DetrOutput& output,
+                                                             const std::vector<Target>& targets,
                                                              const SetCriterionOptions& options) {
   std::map<std::string, double> parts;
   at::Tensor total;

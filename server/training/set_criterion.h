@@ -24,7 +24,7 @@ struct Target {
 
 struct SetCriterionOptions {
   int num_classes = 91;
-  double class_cost = 1, l1_cost = 5, giou_cost = 2;      // matcher
+  double class_cost = 1, l1_cost = 5, giou_cost = 2;        // matcher
   double class_weight = 1, l1_weight = 5, giou_weight = 2;  // loss
   double no_object_weight = 0.1;
 };
@@ -40,7 +40,8 @@ std::vector<std::pair<at::Tensor, at::Tensor>> MatchQueries(const at::Tensor& lo
 
 /// The weighted total (differentiable) and its parts by name ("loss_ce",
 /// "loss_bbox", "loss_giou", with "_N" suffixes for auxiliary layer N).
-std::pair<at::Tensor, std::map<std::string, double>> SetLoss(const core::DetrOutput& output, const std::vector<Target>& targets,
+std::pair<at::Tensor, std::map<std::string, double>> SetLoss(const core::DetrOutput& output,
+                                                             const std::vector<Target>& targets,
                                                              const SetCriterionOptions& options);
 
 }  // namespace detr::training

@@ -30,10 +30,8 @@ struct Shape {
   detr::core::TokenGrid grid;  // the encoder's feature map (e.g. 25 x 34 for 800 x 1066 at stride 32)
 };
 constexpr Shape kShapes[] = {
-    {"encoder.self/400", 400, 400, true, {20, 20}},
-    {"encoder.self/850", 850, 850, true, {25, 34}},
-    {"encoder.self/1400", 1400, 1400, true, {35, 40}},
-    {"decoder.cross/100x850", 100, 850, false, {}},
+    {"encoder.self/400", 400, 400, true, {20, 20}},    {"encoder.self/850", 850, 850, true, {25, 34}},
+    {"encoder.self/1400", 1400, 1400, true, {35, 40}}, {"decoder.cross/100x850", 100, 850, false, {}},
     {"decoder.self/100", 100, 100, true, {}},
 };
 
@@ -64,9 +62,12 @@ void BM_Softmax(benchmark::State& state, Shape shape, bool blocked) {
   at::manual_seed(0);
   auto q = at::randn({1, kHeads, shape.n, kHeadDim}), k = at::randn({1, kHeads, shape.m, kHeadDim});
   auto v = at::randn({1, kHeads, shape.m, kHeadDim});
-  Measure(state,
-          [&] { return blocked ? detr::core::SoftmaxAttention(q, k, v, {}) : detr::core::SoftmaxAttentionUnfused(q, k, v, {}); },
-          4.0 * shape.n * shape.m * kHeadDim * kHeads);
+  Measure(
+      state,
+      [&] {
+        return blocked ? detr::core::SoftmaxAttention(q, k, v, {}) : detr::core::SoftmaxAttentionUnfused(q, k, v, {});
+      },
+      4.0 * shape.n * shape.m * kHeadDim * kHeads);
 }
 
 void BM_Optimization(benchmark::State& state, Shape shape, int iterations, double lambda,
@@ -81,8 +82,10 @@ void BM_Optimization(benchmark::State& state, Shape shape, int iterations, doubl
   options.type = detr::core::AttentionType::kOptimization;
   options.iterations = iterations;
   options.lambda = lambda;
-  Measure(state, [&] { return detr::core::OptimizationAttentionInference(problem, v, options, options.query_chunk, backend); },
-          (4.0 * iterations + 4) * shape.n * shape.m * kHeadDim * kHeads);
+  Measure(
+      state,
+      [&] { return detr::core::OptimizationAttentionInference(problem, v, options, options.query_chunk, backend); },
+      (4.0 * iterations + 4) * shape.n * shape.m * kHeadDim * kHeads);
 }
 
 // The reviewers' baselines on their ATen paths (the model's, in training and inference).
@@ -90,24 +93,26 @@ void BM_Linear(benchmark::State& state, Shape shape) {
   at::manual_seed(0);
   auto q = at::randn({1, kHeads, shape.n, kHeadDim}), k = at::randn({1, kHeads, shape.m, kHeadDim});
   auto v = at::randn({1, kHeads, shape.m, kHeadDim});
-  Measure(state, [&] { return detr::core::LinearAttention(q, k, v, {}); },
-          (2.0 * (shape.n + shape.m) * kHeadDim * kHeadDim + 2.0 * shape.n * kHeadDim) * kHeads);
+  Measure(
+      state, [&] { return detr::core::LinearAttention(q, k, v, {}); },
+      (2.0 * (shape.n + shape.m) * kHeadDim * kHeadDim + 2.0 * shape.n * kHeadDim) * kHeads);
 }
 
 void BM_Pooling(benchmark::State& state, Shape shape, int64_t window) {
   at::manual_seed(0);
   auto v = at::randn({1, kHeads, shape.m, kHeadDim});
   const double adds = window > 0 ? static_cast<double>(window * window) * shape.n : static_cast<double>(shape.m);
-  Measure(state, [&] { return detr::core::PoolingAttention(shape.n, v, {}, window, shape.grid); },
-          adds * kHeadDim * kHeads);
+  Measure(
+      state, [&] { return detr::core::PoolingAttention(shape.n, v, {}, window, shape.grid); },
+      adds * kHeadDim * kHeads);
 }
 
 void BM_Sgemm(benchmark::State& state) {
   detr::core::ConfigureThreads(g_threads);
   auto a = at::randn({1024, 1024}), b = at::randn({1024, 1024});
   for (auto _ : state) benchmark::DoNotOptimize(at::mm(a, b).data_ptr());
-  state.counters["GFLOPs"] = benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations() / 1e9,
-                                                benchmark::Counter::kIsRate);
+  state.counters["GFLOPs"] =
+      benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
 }  // namespace
@@ -124,23 +129,31 @@ int main(int argc, char** argv) {
     // softmax_identity_qk runs the same kernel as softmax on unprojected
     // inputs: at the attention level its cost is softmax's.
     benchmark::RegisterBenchmark((std::string("softmax/") + shape.site).c_str(), BM_Softmax, shape, true)
-        ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+        ->Arg(shape.m)
+        ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark((std::string("softmax_unfused/") + shape.site).c_str(), BM_Softmax, shape, false)
-        ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+        ->Arg(shape.m)
+        ->Unit(benchmark::kMillisecond);
     const double lambda = detr::core::AttentionOptions{}.lambda;
-    auto add_optimization = [&](const std::string& name, int k, double lambda_k, detr::core::OptimizationBackend backend) {
+    auto add_optimization = [&](const std::string& name, int k, double lambda_k,
+                                detr::core::OptimizationBackend backend) {
       benchmark::RegisterBenchmark((name + "/" + shape.site).c_str(), BM_Optimization, shape, k, lambda_k, backend)
-          ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+          ->Arg(shape.m)
+          ->Unit(benchmark::kMillisecond);
     };
     benchmark::RegisterBenchmark((std::string("linear/") + shape.site).c_str(), BM_Linear, shape)
-        ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+        ->Arg(shape.m)
+        ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark((std::string("pooling/") + shape.site).c_str(), BM_Pooling, shape, 0)
-        ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+        ->Arg(shape.m)
+        ->Unit(benchmark::kMillisecond);
     if (shape.grid.height > 0) {
       benchmark::RegisterBenchmark((std::string("pooling_window3/") + shape.site).c_str(), BM_Pooling, shape, 3)
-          ->Arg(shape.m)->Unit(benchmark::kMillisecond);
+          ->Arg(shape.m)
+          ->Unit(benchmark::kMillisecond);
     }
-    for (int k : {1, 3, 5, 10}) add_optimization("optimization_K" + std::to_string(k), k, lambda, detr::core::OptimizationBackend::kAuto);
+    for (int k : {1, 3, 5, 10})
+      add_optimization("optimization_K" + std::to_string(k), k, lambda, detr::core::OptimizationBackend::kAuto);
     if (shape.n == 850 && shape.self) {
       // The kernel skips products with zero coefficients; at lambda 0.001
       // almost none is zero: its worst case.

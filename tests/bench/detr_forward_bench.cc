@@ -46,9 +46,9 @@ void EnsureWeights() {
 
 // How the model is prepared for inference.
 enum class Preparation {
-  kNone,            // as loaded: frozen batch-norms as separate ops, NCHW
-  kLibTorchConvs,   // folded batch-norms, channels-last, LibTorch's convolutions
-  kFull,            // as the server runs: plus the oneDNN (Winograd) backbone
+  kNone,           // as loaded: frozen batch-norms as separate ops, NCHW
+  kLibTorchConvs,  // folded batch-norms, channels-last, LibTorch's convolutions
+  kFull,           // as the server runs: plus the oneDNN (Winograd) backbone
 };
 
 void BM_DetrR50Forward(benchmark::State& state, detr::core::AttentionType type, Preparation preparation) {
@@ -73,7 +73,7 @@ void BM_DetrR50Forward(benchmark::State& state, detr::core::AttentionType type, 
     loaded.model->forward(pixels, mask);
     state.counters["peak_MB"] = static_cast<double>(scope.peak_bytes()) / 1e6;
   }
-  const char* note = preparation == Preparation::kNone          ? " (no BN folding, NCHW)"
+  const char* note = preparation == Preparation::kNone            ? " (no BN folding, NCHW)"
                      : preparation == Preparation::kLibTorchConvs ? " (LibTorch convolutions)"
                                                                   : "";
   state.SetLabel(std::string(detr::core::ToString(type)) + note);
@@ -83,7 +83,7 @@ void BM_DetrR50Forward(benchmark::State& state, detr::core::AttentionType type, 
 
 int main(int argc, char** argv) {
   detr::core::UseFastBlasKernels(argv);  // may re-execute the program: before anything else
-  for (int i = 1; i < argc; ++i) {  // our flags first; the rest go to Google Benchmark
+  for (int i = 1; i < argc; ++i) {       // our flags first; the rest go to Google Benchmark
     if (std::strncmp(argv[i], "--weights=", 10) == 0) g_weights = argv[i] + 10;
     if (std::strncmp(argv[i], "--threads=", 10) == 0) g_threads = std::atoi(argv[i] + 10);
   }

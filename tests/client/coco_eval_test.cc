@@ -53,9 +53,11 @@ TEST(CocoEvalTest, AShiftedBoxCountsAtTheThresholdsItsIouPasses) {
 TEST(CocoEvalTest, DuplicatesAreFalsePositivesInScoreOrder) {
   const std::vector<CocoBox> truth = {Box(1, 1, 0, 0, 100, 100)};
   // A duplicate below the true positive costs nothing (precision is interpolated).
-  EXPECT_DOUBLE_EQ(EvaluateCoco(truth, {Box(1, 1, 0, 0, 100, 100, 0.9f), Box(1, 1, 0, 0, 100, 100, 0.8f)}, {1}).ap, 1.0);
+  EXPECT_DOUBLE_EQ(EvaluateCoco(truth, {Box(1, 1, 0, 0, 100, 100, 0.9f), Box(1, 1, 0, 0, 100, 100, 0.8f)}, {1}).ap,
+                   1.0);
   // A false positive ranked first halves precision at every recall.
-  EXPECT_DOUBLE_EQ(EvaluateCoco(truth, {Box(1, 1, 300, 300, 50, 50, 0.9f), Box(1, 1, 0, 0, 100, 100, 0.8f)}, {1}).ap, 0.5);
+  EXPECT_DOUBLE_EQ(EvaluateCoco(truth, {Box(1, 1, 300, 300, 50, 50, 0.9f), Box(1, 1, 0, 0, 100, 100, 0.8f)}, {1}).ap,
+                   0.5);
   // The wrong class does not match at all.
   EXPECT_DOUBLE_EQ(EvaluateCoco(truth, {Box(1, 2, 0, 0, 100, 100)}, {1}).ap, 0.0);
 }
@@ -70,15 +72,18 @@ TEST(CocoEvalTest, DetectionsOnCrowdRegionsAreIgnoredNotPenalised) {
 
 TEST(CocoEvalTest, PrintsThePycocotoolsTable) {
   const auto table = FormatCocoSummary(EvaluateCoco(kTruth, kTruth, {1, 2}));
-  EXPECT_NE(table.find(" Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 1.000"), std::string::npos)
+  EXPECT_NE(table.find(" Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 1.000"),
+            std::string::npos)
       << table;
   EXPECT_NE(table.find(" Average Precision  (AP) @[ IoU=0.50:0.95 | area= large | maxDets=100 ] = -1.000"),
-            std::string::npos) << table;
+            std::string::npos)
+      << table;
 }
 
 TEST(SyntheticDataTest, IsDeterministicAndItsOwnTruthScoresOne) {
   const std::string dir = std::string(DETR_TEST_OUTPUT_DIR) + "/shapes";
-  const std::string command = std::string(DETR_DATA_BINARY) + " --output " + dir + " --seed 5 --train 3 --val 12 2>/dev/null";
+  const std::string command =
+      std::string(DETR_DATA_BINARY) + " --output " + dir + " --seed 5 --train 3 --val 12 2>/dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0);
   std::ifstream first(dir + "/val.json");
   const auto once = nlohmann::json::parse(first);

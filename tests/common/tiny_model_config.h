@@ -16,8 +16,8 @@ inline core::ModelConfig TinyModelConfig(core::AttentionType type = core::Attent
   config.dim_feedforward = 64;
   config.num_queries = num_queries;
   config.num_classes = num_classes;
-  for (auto site : {core::AttentionSite::kEncoderSelf, core::AttentionSite::kDecoderSelf,
-                    core::AttentionSite::kDecoderCross}) {
+  for (auto site :
+       {core::AttentionSite::kEncoderSelf, core::AttentionSite::kDecoderSelf, core::AttentionSite::kDecoderCross}) {
     config.attention(site).type = type;
   }
   return config;

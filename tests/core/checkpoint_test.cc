@@ -112,9 +112,7 @@ TEST(CheckpointTest, LoadingAfterFoldingIsRefused) {
 
 TEST(CheckpointTest, BadFileErrorsNameTheFile) {
   const std::string path = std::string(DETR_TEST_OUTPUT_DIR) + "/not-weights.safetensors";
-  {
-    std::ofstream(path) << "this is not a safetensors file";
-  }
+  { std::ofstream(path) << "this is not a safetensors file"; }
   Detr model(TinyConfig());
   try {
     LoadWeightsFile(*model, path);
@@ -180,7 +178,8 @@ TEST(ModelConfigTest, ErrorsNameTheField) {
 }
 
 TEST(ModelConfigTest, ClassNamesComeFromTheConfigOrCoco) {
-  auto shapes = ModelConfig::FromJsonText(R"({"num_classes": 4, "class_names": ["N/A", "circle", "square", "triangle"]})");
+  auto shapes =
+      ModelConfig::FromJsonText(R"({"num_classes": 4, "class_names": ["N/A", "circle", "square", "triangle"]})");
   EXPECT_EQ(shapes.ClassNames().at(3), "triangle");
   EXPECT_EQ(ModelConfig::FromJsonText(shapes.ToJsonText()).class_names, shapes.class_names);
   EXPECT_EQ(ModelConfig::FromJsonText(R"({"num_classes": 91})").ClassNames().at(1), "person");

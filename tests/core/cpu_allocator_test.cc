@@ -98,9 +98,7 @@ TEST(CpuAllocatorTest, ScopeMeasuresOnlyItsOwnThread) {
   ScopedCpuAllocator use(allocator);
   MemoryScope scope;
   auto mine = at::empty({kFloats});
-  std::thread other([] {
-    auto theirs = at::empty({4 * kFloats});
-  });
+  std::thread other([] { auto theirs = at::empty({4 * kFloats}); });
   other.join();
   { auto temporary = at::empty({2 * kFloats}); }
   EXPECT_EQ(scope.bytes_in_use(), kBytes);

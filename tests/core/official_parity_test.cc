@@ -30,9 +30,7 @@ struct ParityCase {
   bool optimized;
 };
 
-void PrintTo(const ParityCase& c, std::ostream* os) {
-  *os << c.weights << (c.optimized ? " optimized" : " plain");
-}
+void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.weights << (c.optimized ? " optimized" : " plain"); }
 
 class OfficialParityTest : public ::testing::TestWithParam<ParityCase> {
  protected:
@@ -42,8 +40,8 @@ class OfficialParityTest : public ::testing::TestWithParam<ParityCase> {
     }
     ConfigureThreads(0);
     const auto& param = GetParam();
-    const std::string weights = param.weights == "converted" ? std::string(DETR_CONVERTED_CHECKPOINT)
-                                                             : kFixture + "/weights.safetensors";
+    const std::string weights =
+        param.weights == "converted" ? std::string(DETR_CONVERTED_CHECKPOINT) : kFixture + "/weights.safetensors";
     model_ = Detr(ModelConfig::FromJsonFile(kFixture + "/config.json"));
     LoadWeightsFile(*model_, weights);
     model_->eval();

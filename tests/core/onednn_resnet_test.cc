@@ -28,7 +28,8 @@ ResNetBody RandomBody(const std::string& name, bool dilation) {
   }
   for (auto& parameter : body->named_parameters()) {
     if (parameter.key().find("bn") != std::string::npos || parameter.key().find("downsample.1") != std::string::npos) {
-      parameter.value().copy_(at::randn_like(parameter.value()) * 0.1 + (parameter.key().find("weight") != std::string::npos ? 1 : 0));
+      parameter.value().copy_(at::randn_like(parameter.value()) * 0.1 +
+                              (parameter.key().find("weight") != std::string::npos ? 1 : 0));
     }
   }
   return body;
@@ -94,8 +95,8 @@ TEST(OneDnnResNetTest, ConcurrentPassesGiveTheSameResultsAsOneAtATime) {
       torch::NoGradGuard no_grad_here;
       for (int round = 0; round < 3; ++round) {
         for (std::size_t i = 0; i < inputs.size(); ++i) {
-          errors[t * inputs.size() + i] =
-              std::max(errors[t * inputs.size() + i], (body->forward(inputs[i]) - expected[i]).abs().max().item<double>());
+          errors[t * inputs.size() + i] = std::max(errors[t * inputs.size() + i],
+                                                   (body->forward(inputs[i]) - expected[i]).abs().max().item<double>());
         }
       }
     });

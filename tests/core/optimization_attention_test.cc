@@ -224,11 +224,13 @@ TEST_F(OptimizationAttentionTest, GradientsMatchFiniteDifferences) {
       const double original = flat[i].item<double>();
       flat[i] = original + h;
       auto shaped = flat.view(input->sizes());
-      auto plus = loss_of(input == &query ? shaped : query, input == &key ? shaped : key,
-                          input == &value ? shaped : value).item<double>();
+      auto plus =
+          loss_of(input == &query ? shaped : query, input == &key ? shaped : key, input == &value ? shaped : value)
+              .item<double>();
       flat[i] = original - h;
-      auto minus = loss_of(input == &query ? shaped : query, input == &key ? shaped : key,
-                           input == &value ? shaped : value).item<double>();
+      auto minus =
+          loss_of(input == &query ? shaped : query, input == &key ? shaped : key, input == &value ? shaped : value)
+              .item<double>();
       flat[i] = original;
       const double numeric = (plus - minus) / (2 * h);
       worst = std::max(worst, std::abs(numeric - analytic.view(-1)[i].item<double>()));
@@ -343,8 +345,8 @@ TEST_F(OptimizationAttentionTest, WindowedPoolingMatchesItsDefinition) {
             double sum = 0;
             int count = 0;
             for (int64_t j = 0; j < m; ++j) {
-              const bool near = std::abs(j / width - i / width) <= window / 2 &&
-                                std::abs(j % width - i % width) <= window / 2;
+              const bool near =
+                  std::abs(j / width - i / width) <= window / 2 && std::abs(j % width - i % width) <= window / 2;
               if (!near || padding[b][j].item<bool>()) continue;
               sum += v[b][h][j][c].item<double>();
               ++count;
@@ -617,9 +619,9 @@ TEST(OptimizationAttentionInferenceTest, EqualsTheDifferentiablePath) {
     int64_t chunk;
   };
   const Case cases[] = {
-      {false, false, 0, 0, Normalizer::kReluPower, 0},  {true, false, 0, 0, Normalizer::kReluPower, 7},
-      {true, true, 0, 0, Normalizer::kReluPower, 5},    {true, true, 3, 0, Normalizer::kAbsPower, 4},
-      {false, true, 2, 0, Normalizer::kSoftmax, 6},     {true, false, 0, 3, Normalizer::kReluPower, 8},
+      {false, false, 0, 0, Normalizer::kReluPower, 0}, {true, false, 0, 0, Normalizer::kReluPower, 7},
+      {true, true, 0, 0, Normalizer::kReluPower, 5},   {true, true, 3, 0, Normalizer::kAbsPower, 4},
+      {false, true, 2, 0, Normalizer::kSoftmax, 6},    {true, false, 0, 3, Normalizer::kReluPower, 8},
       {true, true, 4, 2, Normalizer::kAbsPower, 100},
   };
   for (const auto& c : cases) {
@@ -642,8 +644,8 @@ TEST(OptimizationAttentionInferenceTest, EqualsTheDifferentiablePath) {
     torch::NoGradGuard no_grad;
     auto fast = OptimizationAttentionInference(problem, values, options, c.chunk);
     EXPECT_LE((fast - reference).abs().max().item<double>(), 1e-5)
-        << "pad " << c.pad << " self " << c.exclude_self << " random " << c.random_tokens << " top_k " << c.top_k
-        << " " << ToString(c.normalizer) << " chunk " << c.chunk;
+        << "pad " << c.pad << " self " << c.exclude_self << " random " << c.random_tokens << " top_k " << c.top_k << " "
+        << ToString(c.normalizer) << " chunk " << c.chunk;
   }
 }
 
@@ -668,9 +670,10 @@ class OptimizationAttentionKernelTest : public ::testing::TestWithParam<Optimiza
 
 TEST_P(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
   const auto backend = GetParam();
-  const auto isa = backend == OptimizationBackend::kAvx512 ? optimization_kernel::Isa::kAvx512
-                                                           : optimization_kernel::Isa::kAvx2;
-  if (!optimization_kernel::Available(isa, 32)) GTEST_SKIP() << "this CPU lacks the instruction set, or it is not built";
+  const auto isa =
+      backend == OptimizationBackend::kAvx512 ? optimization_kernel::Isa::kAvx512 : optimization_kernel::Isa::kAvx2;
+  if (!optimization_kernel::Available(isa, 32))
+    GTEST_SKIP() << "this CPU lacks the instruction set, or it is not built";
   at::manual_seed(5);
   struct Case {
     int64_t batch, heads, n, m, dh;
@@ -685,7 +688,7 @@ TEST_P(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
   };
   const Case cases[] = {
       {1, 8, 37, 37, 32, false, true, 0, 5, Normalizer::kReluPower, 5, 2, 0.05},
-      {1, 2, 400, 400, 32, true, true, 0, 5, Normalizer::kReluPower, 5, 2, 0.1},  // sparse: 0-5% non-zero
+      {1, 2, 400, 400, 32, true, true, 0, 5, Normalizer::kReluPower, 5, 2, 0.1},   // sparse: 0-5% non-zero
       {1, 8, 37, 37, 32, false, true, 0, 5, Normalizer::kReluPower, 5, 2, 0.001},  // dense coefficients
       {2, 3, 45, 45, 16, true, true, 0, 3, Normalizer::kReluPower, 5, 2, 0.01},
       {2, 2, 21, 50, 48, true, false, 3, 4, Normalizer::kAbsPower, 2.5, 2, 0.05},
@@ -727,9 +730,9 @@ TEST_P(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
     auto fast = OptimizationAttentionInference(problem, values, options, 0, backend);
     ASSERT_EQ(fast.scalar_type(), at::kFloat);
     EXPECT_LE((fast.to(at::kDouble) - reference).abs().max().item<double>(), 1e-5)
-        << "dh " << c.dh << " n " << c.n << " m " << c.m << " pad " << c.pad << " self " << c.exclude_self
-        << " random " << c.random_tokens << " K " << c.iterations << " power " << c.power << " lambda " << c.lambda
-        << " normalize " << c.normalize_inputs << " rho " << c.rho;
+        << "dh " << c.dh << " n " << c.n << " m " << c.m << " pad " << c.pad << " self " << c.exclude_self << " random "
+        << c.random_tokens << " K " << c.iterations << " power " << c.power << " lambda " << c.lambda << " normalize "
+        << c.normalize_inputs << " rho " << c.rho;
     if (c.pad) {  // padded keys' content changes nothing
       auto changed = problem;
       changed.dictionary = problem.dictionary.clone();
@@ -748,7 +751,9 @@ TEST_P(OptimizationAttentionKernelTest, EqualsTheDifferentiablePath) {
 
 INSTANTIATE_TEST_SUITE_P(Isa, OptimizationAttentionKernelTest,
                          ::testing::Values(OptimizationBackend::kAvx512, OptimizationBackend::kAvx2),
-                         [](const auto& info) { return info.param == OptimizationBackend::kAvx512 ? "avx512" : "avx2"; });
+                         [](const auto& info) {
+                           return info.param == OptimizationBackend::kAvx512 ? "avx512" : "avx2";
+                         });
 
 // A forced kernel that cannot take the problem is an error, not a silent
 // fallback: double inputs and the softmax normaliser.
@@ -766,7 +771,8 @@ TEST(OptimizationAttentionKernelChoiceTest, ForcedKernelRefusesWhatItCannotRun) 
   options.normalizer = Normalizer::kSoftmax;
   EXPECT_THROW(OptimizationAttentionInference(problem, values.to(at::kFloat), options, 0, OptimizationBackend::kAvx2),
                c10::Error);
-  EXPECT_NO_THROW(OptimizationAttentionInference(problem, values.to(at::kFloat), options, 0, OptimizationBackend::kAten));
+  EXPECT_NO_THROW(
+      OptimizationAttentionInference(problem, values.to(at::kFloat), options, 0, OptimizationBackend::kAten));
 }
 
 // No query rows (an empty decoder input, say): an empty output, not a crash.
@@ -798,7 +804,8 @@ TEST(OptimizationAttentionKernelChoiceTest, TheCapFollowsTheEnvironment) {
   const Isa cap = own != nullptr ? optimization_kernel::IsaCap(own)
                                  : optimization_kernel::IsaCapOfOneDnn(std::getenv("ONEDNN_MAX_CPU_ISA"));
   EXPECT_LE(optimization_kernel::BestIsa(), cap);
-  EXPECT_EQ(optimization_kernel::Available(Isa::kAvx512, 32), cap >= Isa::kAvx512 && optimization_kernel::BestIsa() == Isa::kAvx512);
+  EXPECT_EQ(optimization_kernel::Available(Isa::kAvx512, 32),
+            cap >= Isa::kAvx512 && optimization_kernel::BestIsa() == Isa::kAvx512);
   std::cout << "kernel: " << optimization_kernel::ToString(optimization_kernel::BestIsa()) << "\n";
 }
 

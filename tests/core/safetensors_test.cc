@@ -40,10 +40,10 @@ void ExpectRejected(const std::vector<char>& bytes, const std::string& needle) {
 const std::string kEightBytes(8, '\1');
 
 TEST(SafetensorsTest, ParsesAWellFormedFile) {
-  auto file = File::Parse(
-      FileBytes(R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
-                kEightBytes),
-      "ok");
+  auto file =
+      File::Parse(FileBytes(R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                            kEightBytes),
+                  "ok");
   ASSERT_TRUE(file.contains("w"));
   EXPECT_EQ(file.info("w").numel(), 2);
   EXPECT_EQ(file.metadata().at("format"), "pt");
@@ -54,7 +54,8 @@ TEST(SafetensorsTest, WriteThenReadRoundTrips) {
   const std::string path = std::string(DETR_TEST_OUTPUT_DIR) + "/roundtrip.safetensors";
   const float values[3] = {1.5f, -2.0f, 3.25f};
   const int64_t ids[2] = {7, -9};
-  Write(path, {{"a.values", {DType::kF32, {3}, values, sizeof(values)}}, {"ids", {DType::kI64, {1, 2}, ids, sizeof(ids)}}},
+  Write(path,
+        {{"a.values", {DType::kF32, {3}, values, sizeof(values)}}, {"ids", {DType::kI64, {1, 2}, ids, sizeof(ids)}}},
         {{"source", "test"}});
   auto file = File::Read(path);
   EXPECT_EQ(file.info("a.values").shape, (std::vector<int64_t>{3}));
@@ -108,9 +109,9 @@ TEST(SafetensorsTest, RejectsMalformedEntries) {
   ExpectRejected(FileBytes(R"({"w":{"dtype":"F32","shape":[2]}})", kEightBytes), "lacks 'data_offsets'");
   ExpectRejected(FileBytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", kEightBytes),
                  "begin after they end");
-  ExpectRejected(FileBytes(R"({"w":{"dtype":"U8","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}})",
-                           kEightBytes),
-                 "overflows");
+  ExpectRejected(
+      FileBytes(R"({"w":{"dtype":"U8","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}})", kEightBytes),
+      "overflows");
 }
 
 TEST(SafetensorsTest, RejectsOverlappingTensors) {

@@ -23,7 +23,8 @@ TEST(SoftmaxAttentionInferenceTest, EqualsTheUnfusedPathForEveryBlockSizeAndPadd
     for (int64_t block_rows : {0, 1, 5, 16, 37, 100}) {
       const auto actual = SoftmaxAttentionInference(q, k, v, mask, block_rows);
       ASSERT_EQ(actual.sizes(), expected.sizes());
-      EXPECT_LE(MaxAbsDiff(actual, expected), 1e-5) << "block_rows " << block_rows << (mask.defined() ? ", padded" : "");
+      EXPECT_LE(MaxAbsDiff(actual, expected), 1e-5)
+          << "block_rows " << block_rows << (mask.defined() ? ", padded" : "");
     }
   }
 }

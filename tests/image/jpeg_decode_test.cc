@@ -28,7 +28,8 @@ cv::Mat TestImage(int height, int width, int channels = 3) {
   std::mt19937 random(7);
   for (int y = 0; y < height; ++y) {
     auto* row = image.ptr<unsigned char>(y);
-    for (int x = 0; x < width * channels; ++x) row[x] = static_cast<unsigned char>((x * 3 + y * 5 + random() % 40) % 256);
+    for (int x = 0; x < width * channels; ++x)
+      row[x] = static_cast<unsigned char>((x * 3 + y * 5 + random() % 40) % 256);
   }
   return image;
 }
@@ -125,10 +126,10 @@ Bytes EncodeWithLibjpeg(const cv::Mat& pixels, J_COLOR_SPACE space, int luma_h =
 TEST(JpegDecodeTest, GivesOpenCvsPixelsInRgbOrder) {
   const cv::Mat image = TestImage(123, 77);
   const std::vector<std::vector<int>> encodings = {
-      {},                                                      // 4:2:0, baseline
-      {cv::IMWRITE_JPEG_QUALITY, 100},                         // finest quantisation
-      {cv::IMWRITE_JPEG_PROGRESSIVE, 1},                       // progressive scans
-      {cv::IMWRITE_JPEG_RST_INTERVAL, 2},                      // restart markers
+      {},                                  // 4:2:0, baseline
+      {cv::IMWRITE_JPEG_QUALITY, 100},     // finest quantisation
+      {cv::IMWRITE_JPEG_PROGRESSIVE, 1},   // progressive scans
+      {cv::IMWRITE_JPEG_RST_INTERVAL, 2},  // restart markers
   };
   for (const auto& params : encodings) {
     const auto bytes = Encode(image, params);

@@ -296,10 +296,10 @@ TEST(InferenceJsonTest, AnswersBinaryOutputsWhereTritonsClientsAskForThem) {
   EXPECT_EQ(binary.substr(20), std::string("\x03\0\0\0cat", 7));
 
   // Triton's C++ client names its outputs, each with binary_data.
-  auto mixed = oip::ParseInferRequest(
-      R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}],)"
-      R"("outputs":[{"name":"boxes","parameters":{"binary_data":false}},{"name":"labels","parameters":{"binary_data":true}}]})",
-      0, "m");
+  auto mixed = oip::ParseInferRequest(R"({"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["x"]}],)"
+                                      R"("outputs":[{"name":"boxes","parameters":{"binary_data":false}},)"
+                                      R"({"name":"labels","parameters":{"binary_data":true}}]})",
+                                      0, "m");
   ASSERT_TRUE(mixed.ok()) << mixed.status();
   body = oip::InferResponseJson(response, *mixed);
   const auto mixed_head = json::parse(body.body.substr(0, body.json_bytes));

@@ -123,8 +123,8 @@ class OpenLoop {
       std::lock_guard<std::mutex> lock(mutex_);
       calls_.emplace(raw, std::move(call));
       if (Clock::now() - last_sweep_ > 1s) {
-        retired_.clear();              // answered more than a sweep ago
-        retired_.swap(answered_);      // answered since the last sweep
+        retired_.clear();          // answered more than a sweep ago
+        retired_.swap(answered_);  // answered since the last sweep
         last_sweep_ = Clock::now();
       }
     }
@@ -144,12 +144,12 @@ class OpenLoop {
   std::mutex mutex_;
   std::condition_variable idle_;
   Clock::time_point start_;
-  long outstanding_ = 0;                                 // guarded by mutex_
+  long outstanding_ = 0;                                    // guarded by mutex_
   std::unordered_map<Call*, std::shared_ptr<Call>> calls_;  // in flight; guarded by mutex_
-  std::vector<std::shared_ptr<Call>> answered_, retired_;  // guarded by mutex_
-  Clock::time_point last_sweep_ = Clock::now();          // guarded by mutex_
-  std::map<std::string, long> codes_;                    // guarded by mutex_
-  std::vector<std::pair<double, double>> ok_latencies_;  // guarded by mutex_
+  std::vector<std::shared_ptr<Call>> answered_, retired_;   // guarded by mutex_
+  Clock::time_point last_sweep_ = Clock::now();             // guarded by mutex_
+  std::map<std::string, long> codes_;                       // guarded by mutex_
+  std::vector<std::pair<double, double>> ok_latencies_;     // guarded by mutex_
 };
 
 double Percentile(std::vector<double> values, double q) {

@@ -59,7 +59,7 @@ TEST_F(DetrPredictTest, RawModeMatchesTheOfficialOutputs) {
   for (const std::string prefix : {"single0.", "single1.", "batch."}) {
     const auto out = kOut + "/raw-" + prefix + "safetensors";
     auto result = RunPredict(Model() + " --raw-input " + kFixture + "/io.safetensors --input-prefix " + prefix +
-                      " --raw-output " + out);
+                             " --raw-output " + out);
     ASSERT_EQ(result.exit_code, 0) << result.output;
     auto got = LoadSafetensors(out);
     auto expected = LoadSafetensors(kFixture + "/io.safetensors");
@@ -73,8 +73,9 @@ TEST_F(DetrPredictTest, RawModeMatchesTheOfficialOutputs) {
 // better, not on one of OpenBLAS's fallbacks for models it does not know
 // (its SSE3 "Prescott" on this machine's Xeon, model 207).
 TEST_F(DetrPredictTest, RunsOpenBlasKernelsThatUseTheVectorUnits) {
-  const auto result = RunPredict(Model() + " --raw-input " + kFixture + "/io.safetensors --input-prefix single0. --raw-output " +
-                                 kOut + "/raw-blas.safetensors");
+  const auto result =
+      RunPredict(Model() + " --raw-input " + kFixture + "/io.safetensors --input-prefix single0. --raw-output " + kOut +
+                 "/raw-blas.safetensors");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const std::string openblas = ", OpenBLAS ";  // RuntimeSummary()'s words before the core's name
   const auto at = result.output.find(openblas);
@@ -98,7 +99,7 @@ TEST_F(DetrPredictTest, ImageModeWritesJsonAndAPicture) {
   std::filesystem::remove(drawn);
 
   auto result = RunPredict(Model() + " --image " + png + " --min-size 120 --threshold 0 --json " + json_path +
-                    " --draw " + drawn);
+                           " --draw " + drawn);
   ASSERT_EQ(result.exit_code, 0) << result.output;
   std::ifstream in(json_path);
   auto json = nlohmann::json::parse(in);
@@ -128,13 +129,15 @@ TEST_F(DetrPredictTest, BadInputGivesAClearErrorAndNonZeroExit) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.output.find("cannot be decoded"), std::string::npos) << result.output;
 
-  result = RunPredict("--model-config " + kFixture + "/config.json --weights " + kFixture + "/io.safetensors --image " + garbage);
+  result = RunPredict("--model-config " + kFixture + "/config.json --weights " + kFixture + "/io.safetensors --image " +
+                      garbage);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.output.find("missing key 'backbone.0.body.conv1.weight'"), std::string::npos) << result.output;
 
   // A LibTorch error reaches the user without a C++ backtrace.
   const auto wrong_input = kOut + "/wrong-input.safetensors";
-  SaveSafetensors(wrong_input, {{"pixel_values", at::zeros({1, 2, 8, 8})}, {"pixel_mask", at::zeros({1, 8, 8}, at::kBool)}});
+  SaveSafetensors(wrong_input,
+                  {{"pixel_values", at::zeros({1, 2, 8, 8})}, {"pixel_mask", at::zeros({1, 8, 8}, at::kBool)}});
   result = RunPredict(Model() + " --raw-input " + wrong_input + " --raw-output " + kOut + "/never.safetensors");
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.output.find("pixel_values must be (B, 3, H, W)"), std::string::npos) << result.output;

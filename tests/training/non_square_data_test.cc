@@ -179,7 +179,8 @@ std::string WriteOneRectangleSet(const std::string& name) {
   cv::Mat image(64, 96, CV_8UC3, cv::Scalar::all(0));
   image(cv::Rect(70, 48, 20, 12)).setTo(cv::Scalar::all(255));
   cv::imwrite(dir + "/images/rectangle.png", image);
-  std::ofstream(dir + "/train.json") << R"({"images": [{"id": 1, "file_name": "rectangle.png", "width": 96, "height": 64}],
+  std::ofstream(dir + "/train.json")
+      << R"({"images": [{"id": 1, "file_name": "rectangle.png", "width": 96, "height": 64}],
     "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [70, 48, 20, 12], "area": 240, "iscrowd": 0}],
     "categories": [{"id": 1, "name": "rectangle"}]})";
   return dir;

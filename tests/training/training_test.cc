@@ -70,7 +70,7 @@ TEST(SetCriterionTest, PerfectPredictionsHaveNoBoxLossAndMatchTheRightQueries) {
   output.logits = at::zeros({1, 5, 4});
   output.logits[0].select(1, 3).fill_(20);  // every query says "no object" ...
   output.logits[0][3][3] = 0;
-  output.logits[0][3][2] = 20;             // ... except the two that hit
+  output.logits[0][3][2] = 20;  // ... except the two that hit
   output.logits[0][1][3] = 0;
   output.logits[0][1][0] = 20;
   const auto matches = MatchQueries(output.logits, output.boxes, {target}, options);

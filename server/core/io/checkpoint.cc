@@ -45,7 +45,8 @@ LoadReport LoadStateDict(torch::nn::Module& model, TensorMap state, const std::s
   for (const auto& item : model.named_modules()) {
     const auto* bn = item.value()->as<FrozenBatchNorm2dImpl>();
     if (bn && bn->folded()) {
-      throw CheckpointError(source + ": '" + item.key() + "' is folded into its convolution; weights must be "
+      throw CheckpointError(source + ": '" + item.key() +
+                            "' is folded into its convolution; weights must be "
                             "loaded before PrepareForInference() folds the batch-norms");
     }
   }

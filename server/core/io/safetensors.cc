@@ -20,18 +20,14 @@ struct DTypeEntry {
 };
 
 constexpr DTypeEntry kDTypes[] = {
-    {DType::kBool, "BOOL", 1}, {DType::kU8, "U8", 1},    {DType::kI8, "I8", 1},
-    {DType::kI16, "I16", 2},   {DType::kI32, "I32", 4},  {DType::kI64, "I64", 8},
-    {DType::kF16, "F16", 2},   {DType::kBF16, "BF16", 2}, {DType::kF32, "F32", 4},
-    {DType::kF64, "F64", 8},
+    {DType::kBool, "BOOL", 1}, {DType::kU8, "U8", 1},   {DType::kI8, "I8", 1},   {DType::kI16, "I16", 2},
+    {DType::kI32, "I32", 4},   {DType::kI64, "I64", 8}, {DType::kF16, "F16", 2}, {DType::kBF16, "BF16", 2},
+    {DType::kF32, "F32", 4},   {DType::kF64, "F64", 8},
 };
 
-[[noreturn]] void Fail(const std::string& file, const std::string& what) {
-  throw FormatError(file + ": " + what);
-}
+[[noreturn]] void Fail(const std::string& file, const std::string& what) { throw FormatError(file + ": " + what); }
 
-[[noreturn]] void FailKey(const std::string& file, const std::string& key,
-                          const std::string& what) {
+[[noreturn]] void FailKey(const std::string& file, const std::string& key, const std::string& what) {
   Fail(file, "tensor '" + key + "': " + what);
 }
 
@@ -44,8 +40,7 @@ DType ParseDType(const std::string& file, const std::string& key, const json& va
   FailKey(file, key, "unsupported dtype '" + name + "'");
 }
 
-std::vector<std::int64_t> ParseShape(const std::string& file, const std::string& key,
-                                     const json& value) {
+std::vector<std::int64_t> ParseShape(const std::string& file, const std::string& key, const json& value) {
   if (!value.is_array()) FailKey(file, key, "shape is not an array");
   std::vector<std::int64_t> shape;
   for (const auto& dim : value) {
@@ -72,8 +67,7 @@ std::size_t ExpectedBytes(const std::string& file, const std::string& key, const
   return static_cast<std::size_t>(bytes);
 }
 
-TensorInfo ParseTensor(const std::string& file, const std::string& key, const json& value,
-                       std::size_t data_size) {
+TensorInfo ParseTensor(const std::string& file, const std::string& key, const json& value, std::size_t data_size) {
   if (!value.is_object()) FailKey(file, key, "header entry is not an object");
   for (const char* field : {"dtype", "shape", "data_offsets"}) {
     if (!value.contains(field)) FailKey(file, key, std::string("header entry lacks '") + field + "'");
@@ -90,16 +84,17 @@ TensorInfo ParseTensor(const std::string& file, const std::string& key, const js
   const auto end = offsets[1].get<std::uint64_t>();
   if (begin > end) FailKey(file, key, "data_offsets begin after they end");
   if (end > data_size) {
-    FailKey(file, key, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
-                           ") run past the data section (" + std::to_string(data_size) +
-                           " bytes): the file is truncated or its header lies");
+    FailKey(file, key,
+            "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + ") run past the data section (" +
+                std::to_string(data_size) + " bytes): the file is truncated or its header lies");
   }
   info.begin = static_cast<std::size_t>(begin);
   info.end = static_cast<std::size_t>(end);
   const auto expected = ExpectedBytes(file, key, info);
   if (info.end - info.begin != expected) {
-    FailKey(file, key, "holds " + std::to_string(info.end - info.begin) + " bytes but its dtype " +
-                           DTypeName(info.dtype) + " and shape need " + std::to_string(expected));
+    FailKey(file, key,
+            "holds " + std::to_string(info.end - info.begin) + " bytes but its dtype " + DTypeName(info.dtype) +
+                " and shape need " + std::to_string(expected));
   }
   return info;
 }
@@ -111,8 +106,7 @@ void CheckNoOverlap(const std::string& file, const std::map<std::string, TensorI
             [](const auto& a, const auto& b) { return a.second->begin < b.second->begin; });
   for (std::size_t i = 1; i < sorted.size(); ++i) {
     if (sorted[i].second->begin < sorted[i - 1].second->end) {
-      Fail(file, "tensors '" + *sorted[i - 1].first + "' and '" + *sorted[i].first +
-                     "' overlap in the data section");
+      Fail(file, "tensors '" + *sorted[i - 1].first + "' and '" + *sorted[i].first + "' overlap in the data section");
     }
   }
 }
@@ -160,8 +154,8 @@ File File::Read(const std::string& path) {
                    std::to_string(kMaxHeaderBytes) + " bytes");
   }
   if (header_length > size - 8) {
-    Fail(path, "header length " + std::to_string(header_length) + " runs past the end of the " +
-                   std::to_string(size) + "-byte file");
+    Fail(path, "header length " + std::to_string(header_length) + " runs past the end of the " + std::to_string(size) +
+                   "-byte file");
   }
   std::vector<char> bytes(static_cast<std::size_t>(size));
   in.seekg(0);
@@ -215,9 +209,7 @@ const TensorInfo& File::info(const std::string& key) const {
   return it->second;
 }
 
-const char* File::data(const std::string& key) const {
-  return bytes_.data() + data_start_ + info(key).begin;
-}
+const char* File::data(const std::string& key) const { return bytes_.data() + data_start_ + info(key).begin; }
 
 void Write(const std::string& path, const std::map<std::string, TensorBytes>& tensors,
            const std::map<std::string, std::string>& metadata) {
@@ -225,9 +217,8 @@ void Write(const std::string& path, const std::map<std::string, TensorBytes>& te
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::size_t offset = 0;
   for (const auto& [key, tensor] : tensors) {
-    header[key] = {{"dtype", DTypeName(tensor.dtype)},
-                   {"shape", tensor.shape},
-                   {"data_offsets", {offset, offset + tensor.size}}};
+    header[key] = {
+        {"dtype", DTypeName(tensor.dtype)}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + tensor.size}}};
     offset += tensor.size;
   }
   std::string text = header.dump();

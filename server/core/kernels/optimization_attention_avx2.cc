@@ -73,10 +73,14 @@ struct Simd {
     four = _mm_add_ps(four, _mm_movehl_ps(four, four));
     return _mm_cvtss_f32(_mm_add_ss(four, _mm_shuffle_ps(four, four, 1)));
   }
-  static unsigned NonZero(V a) { return Mask(_mm256_cmp_ps(a.lo, _mm256_setzero_ps(), _CMP_NEQ_UQ),
-                                             _mm256_cmp_ps(a.hi, _mm256_setzero_ps(), _CMP_NEQ_UQ)); }
-  static unsigned Positive(V a) { return Mask(_mm256_cmp_ps(a.lo, _mm256_setzero_ps(), _CMP_GT_OQ),
-                                              _mm256_cmp_ps(a.hi, _mm256_setzero_ps(), _CMP_GT_OQ)); }
+  static unsigned NonZero(V a) {
+    return Mask(_mm256_cmp_ps(a.lo, _mm256_setzero_ps(), _CMP_NEQ_UQ),
+                _mm256_cmp_ps(a.hi, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+  }
+  static unsigned Positive(V a) {
+    return Mask(_mm256_cmp_ps(a.lo, _mm256_setzero_ps(), _CMP_GT_OQ),
+                _mm256_cmp_ps(a.hi, _mm256_setzero_ps(), _CMP_GT_OQ));
+  }
   static V ZeroLane(V a, int lane) {
     const __m256i index = _mm256_set1_epi32(lane);
     const __m256 lo = _mm256_castsi256_ps(_mm256_cmpeq_epi32(index, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
@@ -85,8 +89,9 @@ struct Simd {
   }
   static int64_t Compress(unsigned mask, V values, int32_t first_column, float* out_values, int32_t* out_columns) {
     const __m256i base = _mm256_set1_epi32(first_column);
-    const int64_t low = CompressHalf(mask & 0xff, values.lo, _mm256_add_epi32(base, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
-                                     out_values, out_columns);
+    const int64_t low =
+        CompressHalf(mask & 0xff, values.lo, _mm256_add_epi32(base, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                     out_values, out_columns);
     return low + CompressHalf((mask >> 8) & 0xff, values.hi,
                               _mm256_add_epi32(base, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)), out_values + low,
                               out_columns + low);

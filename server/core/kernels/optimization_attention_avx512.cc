@@ -18,7 +18,7 @@ namespace {
 
 struct Simd {
   using V = __m512;
-  static constexpr int64_t kTileRows = 8;    // 8 rows x 2 groups = 16 accumulators (3 groups was no faster)
+  static constexpr int64_t kTileRows = 8;  // 8 rows x 2 groups = 16 accumulators (3 groups was no faster)
   static constexpr int64_t kTileGroups = 2;
   static constexpr int kChains = 4;
 

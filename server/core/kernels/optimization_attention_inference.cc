@@ -21,9 +21,9 @@ namespace {
 
 Isa CpuIsa() {
 #if defined(DETR_HAVE_SIMD_KERNELS)
-  return __builtin_cpu_supports("avx512f")                                    ? Isa::kAvx512
+  return __builtin_cpu_supports("avx512f")                                 ? Isa::kAvx512
          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::kAvx2
-                                                                             : Isa::kNone;
+                                                                           : Isa::kNone;
 #else
   return Isa::kNone;
 #endif
@@ -135,8 +135,8 @@ void FusedPowerNormalise(T* z, int64_t rows, int64_t cols, T power, bool relu) {
 // the generic (softmax / top-k) normaliser.
 at::Tensor AllowedChunk(const at::Tensor& keep_row, bool exclude_self, int64_t begin, int64_t rows, int64_t cols,
                         const at::TensorOptions& options) {
-  auto allowed = keep_row.defined() ? keep_row.unsqueeze(0).expand({rows, cols}).contiguous()
-                                    : at::ones({rows, cols}, options);
+  auto allowed =
+      keep_row.defined() ? keep_row.unsqueeze(0).expand({rows, cols}).contiguous() : at::ones({rows, cols}, options);
   if (exclude_self) allowed.slice(1, begin, begin + rows).diagonal().zero_();
   return allowed;
 }
@@ -158,7 +158,8 @@ void SolveHead(const HeadProblem& head, const AttentionOptions& options, bool ex
   const int64_t n = head.queries.size(0), dh = head.queries.size(1), cols = head.dictionary.size(0);
   const int64_t m = head.values.size(0);
   auto tensor_options = head.queries.options();
-  auto a = at::empty({chunk, cols}, tensor_options), z = at::empty_like(a), u = at::empty_like(a), w = at::empty_like(a);
+  auto a = at::empty({chunk, cols}, tensor_options), z = at::empty_like(a), u = at::empty_like(a),
+       w = at::empty_like(a);
   auto residual = at::empty({chunk, dh}, tensor_options);
   const T threshold = static_cast<T>(options.lambda / options.rho);
   const T* keep = head.keep.defined() ? head.keep.data_ptr<T>() : nullptr;
@@ -171,8 +172,8 @@ void SolveHead(const HeadProblem& head, const AttentionOptions& options, bool ex
     at::mm_out(A, q, head.solve_t);  // step 1: A = Q G^-1 D^T
     for (int step = 0; step < options.iterations; ++step) {
       if (step > 0) {
-        at::mm_out(R, W, head.dictionary);  // R = W D
-        R.neg_().add_(q);                    // R = Q - W D
+        at::mm_out(R, W, head.dictionary);     // R = W D
+        R.neg_().add_(q);                      // R = Q - W D
         at::addmm_out(A, W, R, head.solve_t);  // A = W + R G^-1 D^T
       }
       FusedThresholdAndDual<T>(A.data_ptr<T>(), Z.data_ptr<T>(), U.data_ptr<T>(), W.data_ptr<T>(), keep, rows, cols,
@@ -183,7 +184,8 @@ void SolveHead(const HeadProblem& head, const AttentionOptions& options, bool ex
       FusedPowerNormalise<T>(Z.data_ptr<T>(), rows, cols, static_cast<T>(options.power),
                              options.normalizer == Normalizer::kReluPower);
     } else {
-      weights = CoefficientsToWeights(Z, AllowedChunk(head.keep, exclude_self, begin, rows, cols, tensor_options), options);
+      weights =
+          CoefficientsToWeights(Z, AllowedChunk(head.keep, exclude_self, begin, rows, cols, tensor_options), options);
     }
     auto out_rows = head.out.narrow(0, begin, rows);
     at::mm_out(out_rows, weights.narrow(1, 0, m), head.values);
@@ -272,14 +274,15 @@ optimization_kernel::HeadTask MakeTask(const KernelInputs& in, const AttentionOp
 // The kernel's path: one task per image, head and range of query rows. A head
 // is split into row ranges only when there are fewer heads than threads:
 // every range prepares the head's dictionary and E again.
-at::Tensor SolveWithKernel(const OptimizationProblem& problem, const at::Tensor& values, const AttentionOptions& options,
-                           optimization_kernel::Isa isa) {
+at::Tensor SolveWithKernel(const OptimizationProblem& problem, const at::Tensor& values,
+                           const AttentionOptions& options, optimization_kernel::Isa isa) {
   using optimization_kernel::kBlockRows;
   const KernelInputs in = PrepareKernelInputs(problem, values);
   const int64_t batch = in.queries.size(0), tasks_per_part = batch * in.heads;
   if (tasks_per_part == 0 || in.n == 0) return in.out.transpose(1, 2);
   const int64_t blocks = (in.n + kBlockRows - 1) / kBlockRows;
-  const int64_t parts = std::min(blocks, std::max<int64_t>(1, (at::get_num_threads() + tasks_per_part - 1) / tasks_per_part));
+  const int64_t parts =
+      std::min(blocks, std::max<int64_t>(1, (at::get_num_threads() + tasks_per_part - 1) / tasks_per_part));
   const int64_t rows_per_part = (blocks + parts - 1) / parts * kBlockRows;
   at::parallel_for(0, tasks_per_part * parts, 1, [&](int64_t begin, int64_t end) {
     auto scratch = at::empty({optimization_kernel::ScratchFloats(isa, in.m + in.r, in.dh)}, in.queries.options());
@@ -329,8 +332,9 @@ at::Tensor OptimizationAttentionInference(const OptimizationProblem& problem, co
     at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
       for (int64_t index = begin; index < end; ++index) {
         const int64_t b = index / heads, h = index % heads;
-        HeadProblem head{queries[b][h], dictionary[b][h], solve_t[b][h], values_c[b][h],
-                         keep.defined() ? keep[b] : at::Tensor(), out[b][h]};
+        HeadProblem head{
+            queries[b][h], dictionary[b][h], solve_t[b][h], values_c[b][h], keep.defined() ? keep[b] : at::Tensor(),
+            out[b][h]};
         SolveHead<scalar_t>(head, options, problem.exclude_self, chunk);
       }
     });

@@ -24,26 +24,26 @@ constexpr int64_t kBlockRows = 8;
 /// One head of one image, query rows [row_begin, row_end). Every row pointer
 /// has unit stride along the head width dh.
 struct HeadTask {
-  const float* queries = nullptr;     // row i at queries + i * query_stride
+  const float* queries = nullptr;  // row i at queries + i * query_stride
   int64_t query_stride = 0;
   const float* dictionary = nullptr;  // row j at dictionary + j * dictionary_stride, j < m
   int64_t dictionary_stride = 0;
-  const float* values = nullptr;      // row j at values + j * value_stride, j < m
+  const float* values = nullptr;  // row j at values + j * value_stride, j < m
   int64_t value_stride = 0;
-  const bool* key_padding = nullptr;  // m entries, true = padding; null = none
+  const bool* key_padding = nullptr;         // m entries, true = padding; null = none
   const float* random_directions = nullptr;  // r x dh, N(0, 1) draws; null when r = 0
-  float* out = nullptr;               // row i at out + i * out_stride
+  float* out = nullptr;                      // row i at out + i * out_stride
   int64_t out_stride = 0;
   int64_t m = 0, r = 0, dh = 0;  // keys, random tokens, head width
   int64_t row_begin = 0, row_end = 0;
   bool exclude_self = false;  // query i may not use dictionary row i
   bool normalize_inputs = true;
-  bool relu = true;           // relu_power (true) or abs_power normaliser
+  bool relu = true;  // relu_power (true) or abs_power normaliser
   int iterations = 5;
-  float threshold = 0.05f;    // lambda / rho
+  float threshold = 0.05f;  // lambda / rho
   double rho = 1.0;
   float power = 5.0f;
-  float* scratch = nullptr;   // ScratchFloats(m + r, dh) floats, 64-byte aligned
+  float* scratch = nullptr;  // ScratchFloats(m + r, dh) floats, 64-byte aligned
 };
 
 /// The instruction sets the kernel is built for, best last.

@@ -30,7 +30,8 @@ at::Tensor SoftmaxAttentionInference(const at::Tensor& q, const at::Tensor& k, c
     // call, and with head width 32 that packing is what smaller blocks pay
     // for again and again (measured at 850 tokens, 8 heads: 128 rows 10.6 ms,
     // 256 rows 9.6 ms, a whole head 8.6 ms).
-    block_rows = std::max<int64_t>(1, std::min<int64_t>(n, std::max<int64_t>(32, kMaxBlockScores / std::max<int64_t>(m, 1))));
+    block_rows =
+        std::max<int64_t>(1, std::min<int64_t>(n, std::max<int64_t>(32, kMaxBlockScores / std::max<int64_t>(m, 1))));
   }
   const int64_t blocks = (n + block_rows - 1) / block_rows;
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));

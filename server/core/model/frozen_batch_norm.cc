@@ -21,8 +21,8 @@ at::Tensor FrozenBatchNorm2dImpl::forward(const at::Tensor& x) {
   // frozen): 0.8 s against 1.4-2.1 s.
   const bool bfloat16 = x.scalar_type() == at::kBFloat16;
   if (is_training() && (trainable_ || bfloat16)) {
-    return at::batch_norm(x, weight, bias, running_mean, running_var, /*training=*/trainable_, /*momentum=*/0.1,
-                          kEps, /*cudnn_enabled=*/false);
+    return at::batch_norm(x, weight, bias, running_mean, running_var, /*training=*/trainable_, /*momentum=*/0.1, kEps,
+                          /*cudnn_enabled=*/false);
   }
   // Same order of operations as the official module, for bit-level parity.
   auto scale = weight * (running_var + kEps).rsqrt();

@@ -26,8 +26,8 @@ class MultiheadAttentionImpl : public torch::nn::Module {
  public:
   /// site_id names this instance (e.g. "encoder.self.3"); it seeds the random
   /// tokens, so that each site draws its own, reproducibly.
-  MultiheadAttentionImpl(int64_t embed_dim, int64_t num_heads, AttentionSite site,
-                         const AttentionOptions& options, const std::string& site_id);
+  MultiheadAttentionImpl(int64_t embed_dim, int64_t num_heads, AttentionSite site, const AttentionOptions& options,
+                         const std::string& site_id);
 
   /// Batch-first: query (B, n, d) with its positional term, key (B, m, d) with
   /// its positional term, value (B, m, d) without; key_padding (B, m) bool,
@@ -76,7 +76,7 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   // Softmax attention, with weight dropout while training.
   at::Tensor Softmax(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& key_padding) const;
-  at::Tensor Projected(const at::Tensor& x, int64_t row) const;  // row block 0=q 1=k 2=v
+  at::Tensor Projected(const at::Tensor& x, int64_t row) const;       // row block 0=q 1=k 2=v
   at::Tensor PositionTerm(const at::Tensor& pos, int64_t row) const;  // row block 0=q 1=k
   // A d-row (v only) checkpoint entry -> identity q/k rows on top, for query_key_projection.
   void AddIdentityQk(const std::string& prefix, TensorMap& state, std::vector<std::string>& report) const;
@@ -85,7 +85,7 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   AttentionSite site_;
   AttentionOptions options_;
   at::Tensor random_directions_;  // (H, r, dh), drawn once at construction
-  at::Generator resample_;         // training's stream of new draws (random_tokens_resample: train)
+  at::Generator resample_;        // training's stream of new draws (random_tokens_resample: train)
   double weight_dropout_ = 0;
 };
 TORCH_MODULE(MultiheadAttention);

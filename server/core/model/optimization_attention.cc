@@ -5,17 +5,13 @@
 namespace detr::core {
 namespace {
 
-constexpr double kNormEps = 1e-12;    // guards the unit-norm scaling of all-zero rows
-constexpr double kWeightEps = 1e-6;   // the spec's epsilon of the power normaliser
+constexpr double kNormEps = 1e-12;   // guards the unit-norm scaling of all-zero rows
+constexpr double kWeightEps = 1e-6;  // the spec's epsilon of the power normaliser
 
-at::Tensor UnitRows(const at::Tensor& x) {
-  return x / x.norm(2, -1, /*keepdim=*/true).clamp_min(kNormEps);
-}
+at::Tensor UnitRows(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdim=*/true).clamp_min(kNormEps); }
 
 // S_t(x) = sign(x) * max(|x| - t, 0)
-at::Tensor SoftThreshold(const at::Tensor& x, double t) {
-  return x.sign() * (x.abs() - t).relu();
-}
+at::Tensor SoftThreshold(const at::Tensor& x, double t) { return x.sign() * (x.abs() - t).relu(); }
 
 }  // namespace
 
@@ -59,14 +55,14 @@ at::Tensor AllowedCoefficients(const OptimizationProblem& problem) {
   return allowed;
 }
 
-at::Tensor SolveCoefficients(const at::Tensor& queries, const at::Tensor& dictionary,
-                             const at::Tensor& allowed, const AttentionOptions& options) {
+at::Tensor SolveCoefficients(const at::Tensor& queries, const at::Tensor& dictionary, const at::Tensor& allowed,
+                             const AttentionOptions& options) {
   const auto dh = dictionary.size(-1);
   const double threshold = options.lambda / options.rho;
-  auto dict_t = dictionary.transpose(-1, -2);                                   // (B, H, dh, m)
+  auto dict_t = dictionary.transpose(-1, -2);  // (B, H, dh, m)
   auto gram = at::matmul(dict_t, dictionary) + options.rho * at::eye(dh, dictionary.options());
-  auto factor = at::linalg_cholesky(gram);                                       // G = L L^T
-  auto solve_t = at::cholesky_solve(dict_t, factor);                              // G^-1 D^T
+  auto factor = at::linalg_cholesky(gram);            // G = L L^T
+  auto solve_t = at::cholesky_solve(dict_t, factor);  // G^-1 D^T
 
   // Step 1 from Z = U = 0: A = Q G^-1 D^T. Later steps, with W = Z - U:
   //   A = W + (Q - W D) G^-1 D^T      (push-through + Woodbury, no m x m matrix)
@@ -82,8 +78,8 @@ at::Tensor SolveCoefficients(const at::Tensor& queries, const at::Tensor& dictio
   return z;
 }
 
-at::Tensor SolveCoefficientsDirect(const at::Tensor& queries, const at::Tensor& dictionary,
-                                   const at::Tensor& allowed, const AttentionOptions& options) {
+at::Tensor SolveCoefficientsDirect(const at::Tensor& queries, const at::Tensor& dictionary, const at::Tensor& allowed,
+                                   const AttentionOptions& options) {
   const auto m = dictionary.size(-2);
   const double threshold = options.lambda / options.rho;
   auto dict_t = dictionary.transpose(-1, -2);
@@ -111,8 +107,7 @@ at::Tensor CoefficientsToWeights(const at::Tensor& coefficients, const at::Tenso
     mask = mask * keep;
   }
   switch (options.normalizer) {
-    case Normalizer::kSoftmax:
-      return z.masked_fill(mask == 0, -std::numeric_limits<double>::infinity()).softmax(-1);
+    case Normalizer::kSoftmax: return z.masked_fill(mask == 0, -std::numeric_limits<double>::infinity()).softmax(-1);
     case Normalizer::kAbsPower: {
       auto w = z.abs().pow(options.power);
       return w / (w.sum(-1, true) + kWeightEps);

@@ -14,11 +14,11 @@ namespace detr::core {
 
 /// What the solver needs besides the options of the site.
 struct OptimizationProblem {
-  at::Tensor queries;      // (B, H, n, dh)
-  at::Tensor dictionary;   // (B, H, m, dh)
-  at::Tensor key_padding;  // (B, m) bool, true = padding; undefined = none
-  bool exclude_self = false;       // query i may not use dictionary row i (needs n == m)
-  at::Tensor random_directions;    // (H, r, dh) N(0, 1) draws; undefined = no random tokens
+  at::Tensor queries;            // (B, H, n, dh)
+  at::Tensor dictionary;         // (B, H, m, dh)
+  at::Tensor key_padding;        // (B, m) bool, true = padding; undefined = none
+  bool exclude_self = false;     // query i may not use dictionary row i (needs n == m)
+  at::Tensor random_directions;  // (H, r, dh) N(0, 1) draws; undefined = no random tokens
 };
 
 /// Which coefficients may be non-zero: (B, 1 or H, n, m + r) float 0/1. Padded
@@ -33,13 +33,13 @@ at::Tensor PrepareQueries(const at::Tensor& queries, const AttentionOptions& opt
 
 /// Sparse coefficients Z (B, H, n, m + r) after options.iterations ADMM steps,
 /// by the Woodbury form: only dh x dh matrices are factorised. Differentiable.
-at::Tensor SolveCoefficients(const at::Tensor& queries, const at::Tensor& dictionary,
-                             const at::Tensor& allowed, const AttentionOptions& options);
+at::Tensor SolveCoefficients(const at::Tensor& queries, const at::Tensor& dictionary, const at::Tensor& allowed,
+                             const AttentionOptions& options);
 
 /// The same iteration with the explicit (D D^T + rho I)^-1 (m x m). Reference
 /// for tests only: quadratic memory in m.
-at::Tensor SolveCoefficientsDirect(const at::Tensor& queries, const at::Tensor& dictionary,
-                                   const at::Tensor& allowed, const AttentionOptions& options);
+at::Tensor SolveCoefficientsDirect(const at::Tensor& queries, const at::Tensor& dictionary, const at::Tensor& allowed,
+                                   const AttentionOptions& options);
 
 /// Coefficients -> attention weights (B, H, n, m + r): top-k (if set), then the
 /// normaliser (relu_power, abs_power or softmax). Disallowed entries get 0.

@@ -11,7 +11,6 @@ namespace detr::core {
 ///
 /// mask: (B, H, W) bool, true = padding. Returns (B, 2 * num_pos_feats, H, W)
 /// float32: the y half first, then the x half.
-at::Tensor SinePositionEmbedding(const at::Tensor& mask, int64_t num_pos_feats,
-                                 double temperature = 10000.0);
+at::Tensor SinePositionEmbedding(const at::Tensor& mask, int64_t num_pos_feats, double temperature = 10000.0);
 
 }  // namespace detr::core

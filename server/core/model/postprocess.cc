@@ -4,7 +4,6 @@
 
 #include <ATen/ATen.h>
 
-
 namespace detr::core {
 
 PostProcessed PostProcess(const at::Tensor& logits, const at::Tensor& boxes, const at::Tensor& target_sizes) {

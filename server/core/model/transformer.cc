@@ -58,8 +58,8 @@ at::Tensor EncoderLayerImpl::FeedForward(const at::Tensor& x) {
 }
 at::Tensor EncoderLayerImpl::Drop(const at::Tensor& x) { return DropWhileTraining(x, dropout_, is_training()); }
 
-at::Tensor EncoderLayerImpl::forward(const at::Tensor& src, const at::Tensor& pos,
-                                     const at::Tensor& padding, TokenGrid grid) {
+at::Tensor EncoderLayerImpl::forward(const at::Tensor& src, const at::Tensor& pos, const at::Tensor& padding,
+                                     TokenGrid grid) {
   if (normalize_before_) {
     auto x = norm1(src);
     auto out = src + Drop(SelfAttention(self_attn, x, pos, padding, grid));
@@ -85,12 +85,11 @@ at::Tensor DecoderLayerImpl::FeedForward(const at::Tensor& x) {
 }
 at::Tensor DecoderLayerImpl::Drop(const at::Tensor& x) { return DropWhileTraining(x, dropout_, is_training()); }
 
-at::Tensor DecoderLayerImpl::forward(const at::Tensor& tgt, const at::Tensor& memory,
-                                     const at::Tensor& keys, const at::Tensor& memory_padding,
-                                     const at::Tensor& pos, const at::Tensor& query_pos) {
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& tgt, const at::Tensor& memory, const at::Tensor& keys,
+                                     const at::Tensor& memory_padding, const at::Tensor& pos,
+                                     const at::Tensor& query_pos) {
   // A cross site that projects the memory's positions has keys of its own.
-  const auto cross_keys =
-      multihead_attn->HasPositionProjection() ? memory + multihead_attn->KeyPosition(pos) : keys;
+  const auto cross_keys = multihead_attn->HasPositionProjection() ? memory + multihead_attn->KeyPosition(pos) : keys;
   const auto cross_query_pos = multihead_attn->QueryPosition(query_pos);
   if (normalize_before_) {
     auto x = norm1(tgt);
@@ -110,8 +109,8 @@ TransformerEncoderImpl::TransformerEncoderImpl(const ModelConfig& config) {
   if (config.normalize_before) norm = register_module("norm", MakeNorm(config));
 }
 
-at::Tensor TransformerEncoderImpl::forward(const at::Tensor& src, const at::Tensor& pos,
-                                           const at::Tensor& padding, TokenGrid grid) {
+at::Tensor TransformerEncoderImpl::forward(const at::Tensor& src, const at::Tensor& pos, const at::Tensor& padding,
+                                           TokenGrid grid) {
   auto out = src;
   for (const auto& layer : *layers) out = layer->as<EncoderLayerImpl>()->forward(out, pos, padding, grid);
   return norm ? norm(out) : out;
@@ -142,9 +141,8 @@ TransformerImpl::TransformerImpl(const ModelConfig& config) {
   decoder = register_module("decoder", TransformerDecoder(config));
 }
 
-at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& padding,
-                                    const at::Tensor& query_embed, const at::Tensor& pos,
-                                    bool all_layers, TokenGrid grid) {
+at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& padding, const at::Tensor& query_embed,
+                                    const at::Tensor& pos, bool all_layers, TokenGrid grid) {
   const auto batch = src.size(0);
   auto query_pos = query_embed.unsqueeze(0).expand({batch, -1, -1});
   auto tgt = at::zeros_like(query_pos);
