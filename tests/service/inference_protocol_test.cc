@@ -610,6 +610,38 @@ TEST_F(InferenceServerTest, HttpErrorsFollowTheProtocolsJsonFormAndAreCounted) {
   EXPECT_EQ(Curl(url + "/v2/models/alpha/infer").status, 405);
 }
 
+// Both bindings run one infer function: a request refused after parsing (a
+// bad timeout parameter) is logged with its id and counted, whichever
+// binding it came by.
+TEST_F(InferenceServerTest, BothBindingsKeepTheIdOfARefusedRequest) {
+  ASSERT_TRUE(server_->ok());
+  const CapturedLog log;
+  auto stub = inference::GRPCInferenceService::NewStub(
+      grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  inference::ModelInferRequest request;
+  request.set_model_name("alpha");
+  request.set_id("grpc-id-7");
+  (*request.mutable_parameters())["timeout"].set_string_param("soon");
+  auto* input = request.add_inputs();
+  input->set_name("image");
+  input->set_datatype("BYTES");
+  input->add_shape(1);
+  input->mutable_contents()->add_bytes_contents(Png());
+  inference::ModelInferResponse response;
+  EXPECT_EQ(stub->ModelInfer(&context, request, &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  const auto answer = Curl(
+      "-H 'Content-Type: application/json' --data-binary "
+      "'{\"id\": \"http-id-9\", \"parameters\": {\"timeout\": \"soon\"}, \"inputs\": "
+      "[{\"name\": \"image\", \"datatype\": \"BYTES\", \"shape\": [1], \"data\": [\"x\"]}]}' "
+      "http://" +
+      server_->http_address() + "/v2/models/alpha/infer");
+  EXPECT_EQ(answer.status, 400) << answer.body;
+  const auto text = log.text();
+  EXPECT_NE(text.find("request 'grpc-id-7' failed: INVALID_ARGUMENT"), std::string::npos) << text;
+  EXPECT_NE(text.find("request 'http-id-9' failed: INVALID_ARGUMENT"), std::string::npos) << text;
+}
+
 TEST(InferenceAccessTest, TokensGateInferAndMetadataButNotHealth) {
   const std::string tokens = WriteFile("oip_tokens", "secret-token\n");
   InProcessServer server(std::string(kModel) + "auth: {tokens_file: " + tokens + ", allow_plaintext: true}\n");

@@ -1,6 +1,7 @@
 #include "server/service/frontend/inference_grpc_service.h"
 
 #include "server/service/frontend/detector_service.h"
+#include "server/service/frontend/inference_call.h"
 #include "server/service/frontend/inference_grpc_messages.h"
 #include "server/service/frontend/inference_protocol.h"
 #include "server/service/frontend/model_description.h"
@@ -175,6 +176,33 @@ grpc::ServerUnaryReactor* InferenceGrpcService::ModelStatistics(grpc::CallbackSe
   });
 }
 
+namespace {
+
+// The gRPC side of an infer: a unary reactor whose call state carries the
+// request's deadline, answered as a ModelInferResponse.
+class GrpcInferCall final : public oip::InferBinding {
+ public:
+  GrpcInferCall(grpc::CallbackServerContext* context, inference::ModelInferResponse* response)
+      : context_(context), response_(response) {}
+  std::shared_ptr<const CallState> StartCall(CallState::Deadline deadline) override {
+    reactor_ = new UnaryCall(context_, deadline);  // gRPC's contract: it deletes itself in OnDone
+    context_ = nullptr;                            // what waits in the queues holds the reactor, not the context
+    return reactor_->call();
+  }
+  void Answer(absl::StatusOr<oip::InferResponse> result, const oip::InferRequest&) override {
+    if (result.ok()) service::ToProto(std::move(*result), response_);  // the messages file's, not this file's
+    reactor_->Finish(ToGrpcStatus(result.status()));
+  }
+  grpc::ServerUnaryReactor* reactor() const { return reactor_; }
+
+ private:
+  grpc::CallbackServerContext* context_;
+  inference::ModelInferResponse* response_;
+  UnaryCall* reactor_ = nullptr;
+};
+
+}  // namespace
+
 grpc::ServerUnaryReactor* InferenceGrpcService::ModelInfer(grpc::CallbackServerContext* context,
                                                            const inference::ModelInferRequest* request,
                                                            inference::ModelInferResponse* response) {
@@ -185,28 +213,10 @@ grpc::ServerUnaryReactor* InferenceGrpcService::ModelInfer(grpc::CallbackServerC
   }
   // A copy the pipeline may move from: gRPC owns *request.
   inference::ModelInferRequest copy(*request);
-  auto parsed = FromProto(copy);
-  absl::StatusOr<DetectInput> input = parsed.ok() ? oip::ToDetectInput(*parsed) : parsed.status();
-  auto timeout = parsed.ok() ? oip::Timeout(parsed->parameters) : parsed.status();
-  if (!input.ok() || !timeout.ok()) {
-    // Through the pipeline all the same, so that it is counted like any bad request.
-    auto* reactor = new UnaryCall(context);
-    DetectInput named;
-    named.model = copy.model_name();
-    named.request_id = copy.id();
-    pipeline_.Refuse(
-        std::move(named), input.ok() ? timeout.status() : input.status(),
-        [reactor](absl::StatusOr<DetectResult> result) { reactor->Finish(ToGrpcStatus(result.status())); });
-    return reactor;
-  }
-  auto* reactor = *timeout ? new UnaryCall(context, std::chrono::system_clock::now() + **timeout)
-                           : new UnaryCall(context);  // gRPC's contract: it deletes itself in OnDone
-  pipeline_.Run(std::move(*input), reactor->call(),
-                [reactor, response, request = std::move(*parsed)](absl::StatusOr<DetectResult> result) {
-                  if (result.ok()) ToProto(oip::ToInferResponse(std::move(*result), request), response);
-                  reactor->Finish(ToGrpcStatus(result.status()));
-                });
-  return reactor;
+  const std::string model = copy.model_name(), id = copy.id();
+  auto call = std::make_shared<GrpcInferCall>(context, response);
+  oip::Infer(pipeline_, FromProto(copy), model, id, call);
+  return call->reactor();
 }
 
 }  // namespace detr::service

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "server/service/frontend/inference_protocol.h"
+#include "server/service/frontend/inference_call.h"
 #include "server/service/frontend/model_description.h"
 #include "server/service/http/inference_json.h"
 #include "server/service/pipeline/client_text.h"
@@ -171,6 +171,33 @@ void InferenceHttpEndpoint::RefuseRequest(const std::string& model, const absl::
                    [respond](absl::StatusOr<DetectResult> result) { respond(Error(result.status())); });
 }
 
+namespace {
+
+// The HTTP side of an infer. HTTP/1.1 tells a server nothing when its client
+// goes: only the timeout parameter bounds the wait (and the server's queues,
+// which refuse work beyond their capacity at once). Answered as the
+// protocol's JSON, with Triton's binary outputs after it where asked.
+class HttpInferCall final : public oip::InferBinding {
+ public:
+  explicit HttpInferCall(HttpResponder respond) : respond_(std::move(respond)) {}
+  std::shared_ptr<const CallState> StartCall(CallState::Deadline deadline) override {
+    return std::make_shared<CallState>(deadline);
+  }
+  void Answer(absl::StatusOr<oip::InferResponse> result, const oip::InferRequest& request) override {
+    if (!result.ok()) return respond_(Error(result.status()));
+    auto answer = oip::InferResponseJson(*result, request);
+    if (answer.json_bytes == 0) return respond_(Json(200, std::move(answer.body)));
+    HttpResponse binary{200, "application/octet-stream", std::move(answer.body), {}};
+    binary.headers.emplace_back("Inference-Header-Content-Length", std::to_string(answer.json_bytes));
+    respond_(std::move(binary));
+  }
+
+ private:
+  HttpResponder respond_;
+};
+
+}  // namespace
+
 void InferenceHttpEndpoint::ParseAndRun(const std::string& model, HttpRequest&& http, HttpResponder respond) {
   const std::string content_type = Header(http, "content-type");
   absl::StatusOr<oip::InferRequest> parsed = absl::InvalidArgumentError("");
@@ -188,24 +215,7 @@ void InferenceHttpEndpoint::ParseAndRun(const std::string& model, HttpRequest&& 
     }
     parsed = oip::ParseInferRequest(std::move(http.body), json_bytes, model);
   }
-  absl::StatusOr<DetectInput> input = parsed.ok() ? oip::ToDetectInput(*parsed) : parsed.status();
-  auto timeout = parsed.ok() ? oip::Timeout(parsed->parameters) : parsed.status();
-  if (!input.ok() || !timeout.ok()) {
-    return RefuseRequest(model, input.ok() ? timeout.status() : input.status(), std::move(respond));
-  }
-  // HTTP/1.1 tells a server nothing when its client goes: only the timeout
-  // parameter bounds the wait (and the server's queues, which refuse work
-  // beyond their capacity at once).
-  auto call =
-      std::make_shared<CallState>(*timeout ? std::chrono::system_clock::now() + **timeout : CallState::Deadline::max());
-  pipeline_.Run(std::move(*input), call, [respond, request = std::move(*parsed)](absl::StatusOr<DetectResult> result) {
-    if (!result.ok()) return respond(Error(result.status()));
-    auto answer = oip::InferResponseJson(oip::ToInferResponse(std::move(*result), request), request);
-    if (answer.json_bytes == 0) return respond(Json(200, std::move(answer.body)));
-    HttpResponse binary{200, "application/octet-stream", std::move(answer.body), {}};
-    binary.headers.emplace_back("Inference-Header-Content-Length", std::to_string(answer.json_bytes));
-    respond(std::move(binary));
-  });
+  oip::Infer(pipeline_, std::move(parsed), model, "", std::make_shared<HttpInferCall>(std::move(respond)));
 }
 
 }  // namespace detr::service
