@@ -29,7 +29,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
 import safetensors_io  # noqa: E402
-from traffic_bench import official_size, provenance, write_record  # noqa: E402
+from traffic_bench import official_size, photo, provenance, write_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ["deploy/models/detr-r50-softmax.json", "deploy/models/detr-r50-optimization.json"]
@@ -43,14 +43,8 @@ def canvases():
 
 
 def pixels(h, w):
-    """A photograph-like image (traffic_bench's pattern, without JPEG), normalised as the official transform does."""
-    g = torch.Generator().manual_seed(h * 7919 + w)
-    y, x = torch.linspace(0, 1, h).view(h, 1), torch.linspace(0, 1, w).view(1, w)
-    image = torch.stack([120 + 80 * x.expand(h, w), 90 + 100 * y.expand(h, w), 140 - 60 * (x * y)])
-    for _ in range(4):
-        y0, x0 = int(torch.randint(0, h * 3 // 4, (1,), generator=g)), int(torch.randint(0, w * 3 // 4, (1,), generator=g))
-        image[:, y0:y0 + h // 5, x0:x0 + w // 5] = torch.randint(0, 255, (3, 1, 1), generator=g).float()
-    return (image / 255 - MEAN.view(3, 1, 1)) / STD.view(3, 1, 1)
+    """traffic_bench's photograph (without JPEG), normalised as the official transform does."""
+    return (photo(h, w) / 255 - MEAN.view(3, 1, 1)) / STD.view(3, 1, 1)
 
 
 def resized_inputs(h, w):

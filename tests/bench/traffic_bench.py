@@ -63,6 +63,12 @@ def jpeg(h, w):
     """A synthetic photograph-like JPEG: a gradient and a few filled shapes."""
     import torch
     from torchvision.io import encode_jpeg
+    return encode_jpeg(photo(h, w).to(torch.uint8), quality=90).numpy().tobytes()
+
+
+def photo(h, w):
+    """The pixels of jpeg(h, w): a float (3, h, w) tensor in 0..255."""
+    import torch
     g = torch.Generator().manual_seed(h * 7919 + w)
     y = torch.linspace(0, 1, h).view(h, 1)
     x = torch.linspace(0, 1, w).view(1, w)
@@ -70,7 +76,7 @@ def jpeg(h, w):
     for _ in range(4):
         y0, x0 = int(torch.randint(0, h * 3 // 4, (1,), generator=g)), int(torch.randint(0, w * 3 // 4, (1,), generator=g))
         image[:, y0:y0 + h // 5, x0:x0 + w // 5] = torch.randint(0, 255, (3, 1, 1), generator=g).float()
-    return encode_jpeg(image.clamp(0, 255).to(torch.uint8), quality=90).numpy().tobytes()
+    return image.clamp(0, 255)
 
 
 def rss_bytes(pid):

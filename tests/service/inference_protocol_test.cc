@@ -53,6 +53,18 @@ std::string Png() {
   return Encode(".png", image);
 }
 
+// A ModelInferRequest for `model` whose one input, "image", is an encoded image.
+inference::ModelInferRequest ImageInferRequest(const std::string& model, const std::string& image) {
+  inference::ModelInferRequest request;
+  request.set_model_name(model);
+  auto* input = request.add_inputs();
+  input->set_name("image");
+  input->set_datatype("BYTES");
+  input->add_shape(1);
+  input->mutable_contents()->add_bytes_contents(image);
+  return request;
+}
+
 std::string WriteFile(const std::string& name, const std::string& bytes) {
   const std::string path = kOut + "/" + name;
   std::ofstream(path, std::ios::binary) << bytes;
@@ -339,14 +351,8 @@ TEST_F(InferenceServerTest, ModelInferOverGrpcGivesDetectsDetections) {
       grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
   for (const std::string model : {"alpha", "both"}) {
     grpc::ClientContext context;
-    inference::ModelInferRequest request;
-    request.set_model_name(model);
+    auto request = ImageInferRequest(model, image);
     request.set_id("g1");
-    auto* input = request.add_inputs();
-    input->set_name("image");
-    input->set_datatype("BYTES");
-    input->add_shape(1);
-    input->mutable_contents()->add_bytes_contents(image);
     inference::ModelInferResponse response;
     const auto status = stub->ModelInfer(&context, request, &response);
     ASSERT_TRUE(status.ok()) << status.error_message();
@@ -447,13 +453,7 @@ TEST_F(InferenceServerTest, TritonsConfigurationAndStatisticsExtensionsOverGrpc)
   const auto beta_before = statistics("beta").model_stats(0);
   {
     grpc::ClientContext context;
-    inference::ModelInferRequest request;
-    request.set_model_name("both");
-    auto* input = request.add_inputs();
-    input->set_name("image");
-    input->set_datatype("BYTES");
-    input->add_shape(1);
-    input->mutable_contents()->add_bytes_contents(Png());
+    auto request = ImageInferRequest("both", Png());
     inference::ModelInferResponse response;
     ASSERT_TRUE(stub->ModelInfer(&context, request, &response).ok());
   }
@@ -478,13 +478,7 @@ TEST_F(InferenceServerTest, TritonsConfigurationAndStatisticsExtensionsOverGrpc)
   }
   {  // the protocol: raw_input_contents for every input or none, never beside contents
     grpc::ClientContext context;
-    inference::ModelInferRequest request;
-    request.set_model_name("alpha");
-    auto* input = request.add_inputs();
-    input->set_name("image");
-    input->set_datatype("BYTES");
-    input->add_shape(1);
-    input->mutable_contents()->add_bytes_contents(Png());
+    auto request = ImageInferRequest("alpha", Png());
     request.add_raw_input_contents(oip::JoinBytes({Png()}));
     inference::ModelInferResponse response;
     const auto status = stub->ModelInfer(&context, request, &response);
@@ -619,15 +613,9 @@ TEST_F(InferenceServerTest, BothBindingsKeepTheIdOfARefusedRequest) {
   auto stub = inference::GRPCInferenceService::NewStub(
       grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
-  inference::ModelInferRequest request;
-  request.set_model_name("alpha");
+  auto request = ImageInferRequest("alpha", Png());
   request.set_id("grpc-id-7");
   (*request.mutable_parameters())["timeout"].set_string_param("soon");
-  auto* input = request.add_inputs();
-  input->set_name("image");
-  input->set_datatype("BYTES");
-  input->add_shape(1);
-  input->mutable_contents()->add_bytes_contents(Png());
   inference::ModelInferResponse response;
   EXPECT_EQ(stub->ModelInfer(&context, request, &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   const auto answer = Curl(
