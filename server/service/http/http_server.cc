@@ -88,10 +88,6 @@ void ConfigureTls(const HttpServerOptions& options, asio::ssl::context& tls) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // One connection: reads a request under the request deadline, hands it to
 // the handler, writes the answer under the response deadline, and reads the
 // next request when the client keeps the connection alive.
