@@ -10,7 +10,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench bench-traffic bench-gpu bench-memory-limit soak fuzz train train-nonsquare ablations train-large serve-large fresh-check clean
+.PHONY: all deps configure build test serve bench bench-traffic bench-canvases bench-gpu bench-memory-limit soak fuzz train train-nonsquare ablations train-large serve-large fresh-check clean
 
 all: build
 
@@ -53,6 +53,12 @@ bench: build
 # memory parts. Appends a record per run to results/traffic.jsonl.
 bench-traffic: build
 	bash tests/bench/run_traffic_bench.sh $(BUILD_DIR)
+
+# The canvases DETR-R50's images are padded into, chosen by measurement: every
+# candidate canvas's forward time through detr-server, then every canvas set
+# scored on the traffic mix (about 2 minutes). Appends to results/canvas_sweep.jsonl.
+bench-canvases: build
+	/usr/bin/python3 tests/bench/canvas_sweep.py $(BUILD_DIR) --runs 8 --out results/canvas_sweep.jsonl
 
 # Attention alone on a GPU, softmax on FlashAttention in bf16 against
 # optimization attention in bf16 (docs/benchmarks.md, "GPU"); needs a CUDA

@@ -11,7 +11,8 @@ A table lives in a doc between two markers:
 changes nothing and exits 1 naming each block that differs from what the
 records render (make test runs it). Tables known: traffic (results/traffic.jsonl),
 padding (results/padding.jsonl), memory_limit (results/memory_limit.jsonl),
-padding_outputs (results/padding_outputs.jsonl).
+padding_outputs (results/padding_outputs.jsonl), canvas_sweep
+(results/canvas_sweep.jsonl).
 
 Usage: render_results.py [--check] [ROOT]
 """
@@ -111,7 +112,30 @@ def padding_outputs(root):
     return head + "\n".join(rows) + "\n"
 
 
-TABLES = {"traffic": traffic, "padding": padding, "memory_limit": memory_limit, "padding_outputs": padding_outputs}
+def canvas_sweep(root):
+    head = ("| run | canvases (both ways round) | count | mix mean forward | / best set | padded pixels "
+            "| warm-up at start |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
+    rows = []
+    for r in records(root, "canvas_sweep"):
+        run = f"{r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''}"
+        best = min(s["mean_ms"] for s in r["sets"])
+        fewest = {}
+        for s in r["sets"]:  # the best set of each size
+            if s["count"] not in fewest or s["mean_ms"] < fewest[s["count"]]["mean_ms"]:
+                fewest[s["count"]] = s
+        shown = [(s, "") for _, s in sorted(fewest.items())]
+        if "current" in r and all(r["current"]["canvases"] != s["canvases"] for s, _ in shown):
+            shown.append((r["current"], "traffic_r50.yaml then: "))
+        for s, note in shown:
+            sides = sorted({max(c) for c in s["canvases"]})
+            mark = " **chosen**" if s["canvases"] == r["chosen"]["canvases"] else ""
+            rows.append(f"| {run} | {note}{', '.join(map(str, sides))}{mark} | {s['count']} | {s['mean_ms']:.0f} ms | "
+                        f"{s['mean_ms'] / best:.3f} | {s['padded_share']:.1%} | {s['warm_up_seconds']:.1f} s |")
+    return head + "\n".join(rows) + "\n"
+
+
+TABLES = {"traffic": traffic, "padding": padding, "memory_limit": memory_limit, "padding_outputs": padding_outputs,
+          "canvas_sweep": canvas_sweep}
 
 
 def main():
