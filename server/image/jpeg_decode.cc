@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <cstdio>  // jpeglib.h needs FILE
 #include <cstring>
-#include <stdexcept>
 #include <string>
 
 #include <jerror.h>
@@ -19,7 +18,7 @@ namespace {
 
 // libjpeg reports errors through a callback that must not return; the
 // documented way out is longjmp back to the caller's setjmp. The message is
-// kept here and turned into an exception once outside libjpeg.
+// kept here and turned into a status once outside libjpeg.
 struct ErrorManager {
   jpeg_error_mgr base;
   std::jmp_buf jump;
@@ -142,16 +141,16 @@ bool LooksLikeJpeg(const unsigned char* data, std::size_t size) {
   return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
 }
 
-std::optional<cv::Mat> DecodeJpegToRgb(const unsigned char* data, std::size_t size) {
+absl::StatusOr<cv::Mat> DecodeJpegToRgb(const unsigned char* data, std::size_t size) {
   Decompressor decompressor;
   cv::Mat rgb;
   int orientation = kOrientationAsStored;
   if (!Decode(decompressor, data, size, rgb, orientation)) {
     const std::string message = decompressor.errors.message;
-    if (decompressor.errors.truncated) throw std::invalid_argument("JPEG is truncated (" + message + ")");
-    throw std::invalid_argument("JPEG cannot be decoded: " + message);
+    if (decompressor.errors.truncated) return absl::InvalidArgumentError("JPEG is truncated (" + message + ")");
+    return absl::InvalidArgumentError("JPEG cannot be decoded: " + message);
   }
-  if (rgb.empty()) return std::nullopt;
+  if (rgb.empty()) return absl::UnimplementedError("the JPEG's colour space has no direct conversion to RGB");
   return Upright(std::move(rgb), orientation);
 }
 

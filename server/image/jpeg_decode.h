@@ -5,8 +5,8 @@
 #pragma once
 
 #include <cstddef>
-#include <optional>
 
+#include <absl/status/statusor.h>
 #include <opencv2/core/mat.hpp>
 
 namespace detr::image {
@@ -16,10 +16,10 @@ bool LooksLikeJpeg(const unsigned char* data, std::size_t size);
 
 /// Decodes a JPEG to 8-bit RGB, upright: an Exif orientation is applied as
 /// OpenCV's imdecode applies it, so boxes match what the client draws on.
-/// nullopt for JPEGs whose colour space libjpeg cannot turn into RGB (CMYK,
-/// YCCK): the caller decodes those another way. Throws std::invalid_argument
-/// with libjpeg's message for a corrupt JPEG, and for a truncated one (libjpeg
+/// UNIMPLEMENTED for JPEGs whose colour space libjpeg cannot turn into RGB
+/// (CMYK, YCCK): the caller decodes those another way. INVALID_ARGUMENT with
+/// libjpeg's message for a corrupt JPEG, and for a truncated one (libjpeg
 /// alone would fill the missing part with grey and report success).
-std::optional<cv::Mat> DecodeJpegToRgb(const unsigned char* data, std::size_t size);
+absl::StatusOr<cv::Mat> DecodeJpegToRgb(const unsigned char* data, std::size_t size);
 
 }  // namespace detr::image

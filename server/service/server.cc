@@ -24,30 +24,6 @@
 namespace detr::service {
 namespace {
 
-// A detector that fails its forward pass on purpose (testing.inject_faults:
-// forward), to prove a model's failure becomes its requests' INTERNAL status.
-class FailingDetector final : public core::Detector {
- public:
-  explicit FailingDetector(std::unique_ptr<core::Detector> inner) : inner_(std::move(inner)) {}
-  core::DetectionPass Detect(const std::vector<const core::PreparedImage*>&,
-                             const std::vector<core::DetectOptions>&) override {
-    FaultInjection({"forward"}).At("forward");
-    return {};
-  }
-  const core::DetectorInfo& info() const override { return inner_->info(); }
-  core::ModelMemory memory() const override { return inner_->memory(); }
-
- private:
-  std::unique_ptr<core::Detector> inner_;
-};
-
-DetectorFactory WithFaults(DetectorFactory factory, const ServerConfig& config) {
-  if (!config.inject_faults.count("forward")) return factory;
-  return [factory = std::move(factory)](const ModelEntry& entry) {
-    return std::make_unique<FailingDetector>(factory(entry));
-  };
-}
-
 std::string ReadPem(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::invalid_argument(path + ": cannot read (tls)");
@@ -91,7 +67,6 @@ PipelineOptions PipelineOptionsOf(const ServerConfig& config) {
   options.max_pixels = config.max_pixels;
   options.max_preprocessing = config.max_preprocessing;
   options.max_preprocessing_bytes = config.max_preprocessing_bytes;
-  options.faults = FaultInjection(config.inject_faults);
   return options;
 }
 
@@ -190,7 +165,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   }
   auto parts = std::make_unique<Parts>();
   parts->config = config;
-  parts->factory = WithFaults(std::move(factory), config);
+  parts->factory = std::move(factory);
   parts->allocator = std::move(allocator);
   parts->runtime_bytes = RuntimeBytes(parts->allocator);
   if (parts->allocator.read) parts->metrics.SetAllocatorSource(parts->allocator.read);
@@ -287,7 +262,6 @@ std::vector<std::string> NeedRestart(const ServerConfig& now, const ServerConfig
   differs(now.tls.certificate != next.tls.certificate || now.tls.key != next.tls.key ||
               now.tls.client_ca != next.tls.client_ca,
           "tls");
-  differs(now.inject_faults != next.inject_faults, "testing");
   return names;
 }
 

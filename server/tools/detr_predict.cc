@@ -58,7 +58,12 @@ nlohmann::json ToJson(const std::string& image, const cv::Mat& rgb, const detr::
 }
 
 int RunImage(const Options& options, core::Detr& model) {
-  auto rgb = image::ReadImage(options.image);
+  auto read = image::ReadImage(options.image);
+  if (!read.ok()) {
+    std::cerr << read.status().message() << "\n";
+    return 1;
+  }
+  cv::Mat& rgb = *read;  // drawn on below
   const auto prepared = image::Prepare(rgb, options.resize);
   auto [pixel_values, pixel_mask] = core::BatchInputs({&prepared});
   torch::NoGradGuard no_grad;

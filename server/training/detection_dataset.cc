@@ -30,8 +30,9 @@ DetectionDataset::DetectionDataset(const std::string& annotations, const std::st
   for (const auto& a : json.at("annotations")) by_image[a.at("image_id").get<int>()].push_back(&a);
   for (const auto& image : json.at("images")) {
     const auto path = (std::filesystem::path(image_dir) / image.at("file_name").get<std::string>()).string();
-    auto rgb = image::ReadImage(path);
-    images_.push_back(rgb);
+    auto read = image::ReadImage(path);
+    if (!read.ok()) throw std::runtime_error(std::string(read.status().message()));  // the trainer's error style
+    const cv::Mat& rgb = images_.emplace_back(std::move(*read));
     std::vector<int64_t> labels;
     std::vector<float> boxes;
     const float w = static_cast<float>(rgb.cols), h = static_cast<float>(rgb.rows);

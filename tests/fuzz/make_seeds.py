@@ -111,7 +111,7 @@ connections: {keepalive_time_seconds: 30, max_connection_age_seconds: 0}
 log_format: json
 """
     as_json = json.dumps({"models": [{"name": "j", "architecture": {"backbone": "resnet34"}}],
-                          "testing": {"inject_faults": ["forward"]}}).encode()
+                          "log_format": "json"}).encode()
     return {"builtin": builtin, "inline": inline, "json": as_json, "broken": b"models: [{name: a, architecture: {"}
 
 

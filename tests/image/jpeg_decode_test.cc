@@ -55,8 +55,8 @@ void ExpectSamePixels(const cv::Mat& actual, const cv::Mat& expected) {
 
 cv::Mat DecodeOrFail(const Bytes& bytes) {
   auto rgb = DecodeJpegToRgb(bytes.data(), bytes.size());
-  EXPECT_TRUE(rgb.has_value());
-  return rgb.value_or(cv::Mat());
+  EXPECT_TRUE(rgb.ok()) << rgb.status();
+  return rgb.ok() ? *rgb : cv::Mat();
 }
 
 // An APP1 segment holding an Exif block whose IFD0 has one entry, the
@@ -168,16 +168,14 @@ TEST(JpegDecodeTest, RefusesTruncatedAndCorruptJpegs) {
   const auto jpeg = Encode(TestImage(64, 64));
   for (std::size_t keep : {jpeg.size() / 2, jpeg.size() - 2, std::size_t{20}}) {
     const Bytes cut(jpeg.begin(), jpeg.begin() + static_cast<std::ptrdiff_t>(keep));
-    try {
-      DecodeJpegToRgb(cut.data(), cut.size());
-      ADD_FAILURE() << "a JPEG cut to " << keep << " of " << jpeg.size() << " bytes decoded";
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
-    }
+    const auto decoded = DecodeJpegToRgb(cut.data(), cut.size());
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument)
+        << "a JPEG cut to " << keep << " of " << jpeg.size() << " bytes";
+    EXPECT_NE(decoded.status().message().find("truncated"), absl::string_view::npos) << decoded.status();
   }
   Bytes garbage = {0xFF, 0xD8, 0xFF};
   garbage.resize(600, 0x42);
-  EXPECT_THROW(DecodeJpegToRgb(garbage.data(), garbage.size()), std::invalid_argument);
+  EXPECT_EQ(DecodeJpegToRgb(garbage.data(), garbage.size()).status().code(), absl::StatusCode::kInvalidArgument);
   // Bytes after the end-of-image marker (some cameras append data) are fine.
   Bytes trailing = jpeg;
   trailing.insert(trailing.end(), 100, 0x00);
@@ -186,9 +184,10 @@ TEST(JpegDecodeTest, RefusesTruncatedAndCorruptJpegs) {
 
 TEST(JpegDecodeTest, LeavesCmykToOpenCv) {
   const auto cmyk = EncodeWithLibjpeg(TestImage(24, 32, 4), JCS_CMYK, 1, 1);
-  EXPECT_FALSE(DecodeJpegToRgb(cmyk.data(), cmyk.size()).has_value());
-  const cv::Mat rgb = DecodeImage(cmyk);  // the OpenCV fallback
-  ExpectSamePixels(rgb, OpenCvRgb(cmyk));
+  EXPECT_EQ(DecodeJpegToRgb(cmyk.data(), cmyk.size()).status().code(), absl::StatusCode::kUnimplemented);
+  const auto rgb = DecodeImage(cmyk);  // the OpenCV fallback
+  ASSERT_TRUE(rgb.ok()) << rgb.status();
+  ExpectSamePixels(*rgb, OpenCvRgb(cmyk));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // memory, on real images encoded and decoded by OpenCV; and the model core's
 // view of the result as tensors, batched.
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -68,7 +69,8 @@ TEST(PreprocessTest, DecodedPngMatchesTheOfficialNormalisation) {
   auto io = core::LoadSafetensors(kFixture + "/io.safetensors");
   for (const std::string prefix : {"single0.", "single1."}) {
     auto rgb = DecodeImage(EncodePng(ToRgbMat(io.at(prefix + "image"))));
-    auto input = Tensors(Prepare(rgb, ResizePolicy{0, 0})).first;
+    ASSERT_TRUE(rgb.ok()) << rgb.status();
+    auto input = Tensors(Prepare(*rgb, ResizePolicy{0, 0})).first;
     auto expected = io.at(prefix + "pixel_values")[0];
     ASSERT_EQ(input.sizes(), expected.sizes());
     // 8-bit quantisation: at most half a grey level, divided by the smallest std.
@@ -183,14 +185,27 @@ TEST(PreprocessTest, CanvasesThatMissASizeOfTheRuleAreNamed) {
 }
 
 TEST(PreprocessTest, RejectsBytesThatAreNotAnImage) {
-  EXPECT_THROW(DecodeImage({}), std::invalid_argument);
+  EXPECT_EQ(DecodeImage({}).status().code(), absl::StatusCode::kInvalidArgument);
   std::vector<unsigned char> garbage(1000, 0x5a);
-  EXPECT_THROW(DecodeImage(garbage), std::invalid_argument);
+  EXPECT_EQ(DecodeImage(garbage).status().code(), absl::StatusCode::kInvalidArgument);
   cv::Mat rgb(32, 32, CV_8UC3, cv::Scalar(1, 2, 3));
   std::vector<unsigned char> jpeg;
   cv::imencode(".jpg", rgb, jpeg);
   jpeg.resize(jpeg.size() / 3);  // truncated: refused, not filled with grey
-  EXPECT_THROW(DecodeImage(jpeg), std::invalid_argument);
+  const auto truncated = DecodeImage(jpeg);
+  EXPECT_EQ(truncated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(truncated.status().message().find("truncated"), absl::string_view::npos) << truncated.status();
+}
+
+TEST(PreprocessTest, ReadImageNamesTheFileItCannotReadOrDecode) {
+  const auto missing = ReadImage("/nonexistent/image.png");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("/nonexistent/image.png"), absl::string_view::npos);
+  const std::string path = ::testing::TempDir() + "/not-an-image.png";
+  std::ofstream(path) << "plain text";
+  const auto garbage = ReadImage(path);
+  EXPECT_EQ(garbage.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(garbage.status().message().find(path), absl::string_view::npos) << garbage.status();
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
 // A Detector without a model, for the service's tests (no LibTorch): it
 // answers each image with one detection whose score is the image's first
 // pixel value clamped to [0, 1], records the batches it saw, and can be made
-// slow or failing, and reports the memory it is told to.
+// slow or failing, and reports the memory it is told to. FailingDetector
+// wraps a real detector and fails its forward pass.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -68,6 +70,22 @@ class FakeDetector final : public core::Detector {
   mutable std::mutex mutex_;
   std::vector<int> batches_;  // guarded by mutex_
   core::ModelMemory memory_;  // guarded by mutex_
+};
+
+/// A real detector whose forward pass fails: its info and memory are the
+/// inner one's, so the server loads, budgets and routes it as the real model.
+class FailingDetector final : public core::Detector {
+ public:
+  explicit FailingDetector(std::unique_ptr<core::Detector> inner) : inner_(std::move(inner)) {}
+  core::DetectionPass Detect(const std::vector<const core::PreparedImage*>&,
+                             const std::vector<core::DetectOptions>&) override {
+    throw std::runtime_error("the failing detector's forward pass failed, as the test asked");
+  }
+  const core::DetectorInfo& info() const override { return inner_->info(); }
+  core::ModelMemory memory() const override { return inner_->memory(); }
+
+ private:
+  std::unique_ptr<core::Detector> inner_;
 };
 
 }  // namespace detr::testing

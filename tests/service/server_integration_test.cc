@@ -1,6 +1,7 @@
 // detr-server end to end: a real Server in this process on 127.0.0.1 (and the
 // real binary where process behaviour is tested), real gRPC calls, real
 // PNG/JPEG bytes, its real /metrics.
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/service/fake_detector.h"
 #include "tests/service/test_servers.h"
 
 namespace detr::testing {
@@ -381,10 +383,11 @@ TEST_F(ServerTest, ListAndGetModelsDescribeModelsAndExperiments) {
 namespace detr::testing {
 namespace {
 
-// testing.inject_faults, end to end: a fault at each stage becomes that
-// request's INTERNAL status over gRPC, and the server keeps serving; a fault
-// in the shadow arm leaves the primary's answer.
-TEST(FaultInjectionTest, EachStagesFaultBecomesInternalAndTheServerKeepsServing) {
+// A model whose forward pass fails (a FailingDetector around the real one,
+// injected through the server's DetectorFactory), end to end: its requests
+// get INTERNAL over gRPC, the other model keeps answering, and a failing
+// shadow arm leaves the primary's answer and is counted under the shadow.
+TEST(FailingModelTest, AFailingForwardPassBecomesInternalAndTheServerKeepsServing) {
   const std::string models =
       std::string("models:\n  - {name: alpha, architecture: ") + kArchitecture +
       ", random_seed: 3, preprocessing: {shortest_edge: 64, longest_edge: 128}}\n"
@@ -393,26 +396,37 @@ TEST(FaultInjectionTest, EachStagesFaultBecomesInternalAndTheServerKeepsServing)
       ", random_seed: 4, "
       "preprocessing: {shortest_edge: 64, longest_edge: 128}}\n"
       "experiments:\n  - {name: shadow, kind: shadow, primary: alpha, arms: [{model: alpha}, {model: beta}]}\n";
-  for (const std::string stage : {"preprocess", "forward", "postprocess", "shadow"}) {
-    InProcessServer server(models + "testing: {inject_faults: [" + stage + "]}\n");
+  for (const std::string failing : {"alpha", "beta"}) {
+    InProcessServer server(models, [failing](const service::ModelEntry& entry) -> std::unique_ptr<core::Detector> {
+      auto real = LoadDetector(entry);
+      if (entry.name == failing) return std::make_unique<FailingDetector>(std::move(real));
+      return real;
+    });
     ASSERT_TRUE(server.ok());
     auto stub = server.Stub();
+    const std::string healthy = failing == "alpha" ? "beta" : "alpha";
     for (int i = 0; i < 2; ++i) {
       v1::DetectResponse response;
-      const auto status = Call(*stub, Request(MakeImage(64, 64, i), stage == "shadow" ? "shadow" : "alpha"), &response);
-      if (stage == "shadow") {
-        EXPECT_TRUE(status.ok()) << status.error_message();
-        EXPECT_EQ(response.model(), "alpha");
-      } else {
-        EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << stage;
-        EXPECT_NE(status.error_message().find("fault injected at " + stage), std::string::npos)
-            << status.error_message();
-      }
+      const auto status = Call(*stub, Request(MakeImage(64, 64, i), failing), &response);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << failing;
+      EXPECT_NE(status.error_message().find("model '" + failing + "' failed"), std::string::npos)
+          << status.error_message();
+      const auto served = Call(*stub, Request(MakeImage(64, 64, i), healthy), &response);
+      EXPECT_TRUE(served.ok()) << served.error_message();
     }
-    EXPECT_EQ(server.Metric("detr_requests_total{code=\"INTERNAL\",model=\"" +
-                            std::string(stage == "shadow" ? "beta" : "alpha") + "\"}"),
-              2)
-        << stage;
+    if (failing == "beta") {  // the shadow arm: the primary answers
+      v1::DetectResponse response;
+      const auto status = Call(*stub, Request(MakeImage(64, 64, 5), "shadow"), &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      EXPECT_EQ(response.model(), "alpha");
+    }
+    const std::string internal = "detr_requests_total{code=\"INTERNAL\",model=\"" + failing + "\"}";
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    const double expected = failing == "beta" ? 3 : 2;  // beta: twice its own, once as the shadow
+    while (server.Metric(internal) < expected && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(server.Metric(internal), expected) << failing;
   }
 }
 

@@ -87,13 +87,13 @@ void ConfigureProcessOnce() {
   });
 }
 
+}  // namespace
+
 std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
   core::ModelSpec spec{entry.config, entry.weights, entry.random_seed};
   if (const int plans = entry.BackbonePlans()) spec.backbone_plans = plans;
   return core::LoadDetrDetector(spec);
 }
-
-}  // namespace
 
 struct CapturedLog::Impl {
   std::ostringstream text;
@@ -117,7 +117,7 @@ std::string CapturedLog::text() const {
   return impl_->text.str();
 }
 
-InProcessServer::InProcessServer(const std::string& config_yaml) {
+InProcessServer::InProcessServer(const std::string& config_yaml, service::DetectorFactory detectors) {
   ConfigureProcessOnce();
   service::ServerConfig config;
   try {
@@ -129,7 +129,7 @@ InProcessServer::InProcessServer(const std::string& config_yaml) {
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "127.0.0.1:0";
   config.http_listen = "127.0.0.1:0";
-  auto server = service::Server::Start(config, LoadDetector);
+  auto server = service::Server::Start(config, std::move(detectors));
   if (!server.ok()) {
     ADD_FAILURE() << "the server did not start: " << server.status().message();
     return;

@@ -18,6 +18,9 @@
 
 namespace detr::testing {
 
+/// The model core's detector for `entry`, as detr-server loads it.
+std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry);
+
 /// GET http://host_port/path; the body, or "" on failure.
 std::string HttpGet(const std::string& host_port, const std::string& path);
 
@@ -59,9 +62,10 @@ class ServerEndpoints {
 class InProcessServer : public ServerEndpoints {
  public:
   /// Starts a Server on `config_yaml` (listen addresses replaced by
-  /// 127.0.0.1:0) with the model core's detectors. Fails the current test,
-  /// leaving ok() false, if it cannot start.
-  explicit InProcessServer(const std::string& config_yaml);
+  /// 127.0.0.1:0) with `detectors` (by default the model core's,
+  /// LoadDetector). Fails the current test, leaving ok() false, if it cannot
+  /// start.
+  explicit InProcessServer(const std::string& config_yaml, service::DetectorFactory detectors = LoadDetector);
   ~InProcessServer();
 
   bool ok() const { return server_ != nullptr; }

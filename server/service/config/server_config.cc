@@ -14,7 +14,6 @@
 #include "server/core/api/config_node.h"
 #include "server/core/api/model_config_parser.h"
 #include "server/service/config/yaml_node.h"
-#include "server/service/pipeline/fault_injection.h"
 
 namespace detr::service {
 namespace {
@@ -275,19 +274,6 @@ void ParseConnections(const YamlNode& node, ServerConfig& config, const std::str
   }
 }
 
-void ParseTesting(const YamlNode& testing, ServerConfig& config, const std::string& source) {
-  CheckKeys(testing, {"inject_faults"}, source, "testing");
-  std::vector<std::string> stages;
-  ReadIf(testing, "inject_faults", stages, source, "testing");
-  for (const auto& stage : stages) {
-    if (!FaultInjection::Stages().count(stage)) {
-      Invalid(source, "testing.inject_faults",
-              "names '" + stage + "'; stages are preprocess, shadow, forward, postprocess");
-    }
-    config.inject_faults.insert(stage);
-  }
-}
-
 }  // namespace
 
 bool ModelEntry::SameModelAs(const ModelEntry& other) const {
@@ -329,8 +315,7 @@ ServerConfig ServerConfig::FromText(const std::string& text, const std::string& 
   const YamlNode root(document);
   CheckKeys(root,
             {"listen", "metrics_listen", "http_listen", "intra_op_threads", "preprocess_threads", "log_format",
-             "drain_timeout_seconds", "limits", "default_route", "models", "experiments", "testing", "tls", "auth",
-             "connections"},
+             "drain_timeout_seconds", "limits", "default_route", "models", "experiments", "tls", "auth", "connections"},
             source, "");
   ServerConfig config;
   ReadIf(root, "listen", config.listen, source, "");
@@ -346,7 +331,6 @@ ServerConfig ServerConfig::FromText(const std::string& text, const std::string& 
   ReadIf(root, "drain_timeout_seconds", drain_seconds, source, "");
   config.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000));
   if (root["limits"].IsDefined()) ParseLimits(root["limits"], config, source);
-  if (root["testing"].IsDefined()) ParseTesting(root["testing"], config, source);
   if (root["tls"].IsDefined()) ParseTls(root["tls"], config, source, base_dir);
   if (root["auth"].IsDefined()) ParseAuth(root["auth"], config, source, base_dir);
   if (root["connections"].IsDefined()) ParseConnections(root["connections"], config, source);

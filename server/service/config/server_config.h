@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -125,7 +124,6 @@ struct ServerConfig {
   std::string default_route;  // a model or experiment name; empty = the first model
   std::vector<ModelEntry> models;
   std::vector<ExperimentEntry> experiments;
-  std::set<std::string> inject_faults;  // testing only: stages that fail on purpose
   TlsConfig tls;
   std::string tokens_file;  // bearer tokens, one per line; empty: no token needed
   // Tokens without TLS are refused at start (they would travel in the clear)

@@ -1,7 +1,6 @@
 #include "server/service/pipeline/request_image.h"
 
 #include <cmath>
-#include <stdexcept>
 #include <string>
 
 #include "server/image/decode.h"
@@ -59,7 +58,7 @@ absl::Status ValidateDetectInput(const DetectInput& input, std::int64_t max_pixe
   return absl::InvalidArgumentError("the request has no image: send an encoded image or raw RGB pixels");
 }
 
-cv::Mat DecodeRequestImage(const ImageInput& image, std::int64_t max_pixels) {
+absl::StatusOr<cv::Mat> DecodeRequestImage(const ImageInput& image, std::int64_t max_pixels) {
   if (image.kind == ImageInput::Kind::kRaw) {
     const cv::Mat view(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC3,
                        const_cast<char*>(image.bytes.data()));
@@ -72,20 +71,20 @@ cv::Mat DecodeRequestImage(const ImageInput& image, std::int64_t max_pixels) {
   // temporary file.
   const auto size = image::PeekImageSize(data, image.bytes.size());
   if (!size) {
-    throw std::invalid_argument("the encoded image is not JPEG, PNG, BMP or WebP (or its header is cut short)");
+    return absl::InvalidArgumentError("the encoded image is not JPEG, PNG, BMP or WebP (or its header is cut short)");
   }
   // Each side first: two 32-bit sides overflow their product (found by the
   // image fuzzer).
   if (size->first <= 0 || size->second <= 0 || size->first > max_pixels || size->second > max_pixels ||
       size->first * size->second > max_pixels) {
-    throw std::invalid_argument("image header claims " + std::to_string(size->first) + "x" +
-                                std::to_string(size->second) + " pixels, outside the server's limit of " +
-                                std::to_string(max_pixels) + " pixels");
+    return absl::InvalidArgumentError("image header claims " + std::to_string(size->first) + "x" +
+                                      std::to_string(size->second) + " pixels, outside the server's limit of " +
+                                      std::to_string(max_pixels) + " pixels");
   }
   auto rgb = image::DecodeImage(data, image.bytes.size());
-  if (static_cast<std::int64_t>(rgb.rows) * rgb.cols > max_pixels) {
-    throw std::invalid_argument("image has " + std::to_string(rgb.cols) + "x" + std::to_string(rgb.rows) +
-                                " pixels, over the server's limit of " + std::to_string(max_pixels));
+  if (rgb.ok() && static_cast<std::int64_t>(rgb->rows) * rgb->cols > max_pixels) {
+    return absl::InvalidArgumentError("image has " + std::to_string(rgb->cols) + "x" + std::to_string(rgb->rows) +
+                                      " pixels, over the server's limit of " + std::to_string(max_pixels));
   }
   return rgb;
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include <absl/status/status.h>
+#include <absl/status/statusor.h>
 #include <opencv2/core/mat.hpp>
 
 #include "server/core/api/prepared_image.h"
@@ -21,11 +22,13 @@ namespace detr::service {
 absl::Status ValidateDetectInput(const DetectInput& input, std::int64_t max_pixels);
 
 /// The image as RGB, refused before a full decode when its header already
-/// shows it is over `max_pixels`. Throws std::invalid_argument for bytes that
-/// are not an acceptable image.
-cv::Mat DecodeRequestImage(const ImageInput& image, std::int64_t max_pixels);
+/// shows it is over `max_pixels`. INVALID_ARGUMENT for bytes that are not an
+/// acceptable image.
+absl::StatusOr<cv::Mat> DecodeRequestImage(const ImageInput& image, std::int64_t max_pixels);
 
-/// `rgb` as the model's input under its preprocessing settings.
+/// `rgb` as the model's input under its preprocessing settings. It cannot
+/// fail on a decoded image and a validated configuration; what preprocess.h
+/// throws on a broken precondition is a bug, caught by the pipeline's net.
 core::PreparedImage PrepareFor(const cv::Mat& rgb, const PreprocessingConfig& preprocessing);
 
 }  // namespace detr::service

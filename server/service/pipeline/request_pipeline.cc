@@ -3,12 +3,12 @@
 #include <cmath>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 
 #include <opencv2/core/mat.hpp>
 #include <spdlog/spdlog.h>
 
 #include "server/service/pipeline/client_text.h"
+#include "server/service/pipeline/last_resort.h"
 #include "server/service/pipeline/request_image.h"
 #include "server/service/status_mapping.h"
 #include "server/types/detection_agreement.h"
@@ -19,22 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-// Runs `step`; an exception becomes INVALID_ARGUMENT when it is the input's
-// fault (std::invalid_argument) and INTERNAL otherwise.
-template <typename Step>
-absl::Status Guarded(const char* stage, Step&& step) {
-  try {
-    step();
-    return absl::OkStatus();
-  } catch (const std::invalid_argument& e) {
-    return absl::InvalidArgumentError(e.what());
-  } catch (const std::exception& e) {
-    return absl::InternalError(std::string(stage) + " failed: " + e.what());
-  } catch (...) {
-    return absl::InternalError(std::string(stage) + " failed");
-  }
-}
 
 }  // namespace
 
@@ -124,22 +108,22 @@ void RequestPipeline::Refuse(DetectInput input, absl::Status error, Respond resp
 void RequestPipeline::Preprocess(const RequestPtr& request) {
   if (auto status = request->call->Check("before preprocessing"); !status.ok()) return Finish(request, status);
   const auto start = Clock::now();
-  cv::Mat rgb;
+  absl::StatusOr<cv::Mat> rgb;
   core::PreparedImage image;
-  auto status = Guarded("preprocessing", [&] {
+  auto status = LastResort("preprocessing", [&] {
     rgb = DecodeRequestImage(request->input.image, options_.max_pixels);
-    options_.faults.At("preprocess");
-    image = PrepareFor(rgb, request->route.primary->entry().preprocessing);
+    if (rgb.ok()) image = PrepareFor(*rgb, request->route.primary->entry().preprocessing);
   });
+  if (status.ok()) status = rgb.status();
   // The encoded bytes are no longer needed: free them, and the admission
   // place they held, before the request waits in a model's queue.
   std::string().swap(request->input.image.bytes);
   request->admission.Release();
   if (!status.ok()) return Finish(request, status);
   request->preprocess_seconds = SecondsSince(start);
-  request->width = rgb.cols;
-  request->height = rgb.rows;
-  if (request->route.shadow) SubmitShadow(request, rgb);
+  request->width = rgb->cols;
+  request->height = rgb->rows;
+  if (request->route.shadow) SubmitShadow(request, *rgb);
 
   InferenceJob job;
   job.image = std::move(image);
@@ -154,10 +138,7 @@ void RequestPipeline::Preprocess(const RequestPtr& request) {
 void RequestPipeline::SubmitShadow(const RequestPtr& request, const cv::Mat& rgb) {
   ModelRunner& shadow = *request->route.shadow;
   InferenceJob job;
-  auto status = Guarded("the shadow arm", [&] {
-    options_.faults.At("shadow");
-    job.image = PrepareFor(rgb, shadow.entry().preprocessing);
-  });
+  auto status = LastResort("the shadow arm", [&] { job.image = PrepareFor(rgb, shadow.entry().preprocessing); });
   if (!status.ok()) {
     shadow.metrics().RecordRequest(status.code(), SecondsSince(request->start));
     spdlog::error("experiment {}: shadow model {} failed: {}", request->route.experiment, shadow.name(),
@@ -187,14 +168,8 @@ void RequestPipeline::OnInferred(const RequestPtr& request, absl::StatusOr<Infer
     }
   }
   std::optional<DetectResult> result;
-  auto status = Guarded("post-processing", [&] {
-    options_.faults.At("postprocess");
-    result = ResultOf(*request, std::move(*outcome));
-  });
-  if (!status.ok())
-    return Finish(request, status.code() == absl::StatusCode::kInvalidArgument
-                               ? absl::InternalError(status.message())  // never the client's fault here
-                               : status);
+  auto status = LastResort("post-processing", [&] { result = ResultOf(*request, std::move(*outcome)); });
+  if (!status.ok()) return Finish(request, status);
   Finish(request, std::move(*result));
 }
 

@@ -5,10 +5,12 @@
 // Front ends (detr.v1 gRPC, the Open Inference Protocol over gRPC and HTTP)
 // convert their messages to a DetectInput, call Run, and convert the
 // DetectResult or error they are answered with. Errors are absl::Status
-// values (status_mapping.h). A request's metrics and failure log are
-// recorded in one place, when it is answered; what belongs to a batch (its
-// size, the forward pass's memory, the model's memory gauges) is recorded by
-// the ModelRunner that ran it.
+// values (status_mapping.h) all the way: decoding and preparation return
+// them, and an exception on the path is a bug that last_resort.h answers as
+// INTERNAL. A request's metrics and failure log are recorded in one place,
+// when it is answered; what belongs to a batch (its size, the forward pass's
+// memory, the model's memory gauges) is recorded by the ModelRunner that ran
+// it.
 #pragma once
 
 #include <atomic>
@@ -23,7 +25,6 @@
 #include "server/service/observability/rate_limited_log.h"
 #include "server/service/pipeline/admission.h"
 #include "server/service/pipeline/call_state.h"
-#include "server/service/pipeline/fault_injection.h"
 #include "server/service/pipeline/model_set.h"
 #include "server/service/pipeline/model_set_reaper.h"
 #include "server/service/pipeline/request.h"
@@ -40,7 +41,6 @@ struct PipelineOptions {
   std::int64_t max_pixels = 40'000'000;              ///< larger images: INVALID_ARGUMENT, before a full decode
   std::int64_t max_preprocessing = 64;               ///< requests admitted to preprocessing at once
   std::int64_t max_preprocessing_bytes = 256 << 20;  ///< and their image bytes
-  FaultInjection faults;                             ///< tests only
 };
 
 class RequestPipeline {

@@ -14,13 +14,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;  // gRPC refuses these before us
   const auto input = detr::service::ToDetectInput(std::move(request));
   if (!detr::service::ValidateDetectInput(input, /*max_pixels=*/4'000'000).ok()) return 0;
-  try {
-    const auto rgb = detr::service::DecodeRequestImage(input.image, 4'000'000);
-    detr::service::PreprocessingConfig preprocessing;
-    preprocessing.shortest_edge = 64;
-    preprocessing.longest_edge = 96;
-    detr::service::PrepareFor(rgb, preprocessing);
-  } catch (const std::invalid_argument&) {
-  }
+  const auto rgb = detr::service::DecodeRequestImage(input.image, 4'000'000);
+  if (!rgb.ok()) return 0;  // refused with a status; an exception is a finding
+  detr::service::PreprocessingConfig preprocessing;
+  preprocessing.shortest_edge = 64;
+  preprocessing.longest_edge = 96;
+  detr::service::PrepareFor(*rgb, preprocessing);
   return 0;
 }
