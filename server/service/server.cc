@@ -10,11 +10,11 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
-#include "server/service/frontend/detector_service.h"
-#include "server/service/frontend/inference_grpc_service.h"
-#include "server/service/http/inference_http_endpoint.h"
-#include "server/service/frontend/reflection_v1_service.h"
-#include "server/service/http/metrics_endpoint.h"
+#include "server/service/detr_v1/detector_service.h"
+#include "server/service/oip/inference_grpc_service.h"
+#include "server/service/oip/inference_http_endpoint.h"
+#include "server/service/transport/reflection_v1_service.h"
+#include "server/service/observability/metrics_endpoint.h"
 #include "server/service/memory/memory_budget.h"
 #include "server/service/memory/memory_pressure.h"
 #include "server/service/observability/rate_limited_log.h"

@@ -7,5 +7,4 @@ set -euo pipefail
 build=${1:-build}
 shift || true
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-exec /usr/bin/python3 tests/bench/serving_bench.py "$build" --port "${PORT:-50771}" \
-  --metrics-port "${METRICS_PORT:-9771}" "$@"
+exec /usr/bin/python3 tests/bench/serving_bench.py "$build" "$@"

@@ -27,7 +27,7 @@ A round:
      (tests/bench/serving_bench_r50.yaml, 800x1066 canvas), whose forward
      pass is ten times the small model's, against its offline forward pass.
 
-Usage: serving_bench.py BUILD_DIR [--rounds N] [--port P] [--metrics-port P]
+Usage: serving_bench.py BUILD_DIR [--rounds N]
 """
 import argparse
 import json
@@ -37,6 +37,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import traffic_bench
 
 MODEL_CONFIG = "deploy/models/default-softmax.json"
 HEIGHT, WIDTH = 480, 640
@@ -84,30 +86,15 @@ def offline_result(process):
     return float(m.group(1)) / 1e3, float(m.group(2))
 
 
-class Server:
-    """detr-server on 127.0.0.1 for the duration of a `with` block."""
+class Server(traffic_bench.Server):
+    """detr-server on port 0 of 127.0.0.1 (the ports it bound from its --ports-file), with detr-client to drive it."""
 
-    def __init__(self, build, config, port, metrics_port, log):
-        self.build, self.port, self.metrics_port = build, port, metrics_port
-        cmd = [f"{build}/bin/detr-server", "--config", config, "--listen", f"127.0.0.1:{port}",
-               "--metrics-listen", f"127.0.0.1:{metrics_port}"]
-        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-
-    def __enter__(self):
-        for _ in range(150):
-            if self.client("health", check=False).returncode == 0:
-                return self
-            if self.process.poll() is not None:
-                sys.exit("detr-server exited during start-up; see its log")
-            time.sleep(0.2)
-        sys.exit("detr-server did not become healthy")
-
-    def __exit__(self, *_):
-        self.process.terminate()
-        self.process.wait(timeout=30)
+    def __init__(self, build, config, log):
+        super().__init__(build, config, log)
+        self.build = build
 
     def client(self, *args, check=True):
-        cmd = [f"{self.build}/bin/detr-client", "--target", f"127.0.0.1:{self.port}", *args]
+        cmd = [f"{self.build}/bin/detr-client", "--target", f"127.0.0.1:{self.ports['grpc']}", *args]
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=check)
 
     def bench(self, model, concurrency, requests, image, raw=False):
@@ -130,7 +117,7 @@ def forward_b1(build, config=MODEL_CONFIG, size=(HEIGHT, WIDTH), runs=15):
     return offline_result(offline(build, 1, runs, config=config, size=size))[0]
 
 
-def one_round(build, images, ports, log):
+def one_round(build, images, log):
     image, photo = images
     r = {}
     # Each concurrency-1 block is compared with the mean of the model-alone
@@ -138,7 +125,7 @@ def one_round(build, images, ports, log):
     # meanwhile): this VM's speed drifts within seconds, and a reference taken
     # on one side only turns that drift into overhead, or hides overhead.
     forward = [forward_b1(build)]
-    with Server(build, "tests/bench/serving_bench.yaml", *ports, log) as server:
+    with Server(build, "tests/bench/serving_bench.yaml", log) as server:
         for warm_up in (photo, image):
             server.bench("unbatched", 1, 5, warm_up)
         for name, block_image, raw in [("photo", photo, False), ("noise", image, False), ("raw", image, True)]:
@@ -156,10 +143,10 @@ def one_round(build, images, ports, log):
         r["grpc_c8_unbatched"] = server.bench("unbatched", 8, 48, image)["throughput_per_second"]
     pair = [offline(build, 4, 4, threads=1) for _ in range(2)]
     r["offline_2x1thread_b4"] = sum(offline_result(p)[1] for p in pair)
-    with Server(build, "tests/bench/serving_bench_workers.yaml", *ports, log) as server:
+    with Server(build, "tests/bench/serving_bench_workers.yaml", log) as server:
         server.bench("batched", 8, 16, image)
         r["grpc_c8_workers"] = server.bench("batched", 8, 96, image)["throughput_per_second"]
-    with Server(build, "tests/bench/serving_bench_r50.yaml", *ports, log) as server:
+    with Server(build, "tests/bench/serving_bench_r50.yaml", log) as server:
         server.bench("r50", 1, 2, image)  # warm-up
         before = forward_b1(build, R50_CONFIG, R50_CANVAS, runs=7)
         report = server.bench("r50", 1, 7, image)
@@ -227,8 +214,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("build", nargs="?", default="build")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--port", type=int, default=50771)
-    parser.add_argument("--metrics-port", type=int, default=9771)
     args = parser.parse_args()
     bench_dir = Path(args.build) / "bench"
     bench_dir.mkdir(parents=True, exist_ok=True)
@@ -239,7 +224,7 @@ def main():
     with open(bench_dir / "serving-server.log", "w") as log:
         for i in range(args.rounds):
             print(f"[serving bench] round {i + 1}/{args.rounds} ...", file=sys.stderr, flush=True)
-            rounds.append(derive(one_round(args.build, images, (args.port, args.metrics_port), log)))
+            rounds.append(derive(one_round(args.build, images, log)))
     (bench_dir / "serving.json").write_text(json.dumps(rounds, indent=1))
     header = "| " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + " | " + \
         " | ".join(f"round {i + 1}" for i in range(len(rounds))) + " | median |"

@@ -16,11 +16,11 @@ set(DETR_FUZZ_SOURCES_model_config ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
 set(DETR_FUZZ_SOURCES_server_config server/service/config/server_config.cc server/image/preprocess.cc
   ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
 set(DETR_FUZZ_SOURCES_detect_request
-  server/service/frontend/detector_messages.cc ${DETR_FUZZ_IMAGE_SOURCES} ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
+  server/service/detr_v1/detector_messages.cc ${DETR_FUZZ_IMAGE_SOURCES} ${DETR_FUZZ_MODEL_CONFIG_SOURCES})
 
 set(DETR_FUZZ_SOURCES_oip_request
-  server/service/http/inference_json.cc server/service/frontend/inference_protocol.cc
-  server/service/frontend/inference_grpc_messages.cc server/service/pipeline/client_text.cc)
+  server/service/oip/inference_json.cc server/service/oip/inference_protocol.cc
+  server/service/oip/inference_grpc_messages.cc server/service/pipeline/client_text.cc)
 
 # detr_fuzz_sources(OUT FUZZER ROOT): the project sources FUZZER runs, as
 # absolute paths under ROOT (the project root).

@@ -15,8 +15,8 @@
 
 #include <gtest/gtest.h>
 
-#include "server/service/http/http_server.h"
-#include "server/service/http/metrics_endpoint.h"
+#include "server/service/transport/http_server.h"
+#include "server/service/observability/metrics_endpoint.h"
 #include "server/service/observability/metrics.h"
 #include "tests/service/test_servers.h"
 

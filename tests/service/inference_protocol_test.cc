@@ -19,8 +19,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "inference/open_inference_grpc.grpc.pb.h"
-#include "server/service/frontend/inference_protocol.h"
-#include "server/service/http/inference_json.h"
+#include "server/service/oip/inference_protocol.h"
+#include "server/service/oip/inference_json.h"
 #include "tests/service/test_servers.h"
 
 namespace detr::testing {

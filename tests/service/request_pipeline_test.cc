@@ -19,7 +19,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "server/service/access/bearer_tokens.h"
-#include "server/service/http/inference_http_endpoint.h"
+#include "server/service/oip/inference_http_endpoint.h"
 #include "server/service/pipeline/last_resort.h"
 #include "server/service/pipeline/request_pipeline.h"
 #include "tests/service/fake_detector.h"

@@ -18,10 +18,13 @@ MemoryPressureWatch::~MemoryPressureWatch() {
 }
 
 void MemoryPressureWatch::SetBudget(std::uint64_t limit, std::uint64_t cache_bytes) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  limit_ = limit;
-  cache_bytes_ = cache_bytes;
-  shrunk_ = false;  // the caller has just set the cache to its budgeted size
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    limit_ = limit;
+    cache_bytes_ = cache_bytes;
+    shrunk_ = false;  // the caller has just set the cache to its budgeted size
+  }
+  stop_signal_.notify_all();  // wakes a watch that slept for want of a limit
 }
 
 bool MemoryPressureWatch::Check() {
@@ -50,7 +53,11 @@ bool MemoryPressureWatch::shrunk() const {
 
 void MemoryPressureWatch::Run() {
   std::unique_lock<std::mutex> lock(mutex_);
+  // Without a limit there is nothing to watch: the thread sleeps until a
+  // reload sets one (or the watch stops), and never wakes every period.
   while (!stop_signal_.wait_for(lock, options_.period, [this] { return stopping_; })) {
+    stop_signal_.wait(lock, [this] { return stopping_ || limit_ != 0; });
+    if (stopping_) break;
     lock.unlock();
     Check();
     lock.lock();

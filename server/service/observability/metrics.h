@@ -76,7 +76,7 @@ struct AllocatorFigures {
 
 class Metrics {
  public:
-  /// Registers every family. Serves nothing: see http/metrics_endpoint.h.
+  /// Registers every family. Serves nothing: see observability/metrics_endpoint.h.
   Metrics();
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;

@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "detr/v1/detector.pb.h"
-#include "server/service/frontend/detector_messages.h"
+#include "server/service/detr_v1/detector_messages.h"
 #include "server/service/pipeline/request_image.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -12,9 +12,9 @@
 #include <string>
 
 #include "inference/open_inference_grpc.pb.h"
-#include "server/service/frontend/inference_grpc_messages.h"
-#include "server/service/frontend/inference_protocol.h"
-#include "server/service/http/inference_json.h"
+#include "server/service/oip/inference_grpc_messages.h"
+#include "server/service/oip/inference_protocol.h"
+#include "server/service/oip/inference_json.h"
 
 namespace {
 

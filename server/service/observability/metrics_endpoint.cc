@@ -1,4 +1,4 @@
-#include "server/service/http/metrics_endpoint.h"
+#include "server/service/observability/metrics_endpoint.h"
 
 #include <prometheus/text_serializer.h>
 

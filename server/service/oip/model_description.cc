@@ -1,4 +1,4 @@
-#include "server/service/frontend/model_description.h"
+#include "server/service/oip/model_description.h"
 
 #include "server/service/pipeline/client_text.h"
 

@@ -1,5 +1,5 @@
 // The Open Inference Protocol's JSON forms (KServe v2 REST) to and from the
-// protocol-neutral types of frontend/inference_protocol.h.
+// protocol-neutral types of oip/inference_protocol.h.
 #pragma once
 
 #include <map>
@@ -7,8 +7,8 @@
 
 #include <absl/status/statusor.h>
 
-#include "server/service/frontend/inference_protocol.h"
-#include "server/service/frontend/model_description.h"
+#include "server/service/oip/inference_protocol.h"
+#include "server/service/oip/model_description.h"
 
 namespace detr::service::oip {
 

@@ -1,4 +1,4 @@
-#include "server/service/frontend/detector_messages.h"
+#include "server/service/detr_v1/detector_messages.h"
 
 #include <chrono>
 

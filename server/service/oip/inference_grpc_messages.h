@@ -7,7 +7,7 @@
 #include <absl/status/statusor.h>
 
 #include "inference/open_inference_grpc.pb.h"
-#include "server/service/frontend/inference_protocol.h"
+#include "server/service/oip/inference_protocol.h"
 
 namespace detr::service {
 

@@ -34,7 +34,7 @@
 #include <string>
 
 #include "server/service/access/bearer_tokens.h"
-#include "server/service/http/http_server.h"
+#include "server/service/transport/http_server.h"
 #include "server/service/pipeline/request_pipeline.h"
 #include "server/service/pipeline/thread_pool.h"
 

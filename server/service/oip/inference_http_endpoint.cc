@@ -1,10 +1,10 @@
-#include "server/service/http/inference_http_endpoint.h"
+#include "server/service/oip/inference_http_endpoint.h"
 
 #include <vector>
 
-#include "server/service/frontend/inference_call.h"
-#include "server/service/frontend/model_description.h"
-#include "server/service/http/inference_json.h"
+#include "server/service/oip/inference_call.h"
+#include "server/service/oip/model_description.h"
+#include "server/service/oip/inference_json.h"
 #include "server/service/pipeline/client_text.h"
 #include "server/service/status_mapping.h"
 

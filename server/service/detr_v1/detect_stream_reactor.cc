@@ -1,6 +1,6 @@
-#include "server/service/frontend/detect_stream_reactor.h"
+#include "server/service/detr_v1/detect_stream_reactor.h"
 
-#include "server/service/frontend/detector_messages.h"
+#include "server/service/detr_v1/detector_messages.h"
 #include "server/service/status_mapping.h"
 
 namespace detr::service {

@@ -1,8 +1,9 @@
-#include "server/service/frontend/detector_service.h"
+#include "server/service/detr_v1/detector_service.h"
 
-#include "server/service/frontend/detect_stream_reactor.h"
-#include "server/service/frontend/detector_messages.h"
-#include "server/service/frontend/unary_call.h"
+#include "server/service/access/grpc_access.h"
+#include "server/service/detr_v1/detect_stream_reactor.h"
+#include "server/service/detr_v1/detector_messages.h"
+#include "server/service/transport/unary_call.h"
 #include "server/service/pipeline/client_text.h"
 #include "server/service/status_mapping.h"
 
@@ -17,13 +18,6 @@ class RefusedStream final : public grpc::ServerBidiReactor<v1::DetectRequest, v1
 };
 
 }  // namespace
-
-absl::Status CheckAccess(const AccessControl& access, const grpc::CallbackServerContext* context) {
-  const auto& metadata = context->client_metadata();
-  const auto it = metadata.find("authorization");
-  return access.Check(it == metadata.end() ? std::string_view()
-                                           : std::string_view(it->second.data(), it->second.size()));
-}
 
 grpc::ServerUnaryReactor* DetectorService::Detect(grpc::CallbackServerContext* context,
                                                   const v1::DetectRequest* request, v1::DetectResponse* response) {

@@ -1,4 +1,4 @@
-#include "server/service/frontend/reflection_v1_service.h"
+#include "server/service/transport/reflection_v1_service.h"
 
 #include <set>
 

@@ -1,4 +1,4 @@
-#include "server/service/http/http_server.h"
+#include "server/service/transport/http_server.h"
 
 #include <algorithm>
 #include <atomic>

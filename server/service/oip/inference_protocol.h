@@ -3,7 +3,7 @@
 // of their own, converted here to and from the pipeline's DetectInput and
 // DetectResult (what the protocol says of the models themselves is in
 // model_description.h). inference_grpc_service.cc (gRPC) and
-// http/inference_http_endpoint.cc (HTTP/JSON) only translate their wire
+// oip/inference_http_endpoint.cc (HTTP/JSON) only translate their wire
 // form to these, so both front ends validate, route and answer alike.
 //
 // A detector in this protocol:

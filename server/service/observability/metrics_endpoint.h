@@ -9,7 +9,7 @@
 
 #include <prometheus/collectable.h>
 
-#include "server/service/http/http_server.h"
+#include "server/service/transport/http_server.h"
 
 namespace detr::service {
 

@@ -11,7 +11,7 @@
 
 #include <absl/status/statusor.h>
 
-#include "server/service/frontend/inference_protocol.h"
+#include "server/service/oip/inference_protocol.h"
 #include "server/service/pipeline/call_state.h"
 #include "server/service/pipeline/request_pipeline.h"
 

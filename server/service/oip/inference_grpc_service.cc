@@ -1,11 +1,11 @@
-#include "server/service/frontend/inference_grpc_service.h"
+#include "server/service/oip/inference_grpc_service.h"
 
-#include "server/service/frontend/detector_service.h"
-#include "server/service/frontend/inference_call.h"
-#include "server/service/frontend/inference_grpc_messages.h"
-#include "server/service/frontend/inference_protocol.h"
-#include "server/service/frontend/model_description.h"
-#include "server/service/frontend/unary_call.h"
+#include "server/service/access/grpc_access.h"
+#include "server/service/oip/inference_call.h"
+#include "server/service/oip/inference_grpc_messages.h"
+#include "server/service/oip/inference_protocol.h"
+#include "server/service/oip/model_description.h"
+#include "server/service/transport/unary_call.h"
 #include "server/service/pipeline/client_text.h"
 #include "server/service/status_mapping.h"
 

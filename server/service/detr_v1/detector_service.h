@@ -27,7 +27,4 @@ class DetectorService final : public v1::Detector::CallbackService {
   const AccessControl& access_;
 };
 
-/// The caller's "authorization" metadata checked against the tokens in force.
-absl::Status CheckAccess(const AccessControl& access, const grpc::CallbackServerContext* context);
-
 }  // namespace detr::service

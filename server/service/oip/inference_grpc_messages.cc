@@ -1,4 +1,4 @@
-#include "server/service/frontend/inference_grpc_messages.h"
+#include "server/service/oip/inference_grpc_messages.h"
 
 #include <limits>
 

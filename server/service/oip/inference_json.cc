@@ -1,4 +1,4 @@
-#include "server/service/http/inference_json.h"
+#include "server/service/oip/inference_json.h"
 
 #include <algorithm>
 #include <charconv>

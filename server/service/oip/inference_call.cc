@@ -1,4 +1,4 @@
-#include "server/service/frontend/inference_call.h"
+#include "server/service/oip/inference_call.h"
 
 #include <chrono>
 #include <utility>

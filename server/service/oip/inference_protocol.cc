@@ -1,4 +1,4 @@
-#include "server/service/frontend/inference_protocol.h"
+#include "server/service/oip/inference_protocol.h"
 
 #include <algorithm>
 #include <charconv>
