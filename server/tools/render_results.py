@@ -12,7 +12,9 @@ changes nothing and exits 1 naming each block that differs from what the
 records render (make test runs it). Tables known: traffic (results/traffic.jsonl),
 padding (results/padding.jsonl), memory_limit (results/memory_limit.jsonl),
 padding_outputs (results/padding_outputs.jsonl), canvas_sweep
-(results/canvas_sweep.jsonl).
+(results/canvas_sweep.jsonl), and every table of results/accuracy_tables.jsonl by its
+name: accuracy.md's tables of runs that wrote no record, transcribed once with
+each run's date, machine, commit, command and model files.
 
 Usage: render_results.py [--check] [ROOT]
 """
@@ -134,6 +136,13 @@ def canvas_sweep(root):
     return head + "\n".join(rows) + "\n"
 
 
+def transcribed_table(record):
+    """A table of results/accuracy_tables.jsonl: its header and rows as recorded."""
+    def line(cells):
+        return "| " + " | ".join(cells) + " |"
+    return "\n".join([line(record["header"]), line(record["separator"])] + [line(r) for r in record["rows"]]) + "\n"
+
+
 TABLES = {"traffic": traffic, "padding": padding, "memory_limit": memory_limit, "padding_outputs": padding_outputs,
           "canvas_sweep": canvas_sweep}
 
@@ -143,15 +152,19 @@ def main():
     check = "--check" in sys.argv[1:]
     root = Path(args[0]) if args else Path(__file__).resolve().parents[2]
     stale = []
+    transcribed = {r["table"]: r for r in records(root, "accuracy_tables")}
     for doc in DOCS:
         path = root / doc
         text = path.read_text()
 
         def render(match):
             name = match.group(2)
-            if name not in TABLES:
-                raise SystemExit(f"{doc}: no table named '{name}' (known: {', '.join(TABLES)})")
-            fresh = TABLES[name](root)
+            if name in TABLES:
+                fresh = TABLES[name](root)
+            elif name in transcribed:
+                fresh = transcribed_table(transcribed[name])
+            else:
+                raise SystemExit(f"{doc}: no table named '{name}' (known: {', '.join([*TABLES, *transcribed])})")
             if fresh != match.group(3):
                 stale.append(f"{doc}: table '{name}'")
             return match.group(1) + fresh + match.group(4)
