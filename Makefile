@@ -98,10 +98,13 @@ train: build
 
 # The default models for non-square images: the square ones of `make train`
 # (or, without them, the ones shipped before) fine-tuned on many aspect ratios
-# with random resize, measured on square, padded 192x128 and mixed-size sets
-# (about 2 hours here; resumable). Copy OUT/softmax/model.safetensors to
-# deploy/models/default-softmax.safetensors afterwards (the optimization row
-# misses its target so far: docs/accuracy.md#non-square-images).
+# with random resize, and optimization at encoder.self swapped into that
+# softmax and fine-tuned the same way (the shipped optimization-encoder),
+# measured on square, padded 192x128 and mixed-size sets (about 2.5 hours
+# here; resumable). Copy OUT/softmax and OUT/optimization-encoder's
+# model.safetensors to deploy/models/default-softmax.safetensors and
+# default-optimization-encoder.safetensors afterwards (the all-sites
+# optimization row misses its target so far: docs/accuracy.md#non-square-images).
 train-nonsquare: build
 	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_nonsquare_models.sh
 

@@ -17,6 +17,8 @@ MODELS = [
     ("square-optimization", "optimization (all sites), square training only (shipped before)", None),
     ("softmax", "softmax, fine-tuned on mixed aspect ratios + random resize", "softmax"),
     ("optimization", "optimization (all sites), the square model fine-tuned the same way", "optimization"),
+    ("optimization-encoder", "optimization at encoder.self, softmax elsewhere: the swap on the softmax above, "
+     "fine-tuned the same way", "optimization-encoder"),
 ]
 SETS = [("square", "square 128 px"), ("padded", "padded to 192×128"), ("mixed", "mixed sizes")]
 

@@ -57,20 +57,23 @@ server_model_entry() {
 }
 
 # start_eval_server SERVER_CONFIG LOG: detr-server on SERVER_CONFIG at
-# 127.0.0.1 (free ports), stopped when the script exits; sets eval_target.
+# 127.0.0.1 (port 0: the ports it bound come from its --ports-file), stopped
+# when the script exits; sets eval_target.
 start_eval_server() {
-  local config=$1 log=$2 port metrics_port
-  free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-  port=$(free_port)
-  metrics_port=$(free_port)
-  "$bin/detr-server" --config "$config" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" \
-    > "$log" 2>&1 &
+  local config=$1 log=$2 ports="$2.ports"
+  eval_target=""
+  rm -f "$ports"
+  "$bin/detr-server" --config "$config" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    --http-listen 127.0.0.1:0 --ports-file "$ports" > "$log" 2>&1 &
   eval_server=$!
-  eval_target="127.0.0.1:$port"
   # shellcheck disable=SC2064  # the pid is fixed now
   trap "kill $eval_server 2>/dev/null || true" EXIT
   for _ in $(seq 300); do
-    "$bin/detr-client" --target "$eval_target" --timeout 2 health > /dev/null 2>&1 && return 0
+    if [[ -s $ports && -z ${eval_target:-} ]]; then
+      eval_target="127.0.0.1:$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["grpc"])' "$ports")"
+    fi
+    [[ -n ${eval_target:-} ]] && "$bin/detr-client" --target "$eval_target" --timeout 2 health > /dev/null 2>&1 &&
+      return 0
     kill -0 "$eval_server" 2>/dev/null || { echo "detr-server stopped; see $log" >&2; return 1; }
     sleep 1
   done
