@@ -31,6 +31,11 @@ def records(root, name):
     return [json.loads(line) for line in (root / "results" / f"{name}.jsonl").read_text().splitlines() if line]
 
 
+def run_label(record):
+    """When and at which commit ("+": the tree had changes)."""
+    return f"{record['date'][:10]} `{record['commit']}`{'+' if record.get('tree_changed') else ''}"
+
+
 def runs(rows):
     """Records of one run_traffic_bench.sh invocation: a run starts at each server record labelled canvases."""
     groups = []
@@ -55,7 +60,7 @@ def traffic(root):
             ort = beside or next((x for x in group if x["label"].startswith("onnxruntime")), None)
             machine = r["machine"]
             cap = machine.get("onednn_max_cpu_isa") or "none"
-            run = f"{r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''}, cap {cap}"
+            run = f"{run_label(r)}, cap {cap}"
             ratio = lambda ref: f"{r['c1_p50_ms'] / ref['c1_p50_ms']:.2f}" if ref and ref is not r else ""  # noqa: E731
             throughput = r.get("throughput", {})
             tput = " / ".join(f"{throughput[c]:.2f}" if c in throughput else "-" for c in ("1", "4")) if throughput else ""
@@ -80,7 +85,7 @@ def traffic(root):
 def padding(root):
     head = ("| run | model, held-out set | AP unpadded | AP canvases | AP50 unpadded | AP50 canvases |\n"
             "| --- | --- | ---: | ---: | ---: | ---: |\n")
-    rows = [f"| {r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''} | {r['label']} "
+    rows = [f"| {run_label(r)} | {r['label']} "
             f"({r['draw']}, {r['images']} images) | {r['unpadded']['ap']:.3f} | {r['canvases']['ap']:.3f} | "
             f"{r['unpadded']['ap50']:.3f} | {r['canvases']['ap50']:.3f} |" for r in records(root, "padding")]
     return head + "\n".join(rows) + "\n"
@@ -91,7 +96,7 @@ def memory_limit(root):
             "| RSS at ready / peak | cgroup peak | OOM kills | result |\n"
             "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
     mib = lambda b: f"{b / 2**20:,.0f} MiB" if b is not None else ""  # noqa: E731
-    rows = [f"| {r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''} | {r['deployment']} "
+    rows = [f"| {run_label(r)} | {r['deployment']} "
             f"({r['route']}) | {mib(r['limit_bytes'])} | {mib(r['request_bytes'])} | {r['enforced_by']} | "
             f"{r['concurrency']} x {r['seconds']:.0f} | {r['answered']} / {sum(r['failures'].values())} | "
             f"{mib(r['rss_ready_bytes'])} / {mib(r['rss_peak_bytes'])} | {mib(r.get('peak_usage_bytes'))} | "
@@ -105,7 +110,7 @@ def padding_outputs(root):
             "| top class agreement |\n| --- | --- | --- | ---: | ---: | ---: |\n")
     rows = []
     for r in records(root, "padding_outputs"):
-        run = f"{r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''}"
+        run = run_label(r)
         model = Path(r["model_config"]).stem
         for i in r["images"]:
             other = f" / {i['other_image_max_abs_logit']:.2g}" if "other_image_max_abs_logit" in i else ""
@@ -119,7 +124,7 @@ def canvas_sweep(root):
             "| warm-up at start |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
     rows = []
     for r in records(root, "canvas_sweep"):
-        run = f"{r['date'][:10]} `{r['commit']}`{'+' if r.get('tree_changed') else ''}"
+        run = run_label(r)
         best = min(s["mean_ms"] for s in r["sets"])
         fewest = {}
         for s in r["sets"]:  # the best set of each size
