@@ -1,6 +1,6 @@
 // What /metrics says of memory adds up to what the process holds: DETR-R50
-// (seeded weights) at the official 800/1333 resize, padded into five canvases
-// (tests/bench/traffic_r50.yaml), through a real detr-server on 127.0.0.1 and
+// (seeded weights) at the official 800/1333 resize, padded into the canvases
+// of tests/bench/traffic_r50.yaml, through a real detr-server on 127.0.0.1 and
 // images of several aspect ratios. The exported parts - the budget's runtime
 // part, the tensor allocator's bytes in use (weights, plans, passes) and
 // cached, and malloc's in use and free - must come within 15% of the resident
@@ -35,12 +35,15 @@ TEST(MemoryAccountingTest, ExportedPartsAddUpToTheResidentMemoryAfterAMixOfShape
   // The model config is found beside the bench config.
   const std::string relative = "model_config: detr_r50.json";
   config.replace(config.find(relative), relative.size(), "model_config: " + kSource + "/tests/bench/detr_r50.json");
+  const auto canvases = static_cast<double>(
+      service::ServerConfig::FromText(config, "traffic_r50.yaml", ".").models.at(0).preprocessing.canvases.size());
+  ASSERT_GE(canvases, 4);
   ServerProcess server(config, "memory-accounting");
   ASSERT_GT(server.pid(), 0);
-  EXPECT_EQ(server.Metric("detr_model_plans{model=\"r50\"}"), 5);  // every canvas, planned before ready
+  EXPECT_EQ(server.Metric("detr_model_plans{model=\"r50\"}"), canvases);  // every canvas, planned before ready
 
   auto stub = server.Stub();
-  // 4:3 both ways, square, 16:9, 2:1 and 1:2: every canvas.
+  // 4:3 both ways, square, 16:9, 2:1 and 1:2: the canvases of every shape class.
   const std::vector<std::pair<int, int>> shapes = {{480, 640}, {640, 480}, {500, 500},
                                                    {360, 640}, {300, 600}, {600, 300}};
   for (int round = 0; round < 2; ++round) {
@@ -52,7 +55,7 @@ TEST(MemoryAccountingTest, ExportedPartsAddUpToTheResidentMemoryAfterAMixOfShape
       ASSERT_TRUE(stub->Detect(&context, request, &response).ok()) << height << "x" << width;
     }
   }
-  EXPECT_EQ(server.Metric("detr_model_plans{model=\"r50\"}"), 5);  // no shape needed a plan of its own
+  EXPECT_EQ(server.Metric("detr_model_plans{model=\"r50\"}"), canvases);  // no shape needed a plan of its own
   const double resident = server.Metric("process_resident_memory_bytes");
   const double parts = server.Metric("detr_memory_budget_bytes{part=\"runtime\"}") +
                        server.Metric("detr_allocator_allocated_bytes") + server.Metric("detr_allocator_cached_bytes") +
