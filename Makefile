@@ -10,7 +10,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench bench-traffic bench-canvases bench-gpu bench-memory-limit soak fuzz train train-nonsquare ablations train-large serve-large fresh-check clean
+.PHONY: all deps configure build test serve bench bench-record bench-traffic bench-canvases bench-gpu bench-memory-limit soak fuzz train train-nonsquare ablations train-large serve-large fresh-check clean
 
 all: build
 
@@ -41,9 +41,20 @@ serve-large: build
 	$(BUILD_DIR)/bin/detr-server --config deploy/detr-server-large.yaml --listen $(LISTEN) --metrics-listen $(METRICS_LISTEN)
 
 # Benchmarks are not part of `make test`: they take minutes and print figures.
-bench: build
+bench: build bench-record
 	bash tests/bench/run_detr_forward_bench.sh $(BUILD_DIR)
 	bash tests/bench/run_serving_bench.sh $(BUILD_DIR)
+
+# The figures the README's status paragraph cites, as records in
+# results/benchmarks.jsonl (tests/bench/record_benchmark.py): attention alone
+# at 850 and 1,400 tokens, and DETR-R50's forward pass per attention type
+# (about 2 minutes). Then run server/tools/render_results.py.
+bench-record: build
+	/usr/bin/python3 tests/bench/record_benchmark.py $(BUILD_DIR)/bin/attention_bench --name attention \
+	  --out results/benchmarks.jsonl --filter '^(softmax|optimization_K5)/encoder.self/(850|1400)/'
+	/usr/bin/python3 tests/bench/record_benchmark.py $(BUILD_DIR)/bin/detr_forward_bench --name detr_r50_forward \
+	  --out results/benchmarks.jsonl --filter 'detr_r50_800x1066/(softmax|optimization)$$' \
+	  -- --weights=$(BUILD_DIR)/bench/detr-r50-seed0.safetensors
 
 # Real traffic (issue 35): DETR-R50 (seeded weights) at the official 800/1333
 # resize over a mix of image shapes through detr-server, padded into canvases
