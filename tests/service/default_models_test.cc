@@ -41,8 +41,8 @@ TEST(DefaultModelsTest, EachModelFindsTheSampleImagesShapes) {
                                     {"square", {130, 140, 210, 220}},
                                     {"triangle", {150, 20, 230, 100}},
                                     {"circle", {32, 182, 68, 218}}};
-  testing::ServerProcess server("", "default_models_sample");
-  ASSERT_GT(server.pid(), 0);
+  testing::InProcessServer server(ServerConfig::Default());
+  ASSERT_TRUE(server.ok());
   // The encoder-only model's boxes are looser (AP 0.49 against 0.63 on the
   // square set): its small circle overlaps the truth by 0.65.
   const std::vector<std::pair<std::string, float>> models = {
@@ -69,8 +69,8 @@ TEST(DefaultModelsTest, EachModelFindsTheSampleImagesShapes) {
 // `detr-client bench` with the sample image, encoded and as raw pixels
 // (--raw): every request answered OK, with the server's timings summarised.
 TEST(DefaultModelsTest, ClientBenchSendsEncodedAndRawImages) {
-  testing::ServerProcess server("", "default_models_bench");
-  ASSERT_GT(server.pid(), 0);
+  testing::InProcessServer server(ServerConfig::Default());
+  ASSERT_TRUE(server.ok());
   for (const std::string flag : {"", " --raw"}) {
     const std::string command = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() +
                                 " bench --json --concurrency 2 --requests 6" + flag + " " + DETR_SOURCE_DIR +
@@ -98,8 +98,8 @@ TEST(DefaultModelsTest, ClientBenchSendsEncodedAndRawImages) {
 // `ab --json` prints its figures as JSON, `detect` names a failure's status,
 // and progress lines stay off a stderr that is not a terminal.
 TEST(DefaultModelsTest, ClientListsModelsPrintsAbAsJsonAndNamesStatuses) {
-  testing::ServerProcess server("", "default_models_client");
-  ASSERT_GT(server.pid(), 0);
+  testing::InProcessServer server(ServerConfig::Default());
+  ASSERT_TRUE(server.ok());
   const std::string client = std::string(DETR_CLIENT_BINARY) + " --target " + server.target();
   const auto table = testing::CommandOutput(client + " models");
   for (const char* name : {"softmax", "optimization", "ab", "shadow", "split"}) {
@@ -165,7 +165,7 @@ void ExpectAsRecorded(const nlohmann::json& measured, const std::string& model, 
   }
 }
 
-nlohmann::json EvalHeldOut(const testing::ServerProcess& server, const std::string& set,
+nlohmann::json EvalHeldOut(const testing::ServerEndpoints& server, const std::string& set,
                            const std::vector<std::string>& models) {
   const auto draw = RecordedFigures(models.front(), set).value("draw", std::string("--seed 101 --size 128"));
   const auto images = RecordedFigures(models.front(), set).value("images", 200);
@@ -175,8 +175,8 @@ nlohmann::json EvalHeldOut(const testing::ServerProcess& server, const std::stri
 }
 
 TEST(DefaultModelsTest, BuiltInConfigServesTrainedShapeDetectorsAsRecordedOnHeldOutSquareImages) {
-  testing::ServerProcess server("", "default_models");
-  ASSERT_GT(server.pid(), 0);
+  testing::InProcessServer server(ServerConfig::Default());
+  ASSERT_TRUE(server.ok());
   testing::ExpectTrainedShapeModels(server, 3);
   const auto pair = EvalHeldOut(server, "square", {"softmax", "optimization"});
   const auto encoder = EvalHeldOut(server, "square", {"optimization-encoder"});
@@ -199,8 +199,8 @@ TEST(DefaultModelsTest, TheDefaultRoutesArmsHoldOnHeldOutImagesWiderThanTall) {
   const auto* experiment = config.FindExperiment(config.DefaultRoute());
   ASSERT_NE(experiment, nullptr) << "the default route is an experiment";
   ASSERT_EQ(experiment->arms.size(), 2u);
-  testing::ServerProcess server("", "default_models_wide");
-  ASSERT_GT(server.pid(), 0);
+  testing::InProcessServer server(ServerConfig::Default());
+  ASSERT_TRUE(server.ok());
   const std::vector<std::string> arms = {experiment->arms[0].model, experiment->arms[1].model};
   const auto figures = EvalHeldOut(server, "padded 192x128", arms);
   for (const auto& arm : arms) {

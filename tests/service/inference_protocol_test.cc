@@ -665,8 +665,8 @@ TEST(InferenceEndToEndTest, CurlAndPythonGrpcioGetDetrV1sDetectionsFromTheBuiltI
   if (std::system(DETR_PYTHON " -c 'import grpc' 2> /dev/null") != 0) {
     GTEST_SKIP() << "python3-grpcio is not installed (deploy/install-deps.sh installs it)";
   }
-  ServerProcess server("", "oip_e2e");
-  ASSERT_GT(server.pid(), 0);
+  InProcessServer server(service::ServerConfig::Default());  // the built-in models of `make serve`
+  ASSERT_TRUE(server.ok());
   const cv::Mat sample = cv::imread(std::string(DETR_SOURCE_DIR) + "/deploy/samples/shapes.png");
   ASSERT_FALSE(sample.empty());
   const std::string jpeg = Encode(".jpg", sample);
@@ -700,8 +700,8 @@ TEST(InferenceEndToEndTest, PerfAnalyzersSequenceAndTritonsHttpClientsRunOnTheBu
   if (std::system(DETR_PYTHON " -c 'import grpc' 2> /dev/null") != 0) {
     GTEST_SKIP() << "python3-grpcio is not installed (deploy/install-deps.sh installs it)";
   }
-  ServerProcess server("", "triton_clients");
-  ASSERT_GT(server.pid(), 0);
+  InProcessServer server(service::ServerConfig::Default());  // the built-in models of `make serve`
+  ASSERT_TRUE(server.ok());
   const cv::Mat sample = cv::imread(std::string(DETR_SOURCE_DIR) + "/deploy/samples/shapes.png");
   ASSERT_FALSE(sample.empty());
   const std::string jpeg = Encode(".jpg", sample);

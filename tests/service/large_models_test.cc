@@ -18,10 +18,8 @@ namespace {
 const std::string kSource = DETR_SOURCE_DIR;
 
 TEST(LargeModelsTest, ShippedConfigServesTheTrainedLargePair) {
-  testing::ServerProcessOptions options;
-  options.extra_args = {"--config", kSource + "/deploy/detr-server-large.yaml"};
-  testing::ServerProcess server("", "large_models", options);
-  ASSERT_GT(server.pid(), 0);
+  testing::InProcessServer server(ServerConfig::FromFile(kSource + "/deploy/detr-server-large.yaml"));
+  ASSERT_TRUE(server.ok());
 
   testing::ExpectTrainedShapeModels(server, 2);
   // `detr-client models` keeps its columns aligned for names longer than 16.

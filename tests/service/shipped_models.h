@@ -28,7 +28,7 @@ inline std::string CommandOutput(const std::string& command) {
 
 /// The server lists `count` models, each with its trained weights and the
 /// shapes task's four class names.
-inline void ExpectTrainedShapeModels(const ServerProcess& server, int count) {
+inline void ExpectTrainedShapeModels(const ServerEndpoints& server, int count) {
   v1::ListModelsResponse list;
   grpc::ClientContext context;
   ASSERT_TRUE(server.Stub()->ListModels(&context, v1::ListModelsRequest(), &list).ok());
@@ -45,7 +45,7 @@ inline void ExpectTrainedShapeModels(const ServerProcess& server, int count) {
 /// output folder DIR_NAME and evaluates models on it through the server with
 /// `detr-client eval MODEL_FLAGS` (`--model M`, or `--model-a A --model-b B`):
 /// its figures, by model name.
-inline nlohmann::json EvalOnFreshSet(const ServerProcess& server, const std::string& dir_name,
+inline nlohmann::json EvalOnFreshSet(const ServerEndpoints& server, const std::string& dir_name,
                                      const std::string& data_arguments, const std::string& model_flags) {
   const std::string dir = std::string(DETR_TEST_OUTPUT_DIR) + "/" + dir_name;
   const std::string make_data =
@@ -61,7 +61,7 @@ inline nlohmann::json EvalOnFreshSet(const ServerProcess& server, const std::str
 }
 
 /// EvalOnFreshSet of MODEL_A and MODEL_B, request by request side by side.
-inline nlohmann::json EvalTwoModels(const ServerProcess& server, const std::string& dir_name,
+inline nlohmann::json EvalTwoModels(const ServerEndpoints& server, const std::string& dir_name,
                                     const std::string& data_arguments, const std::string& model_a,
                                     const std::string& model_b) {
   return EvalOnFreshSet(server, dir_name, data_arguments, "--model-a " + model_a + " --model-b " + model_b);

@@ -118,7 +118,6 @@ std::string CapturedLog::text() const {
 }
 
 InProcessServer::InProcessServer(const std::string& config_yaml, service::DetectorFactory detectors) {
-  ConfigureProcessOnce();
   service::ServerConfig config;
   try {
     config = service::ServerConfig::FromText(config_yaml, "test config", DETR_TEST_OUTPUT_DIR);
@@ -126,6 +125,15 @@ InProcessServer::InProcessServer(const std::string& config_yaml, service::Detect
     ADD_FAILURE() << e.what();
     return;
   }
+  Start(std::move(config), std::move(detectors));
+}
+
+InProcessServer::InProcessServer(service::ServerConfig config, service::DetectorFactory detectors) {
+  Start(std::move(config), std::move(detectors));
+}
+
+void InProcessServer::Start(service::ServerConfig config, service::DetectorFactory detectors) {
+  ConfigureProcessOnce();
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "127.0.0.1:0";
   config.http_listen = "127.0.0.1:0";

@@ -66,6 +66,9 @@ class InProcessServer : public ServerEndpoints {
   /// LoadDetector). Fails the current test, leaving ok() false, if it cannot
   /// start.
   explicit InProcessServer(const std::string& config_yaml, service::DetectorFactory detectors = LoadDetector);
+  /// The same on a configuration already read, e.g. ServerConfig::Default()
+  /// (the built-in one, its paths resolved as detr-server resolves them).
+  explicit InProcessServer(service::ServerConfig config, service::DetectorFactory detectors = LoadDetector);
   ~InProcessServer();
 
   bool ok() const { return server_ != nullptr; }
@@ -75,6 +78,8 @@ class InProcessServer : public ServerEndpoints {
   void Stop();
 
  private:
+  void Start(service::ServerConfig config, service::DetectorFactory detectors);
+
   std::unique_ptr<service::Server> server_;
 };
 
