@@ -122,6 +122,19 @@ def padding_outputs(root):
     return head + "\n".join(rows) + "\n"
 
 
+def serving_overhead(root):
+    head = ("| run | before -> after | per request at c=1 | before (ms) | after (ms) |\n"
+            "| --- | --- | --- | ---: | ---: |\n")
+    rows = []
+    for r in records(root, "serving_overhead"):
+        builds = f"`{r['before']['commit']}` -> `{r['after']['commit']}`"
+        for label, figures in r["rows"].items():
+            rows.append(f"| {r['date'][:10]} | {builds} | {label} | "
+                        f"{', '.join(f'{v:.1f}' for v in figures['before_ms'])} | "
+                        f"{', '.join(f'{v:.1f}' for v in figures['after_ms'])} |")
+    return head + "\n".join(rows) + "\n"
+
+
 def canvas_sweep(root):
     head = ("| run | canvases (both ways round) | count | mix mean forward | / best set | padded pixels "
             "| warm-up at start |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
@@ -234,7 +247,7 @@ def transcribed_table(record):
 
 
 TABLES = {"status": status, "traffic": traffic, "padding": padding, "memory_limit": memory_limit, "padding_outputs": padding_outputs,
-          "canvas_sweep": canvas_sweep}
+          "canvas_sweep": canvas_sweep, "serving_overhead": serving_overhead}
 
 
 def main():
