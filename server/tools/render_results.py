@@ -188,6 +188,37 @@ def r50_ratio(root):
     return f["detr_r50_800x1066/optimization"]["real_time_ms"] / f["detr_r50_800x1066/softmax"]["real_time_ms"]
 
 
+def cell(root, table, row_starts, column):
+    """A figure of a transcribed table (results/accuracy_tables.jsonl): the row whose first
+    text cell starts with `row_starts`, as a number."""
+    record = next(r for r in records(root, "accuracy_tables") if r["table"] == table)
+    key = 1 if record["header"][0] == "group" else 0
+    row = next(r for r in record["rows"] if r[key].startswith(row_starts))
+    return float(row[record["header"].index(column)].strip("*"))
+
+
+SHAPES_ROWS = {"softmax": ("accuracy-shapes", "softmax (all sites)"),
+               "optimization": ("accuracy-shapes", "optimization (all sites)"),
+               "encoder_self": ("accuracy-shapes", "optimization at encoder.self"),
+               "decoder_self": ("accuracy-shapes", "optimization at decoder.self"),
+               "decoder_cross": ("accuracy-shapes", "optimization at decoder.cross"),
+               "long_finetune": ("ablations-3", "`long-finetune`"),
+               "from_scratch": ("ablations-4", "`from-scratch`")}
+
+
+def shapes_values():
+    """The shapes task's figures as values: NAME_ap, NAME_ap50 and NAME_ap_gap (AP against softmax's)."""
+    values = {}
+    for name, (table, row) in SHAPES_ROWS.items():
+        values[f"shapes_{name}_ap"] = lambda root, t=table, r=row: f"{cell(root, t, r, 'AP'):.3f}"
+        values[f"shapes_{name}_ap50"] = lambda root, t=table, r=row: f"{cell(root, t, r, 'AP50'):.3f}"
+        values[f"shapes_{name}_ap_gap"] = lambda root, t=table, r=row: (
+            f"{cell(root, t, r, 'AP') - cell(root, *SHAPES_ROWS['softmax'], 'AP'):+.2f}".replace("-", "−"))
+    values["shapes_swap_without_finetuning_ap50"] = lambda root: (
+        f"{cell(root, *SHAPES_ROWS['optimization'], 'AP50 before fine-tuning'):.3f}")
+    return values
+
+
 # One number per fact: a figure written inline as <!-- value: NAME -->TEXT<!-- /value -->
 # is rendered from these, wherever a page states it.
 VALUES = {
@@ -196,6 +227,7 @@ VALUES = {
     "attention_memory_share_1400": lambda root: f"{attention_ratio(root, 1400, 'peak_extra_MB'):.0%}",
     "r50_optimization_ratio": lambda root: f"{r50_ratio(root):.2f}×",
     "benchmarks_machine": lambda root: machine_text(latest(records(root, "benchmarks"), name="attention")),
+    **shapes_values(),
 }
 VALUE = re.compile(r"(<!-- value: (\w+) -->)(.*?)(<!-- /value -->)")
 
