@@ -49,10 +49,15 @@ def runs(rows):
     return groups
 
 
+def table(columns, rows):
+    """A Markdown table: `columns` are header cells (a trailing ":" aligns the column right),
+    `rows` its rendered lines."""
+    names = [c.rstrip(":") for c in columns]
+    align = ["---:" if c.endswith(":") else "---" for c in columns]
+    return "| " + " | ".join(names) + " |\n| " + " | ".join(align) + " |\n" + "\n".join(rows) + "\n"
+
+
 def traffic(root):
-    head = ("| run | engine | warm p50 | p99 | p99 / p50 | p50 / ONNX Runtime | p50 / eager | req/s at c=1 / c=4 "
-            "| RSS after round 1 / end | RSS growth (requests) | exported parts / RSS | slowest first request |\n"
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
     lines = []
     for group in runs(records(root, "traffic")):
         by_engine = {r["label"].split(" ")[0]: r for r in group}
@@ -82,22 +87,17 @@ def traffic(root):
             lines.append(f"| {run} | {r['label']} | {r['c1_p50_ms']:.0f} ms | {r['c1_p99_ms']:.0f} ms | "
                          f"{r['c1_p99_ms'] / r['c1_p50_ms']:.2f} | {ratio(ort)} | {ratio(eager)} | {tput} | "
                          f"{r['rss_after_round_1_mb']:.0f} / {r['rss_end_mb']:.0f} MB | {growth_text} | {parts} | {first_text} |")
-    return head + "\n".join(lines) + "\n"
+    return table(["run", "engine", "warm p50:", "p99:", "p99 / p50:", "p50 / ONNX Runtime:", "p50 / eager:", "req/s at c=1 / c=4:", "RSS after round 1 / end:", "RSS growth (requests):", "exported parts / RSS:", "slowest first request:"], lines)
 
 
 def padding(root):
-    head = ("| run | model, held-out set | AP unpadded | AP canvases | AP50 unpadded | AP50 canvases |\n"
-            "| --- | --- | ---: | ---: | ---: | ---: |\n")
     rows = [f"| {run_label(r)} | {r['label']} "
             f"({r['draw']}, {r['images']} images) | {r['unpadded']['ap']:.3f} | {r['canvases']['ap']:.3f} | "
             f"{r['unpadded']['ap50']:.3f} | {r['canvases']['ap50']:.3f} |" for r in records(root, "padding")]
-    return head + "\n".join(rows) + "\n"
+    return table(["run", "model, held-out set", "AP unpadded:", "AP canvases:", "AP50 unpadded:", "AP50 canvases:"], rows)
 
 
 def memory_limit(root):
-    head = ("| run | deployment (route) | limit | request | enforced by | clients x seconds | answered / failed "
-            "| RSS at ready / peak | cgroup peak | OOM kills | result |\n"
-            "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
     mib = lambda b: f"{b / 2**20:,.0f} MiB" if b is not None else ""  # noqa: E731
     rows = [f"| {run_label(r)} | {r['deployment']} "
             f"({r['route']}) | {mib(r['limit_bytes'])} | {mib(r['request_bytes'])} | {r['enforced_by']} | "
@@ -105,12 +105,10 @@ def memory_limit(root):
             f"{mib(r['rss_ready_bytes'])} / {mib(r['rss_peak_bytes'])} | {mib(r.get('peak_usage_bytes'))} | "
             f"{r.get('oom_kills', '')} | {'passed' if r['passed'] else 'FAILED'} |"
             for r in records(root, "memory_limit")]
-    return head + "\n".join(rows) + "\n"
+    return table(["run", "deployment (route)", "limit:", "request:", "enforced by", "clients x seconds:", "answered / failed:", "RSS at ready / peak:", "cgroup peak:", "OOM kills:", "result"], rows)
 
 
 def padding_outputs(root):
-    head = ("| run | model | resized -> canvas (padded) | max abs logit: padded / another image | max abs box "
-            "| top class agreement |\n| --- | --- | --- | ---: | ---: | ---: |\n")
     rows = []
     for r in records(root, "padding_outputs"):
         run = run_label(r)
@@ -119,12 +117,10 @@ def padding_outputs(root):
             other = f" / {i['other_image_max_abs_logit']:.2g}" if "other_image_max_abs_logit" in i else ""
             rows.append(f"| {run} | {model} | {i['resized']} -> {i['canvas']} ({i['padded_fraction']:.0%}) | "
                         f"{i['max_abs_logit']:.2g}{other} | {i['max_abs_box']:.2g} | {i['top_class_agreement']:.2f} |")
-    return head + "\n".join(rows) + "\n"
+    return table(["run", "model", "resized -> canvas (padded)", "max abs logit: padded / another image:", "max abs box:", "top class agreement:"], rows)
 
 
 def serving_overhead(root):
-    head = ("| run | before -> after | per request at c=1 | before (ms) | after (ms) |\n"
-            "| --- | --- | --- | ---: | ---: |\n")
     rows = []
     for r in records(root, "serving_overhead"):
         builds = f"`{r['before']['commit']}` -> `{r['after']['commit']}`"
@@ -132,12 +128,10 @@ def serving_overhead(root):
             rows.append(f"| {r['date'][:10]} | {builds} | {label} | "
                         f"{', '.join(f'{v:.1f}' for v in figures['before_ms'])} | "
                         f"{', '.join(f'{v:.1f}' for v in figures['after_ms'])} |")
-    return head + "\n".join(rows) + "\n"
+    return table(["run", "before -> after", "per request at c=1", "before (ms):", "after (ms):"], rows)
 
 
 def canvas_sweep(root):
-    head = ("| run | canvases (both ways round) | count | mix mean forward | / best set | padded pixels "
-            "| warm-up at start |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
     rows = []
     for r in records(root, "canvas_sweep"):
         run = run_label(r)
@@ -154,7 +148,7 @@ def canvas_sweep(root):
             mark = " **chosen**" if s["canvases"] == r["chosen"]["canvases"] else ""
             rows.append(f"| {run} | {note}{', '.join(map(str, sides))}{mark} | {s['count']} | {s['mean_ms']:.0f} ms | "
                         f"{s['mean_ms'] / best:.3f} | {s['padded_share']:.1%} | {s['warm_up_seconds']:.1f} s |")
-    return head + "\n".join(rows) + "\n"
+    return table(["run", "canvases (both ways round)", "count:", "mix mean forward:", "/ best set:", "padded pixels:", "warm-up at start:"], rows)
 
 
 def latest(rows, **match):
