@@ -87,14 +87,22 @@ def traffic(root):
             lines.append(f"| {run} | {r['label']} | {r['c1_p50_ms']:.0f} ms | {r['c1_p99_ms']:.0f} ms | "
                          f"{r['c1_p99_ms'] / r['c1_p50_ms']:.2f} | {ratio(ort)} | {ratio(eager)} | {tput} | "
                          f"{r['rss_after_round_1_mb']:.0f} / {r['rss_end_mb']:.0f} MB | {growth_text} | {parts} | {first_text} |")
-    return table(["run", "engine", "warm p50:", "p99:", "p99 / p50:", "p50 / ONNX Runtime:", "p50 / eager:", "req/s at c=1 / c=4:", "RSS after round 1 / end:", "RSS growth (requests):", "exported parts / RSS:", "slowest first request:"], lines)
+    columns = [
+        "run", "engine", "warm p50:", "p99:", "p99 / p50:", "p50 / ONNX Runtime:", "p50 / eager:",
+        "req/s at c=1 / c=4:", "RSS after round 1 / end:", "RSS growth (requests):", "exported parts / RSS:",
+        "slowest first request:"
+    ]
+    return table(columns, lines)
 
 
 def padding(root):
     rows = [f"| {run_label(r)} | {r['label']} "
             f"({r['draw']}, {r['images']} images) | {r['unpadded']['ap']:.3f} | {r['canvases']['ap']:.3f} | "
             f"{r['unpadded']['ap50']:.3f} | {r['canvases']['ap50']:.3f} |" for r in records(root, "padding")]
-    return table(["run", "model, held-out set", "AP unpadded:", "AP canvases:", "AP50 unpadded:", "AP50 canvases:"], rows)
+    columns = [
+        "run", "model, held-out set", "AP unpadded:", "AP canvases:", "AP50 unpadded:", "AP50 canvases:"
+    ]
+    return table(columns, rows)
 
 
 def memory_limit(root):
@@ -105,7 +113,11 @@ def memory_limit(root):
             f"{mib(r['rss_ready_bytes'])} / {mib(r['rss_peak_bytes'])} | {mib(r.get('peak_usage_bytes'))} | "
             f"{r.get('oom_kills', '')} | {'passed' if r['passed'] else 'FAILED'} |"
             for r in records(root, "memory_limit")]
-    return table(["run", "deployment (route)", "limit:", "request:", "enforced by", "clients x seconds:", "answered / failed:", "RSS at ready / peak:", "cgroup peak:", "OOM kills:", "result"], rows)
+    columns = [
+        "run", "deployment (route)", "limit:", "request:", "enforced by", "clients x seconds:", "answered / failed:",
+        "RSS at ready / peak:", "cgroup peak:", "OOM kills:", "result"
+    ]
+    return table(columns, rows)
 
 
 def padding_outputs(root):
@@ -117,7 +129,11 @@ def padding_outputs(root):
             other = f" / {i['other_image_max_abs_logit']:.2g}" if "other_image_max_abs_logit" in i else ""
             rows.append(f"| {run} | {model} | {i['resized']} -> {i['canvas']} ({i['padded_fraction']:.0%}) | "
                         f"{i['max_abs_logit']:.2g}{other} | {i['max_abs_box']:.2g} | {i['top_class_agreement']:.2f} |")
-    return table(["run", "model", "resized -> canvas (padded)", "max abs logit: padded / another image:", "max abs box:", "top class agreement:"], rows)
+    columns = [
+        "run", "model", "resized -> canvas (padded)", "max abs logit: padded / another image:", "max abs box:",
+        "top class agreement:"
+    ]
+    return table(columns, rows)
 
 
 def serving_overhead(root):
@@ -148,7 +164,11 @@ def canvas_sweep(root):
             mark = " **chosen**" if s["canvases"] == r["chosen"]["canvases"] else ""
             rows.append(f"| {run} | {note}{', '.join(map(str, sides))}{mark} | {s['count']} | {s['mean_ms']:.0f} ms | "
                         f"{s['mean_ms'] / best:.3f} | {s['padded_share']:.1%} | {s['warm_up_seconds']:.1f} s |")
-    return table(["run", "canvases (both ways round)", "count:", "mix mean forward:", "/ best set:", "padded pixels:", "warm-up at start:"], rows)
+    columns = [
+        "run", "canvases (both ways round)", "count:", "mix mean forward:", "/ best set:", "padded pixels:",
+        "warm-up at start:"
+    ]
+    return table(columns, rows)
 
 
 def latest(rows, **match):
