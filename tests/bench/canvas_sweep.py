@@ -116,9 +116,8 @@ def fit(samples):
     """Least-squares (fixed ms, ms per megapixel) of forward time against canvas pixels."""
     xs = [c[0] * c[1] / 1e6 for c, times in samples.items() for _ in times]
     ys = [t for times in samples.values() for t in times]
-    mean_x, mean_y = statistics.mean(xs), statistics.mean(ys)
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
-    return mean_y - slope * mean_x, slope
+    slope, intercept = statistics.linear_regression(xs, ys)
+    return intercept, slope
 
 
 def candidate_sets(long_sides):
