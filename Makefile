@@ -10,7 +10,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench bench-record bench-traffic bench-canvases bench-gpu bench-memory-limit soak fuzz train train-nonsquare ablations train-large serve-large fresh-check clean
+.PHONY: all deps configure build test serve bench bench-record bench-traffic bench-canvases bench-gpu bench-memory-limit soak fuzz train train-nonsquare ablations train-large serve-large fresh-check calibrate serve-int8 bench-int8 clean
 
 all: build
 
@@ -40,6 +40,11 @@ serve: build
 serve-large: build
 	$(BUILD_DIR)/bin/detr-server --config deploy/detr-server-large.yaml --listen $(LISTEN) --metrics-listen $(METRICS_LISTEN)
 
+# Precision as an A/B (deploy/detr-server-int8.yaml): the default softmax model
+# in float32 against its int8 variant (docs/int8.md).
+serve-int8: build
+	$(BUILD_DIR)/bin/detr-server --config deploy/detr-server-int8.yaml --listen $(LISTEN) --metrics-listen $(METRICS_LISTEN)
+
 # Benchmarks are not part of `make test`: they take minutes and print figures.
 bench: build bench-record
 	bash tests/bench/run_detr_forward_bench.sh $(BUILD_DIR)
@@ -55,6 +60,12 @@ bench-record: build
 	/usr/bin/python3 tests/bench/record_benchmark.py $(BUILD_DIR)/bin/detr_forward_bench --name detr_r50_forward \
 	  --out results/benchmarks.jsonl --filter 'detr_r50_800x1066/(softmax|optimization)$$' \
 	  -- --weights=$(BUILD_DIR)/bench/detr-r50-seed0.safetensors
+
+# The int8 variant against float32 (docs/int8.md): DETR-R50's speed, whole and
+# backbone, natively and capped at AVX-512 VNNI and AVX2; the default models'
+# accuracy on held-out draws (about 8 minutes; records in results/).
+bench-int8: build
+	bash tests/bench/run_int8_bench.sh $(BUILD_DIR)
 
 # Real traffic (issue 35): DETR-R50 (seeded weights) at the official 800/1333
 # resize over a mix of image shapes through detr-server, padded into canvases
@@ -141,6 +152,11 @@ train-large: build
 # run it after changing install-deps, CMake or the Dockerfile.
 fresh-check:
 	bash tests/fresh_machine/fresh_check.sh
+
+# The int8 calibration of each shipped default model, beside its weights
+# (deploy/models/*.int8.json; seconds; docs/int8.md).
+calibrate: build
+	BUILD_DIR=$(BUILD_DIR) bash server/tools/calibrate_default_models.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

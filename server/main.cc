@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "server/core/model/detr_detector.h"
+#include "server/detector_loading.h"
 #include "server/core/runtime/cpu_allocator.h"
 #include "server/core/runtime/runtime.h"
 #include "server/service/config/cpu_limit.h"
@@ -71,12 +71,6 @@ service::ServerConfig LoadConfig(const Flags& flags) {
   if (!flags.tls_client_ca.empty()) config.tls.client_ca = flags.tls_client_ca;
   if (!flags.tokens_file.empty()) config.tokens_file = flags.tokens_file;
   return config;
-}
-
-std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
-  core::ModelSpec spec{entry.config, entry.weights, entry.random_seed};
-  if (const int plans = entry.BackbonePlans()) spec.backbone_plans = plans;
-  return core::LoadDetrDetector(spec);
 }
 
 service::AllocatorControl ControlOf(core::CachingCpuAllocator& allocator) {
@@ -145,7 +139,7 @@ int main(int argc, char** argv) {
   core::CachingCpuAllocator allocator;
   core::ScopedCpuAllocator use_allocator(allocator);
 
-  auto server = service::Server::Start(config, LoadDetector, ControlOf(allocator));
+  auto server = service::Server::Start(config, detr::LoadDetector, ControlOf(allocator));
   if (!server.ok()) {
     spdlog::critical("{}", std::string(server.status().message()));
     return 1;

@@ -14,7 +14,8 @@ changes nothing and exits 1 naming each block that differs from what the
 records render (make test runs it). Tables known: traffic (results/traffic.jsonl),
 padding (results/padding.jsonl), memory_limit (results/memory_limit.jsonl),
 padding_outputs (results/padding_outputs.jsonl), canvas_sweep
-(results/canvas_sweep.jsonl), and every table of results/accuracy_tables.jsonl by its
+(results/canvas_sweep.jsonl), int8_speed (results/benchmarks.jsonl's int8_r50
+records), int8_accuracy (results/int8_accuracy.jsonl), and every table of results/accuracy_tables.jsonl by its
 name: accuracy.md's tables of runs that wrote no record, transcribed once with
 each run's date, machine, commit, command and model files.
 
@@ -26,7 +27,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-DOCS = ["docs/benchmarks.md", "docs/accuracy.md", "docs/serving.md", "docs/reviewer-questions.md", "README.md"]
+DOCS = ["docs/benchmarks.md", "docs/accuracy.md", "docs/serving.md", "docs/reviewer-questions.md", "docs/int8.md",
+        "README.md"]
 BLOCK = re.compile(r"(<!-- results: (\w[\w-]*) -->\n)(.*?)(<!-- /results: \2 -->)", re.S)
 
 
@@ -233,6 +235,30 @@ def shapes_values():
     return values
 
 
+def int8_ratio(root, cap, part):
+    """Int8 time over float32's in the latest int8_r50 record under `cap` ("" = none): part is
+    "backbone" or "whole"."""
+    rows = [r for r in records(root, "benchmarks")
+            if r["name"] == "int8_r50" and (r["machine"].get("onednn_max_cpu_isa") or "") == cap]
+    if not rows:
+        raise SystemExit(f"no int8_r50 record under cap {cap!r}")
+    b = {k: v["real_time_ms"] for k, v in rows[-1]["benchmarks"].items()}
+    if part == "backbone":
+        return b["r50_backbone_800x1066/int8"] / b["r50_backbone_800x1066/float32"]
+    return b["detr_r50_800x1066/softmax_int8"] / b["detr_r50_800x1066/softmax"]
+
+
+def int8_values():
+    """int8_{backbone,whole}_ratio_{native,vnni,avx2} and int8_max_ap50_loss."""
+    values = {}
+    for name, cap in (("native", ""), ("vnni", "AVX512_CORE_VNNI"), ("avx2", "AVX2")):
+        for part in ("backbone", "whole"):
+            values[f"int8_{part}_ratio_{name}"] = lambda root, c=cap, p=part: f"{int8_ratio(root, c, p):.2f}×"
+    values["int8_max_ap50_loss"] = lambda root: (
+        f"{max(abs(r['ap50_loss']) for r in records(root, 'int8_accuracy')):.3f}")
+    return values
+
+
 # One number per fact: a figure written inline as <!-- value: NAME -->TEXT<!-- /value -->
 # is rendered from these, wherever a page states it.
 VALUES = {
@@ -242,6 +268,7 @@ VALUES = {
     "r50_optimization_ratio": lambda root: f"{r50_ratio(root):.2f}×",
     "benchmarks_machine": lambda root: machine_text(latest(records(root, "benchmarks"), name="attention")),
     **shapes_values(),
+    **int8_values(),
 }
 VALUE = re.compile(r"(<!-- value: (\w+) -->)(.*?)(<!-- /value -->)")
 
@@ -285,6 +312,34 @@ def status(root):
     return "".join(f"> {line}\n" for line in textwrap.wrap(" ".join(lines), 96))
 
 
+def int8_speed(root):
+    """Each int8_r50 record (one detr_forward_bench run, float32 and int8 side by side) as a row."""
+    rows = []
+    for r in records(root, "benchmarks"):
+        if r["name"] != "int8_r50":
+            continue
+        b = r["benchmarks"]
+        ms = {k.split("/", 1)[1] if k.startswith("r50_") else k.rsplit("/", 1)[1]: v["real_time_ms"]
+              for k, v in b.items()}
+        cap = r["machine"].get("onednn_max_cpu_isa") or "none"
+        rows.append(f"| {run_label(r)} | {cap} | {ms['float32']:,.0f} | {ms['int8']:,.0f} | "
+                    f"{ms['int8'] / ms['float32']:.2f}× | {ms['softmax']:,.0f} | {ms['softmax_int8']:,.0f} | "
+                    f"{ms['softmax_int8'] / ms['softmax']:.2f}× |")
+    columns = ["run", "ONEDNN_MAX_CPU_ISA", "backbone float32 ms:", "backbone int8 ms:", "int8 / float32:",
+               "whole float32 ms:", "whole int8 ms:", "int8 / float32:"]
+    return table(columns, rows)
+
+
+def int8_accuracy(root):
+    """Each int8_accuracy record: a default model in float32 and int8 on a held-out draw."""
+    rows = [f"| {run_label(r)} | {r['machine'].get('onednn_max_cpu_isa') or 'none'} | {r['label']} "
+            f"({r['draw']}) | {r['float32']['ap']:.3f} | {r['int8']['ap']:.3f} | {r['float32']['ap50']:.3f} | "
+            f"{r['int8']['ap50']:.3f} | {r['ap50_loss']:+.4f} |" for r in records(root, "int8_accuracy")]
+    columns = ["run", "ONEDNN_MAX_CPU_ISA", "model, held-out set", "AP float32:", "AP int8:", "AP50 float32:",
+               "AP50 int8:", "AP50 loss:"]
+    return table(columns, rows)
+
+
 def transcribed_table(record):
     """A table of results/accuracy_tables.jsonl: its header and rows as recorded."""
     def line(cells):
@@ -293,7 +348,8 @@ def transcribed_table(record):
 
 
 TABLES = {"status": status, "traffic": traffic, "padding": padding, "memory_limit": memory_limit, "padding_outputs": padding_outputs,
-          "canvas_sweep": canvas_sweep, "serving_overhead": serving_overhead}
+          "canvas_sweep": canvas_sweep, "serving_overhead": serving_overhead, "int8_speed": int8_speed,
+          "int8_accuracy": int8_accuracy}
 
 
 def main():

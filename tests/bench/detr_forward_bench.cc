@@ -5,7 +5,11 @@
 // FILE holds softmax R50 weights; if absent it is created from a seeded random
 // initialisation, so that tests/bench/pytorch_eager_reference.py can run the
 // same weights. Non-softmax models load it as in the paper's swap (their q/k
-// rows are skipped). Prints, per type, the time of one forward pass.
+// rows are skipped). Prints, per type, the time of one forward pass, and the
+// int8 variant's (the backbone's blocks in int8) beside float32, whole and
+// backbone alone. Its calibration, FILE with .int8.json, is measured on
+// random normal inputs when absent: right for speed, meaningless for
+// accuracy (tests/bench/int8_accuracy.py measures that on trained models).
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -16,6 +20,7 @@
 #include <torch/autograd.h>
 
 #include "server/core/io/checkpoint.h"
+#include "server/core/io/int8_calibration.h"
 #include "server/core/runtime/cpu_allocator.h"
 #include "server/core/model/model_factory.h"
 #include "server/core/runtime/runtime.h"
@@ -44,20 +49,59 @@ void EnsureWeights() {
   std::cerr << "wrote seeded random R50 weights to " << g_weights << "\n";
 }
 
+std::string CalibrationPath() { return std::filesystem::path(g_weights).replace_extension(".int8.json").string(); }
+
+void EnsureCalibration() {
+  if (std::filesystem::exists(CalibrationPath())) return;
+  detr::core::ConfigureThreads(g_threads);
+  auto loaded = detr::core::BuildModel({R50(detr::core::AttentionType::kSoftmax), g_weights, 0});
+  at::manual_seed(2);
+  torch::NoGradGuard no_grad;
+  const auto* body = loaded.model->onednn_backbone();
+  if (!body) return;  // no oneDNN: the int8 rows report the error
+  detr::core::Int8Calibration calibration;
+  calibration.weights_fingerprint = body->WeightsFingerprint();
+  calibration.ranges = body->MeasureRanges(at::randn({4, 3, kHeight / 2, kWidth / 2}));
+  calibration.images = 4;
+  calibration.source = "random normal inputs (detr_forward_bench; for speed only)";
+  detr::core::WriteInt8Calibration(CalibrationPath(), calibration);
+  std::cerr << "wrote an int8 calibration for speed only to " << CalibrationPath() << "\n";
+}
+
 // How the model is prepared for inference.
 enum class Preparation {
   kNone,           // as loaded: frozen batch-norms as separate ops, NCHW
   kLibTorchConvs,  // folded batch-norms, channels-last, LibTorch's convolutions
   kFull,           // as the server runs: plus the oneDNN (Winograd) backbone
+  kInt8,           // kFull with the backbone's blocks in int8
 };
 
-void BM_DetrR50Forward(benchmark::State& state, detr::core::AttentionType type, Preparation preparation) {
+detr::core::LoadedModel Build(detr::core::AttentionType type, Preparation preparation) {
   detr::core::ConfigureThreads(g_threads);
-  const bool optimize = preparation != Preparation::kNone;
-  detr::core::ModelSpec spec{R50(type), g_weights, 0, optimize};
-  spec.onednn_backbone = preparation == Preparation::kFull;
-  auto loaded = detr::core::BuildModel(spec);
-  if (!optimize) loaded.model->eval();
+  detr::core::ModelSpec spec{R50(type), g_weights, 0, preparation != Preparation::kNone};
+  spec.onednn_backbone = preparation == Preparation::kFull || preparation == Preparation::kInt8;
+  if (preparation == Preparation::kInt8) spec.int8_calibration = CalibrationPath();
+  return detr::core::BuildModel(spec);
+}
+
+// The backbone alone (the oneDNN body: stem to layer4), float32 or int8.
+void BM_BackboneR50(benchmark::State& state, Preparation preparation) {
+  auto loaded = Build(detr::core::AttentionType::kSoftmax, preparation);
+  const auto* body = loaded.model->onednn_backbone();
+  if (!body) {
+    state.SkipWithError(("no oneDNN backbone: " + loaded.model->backbone_engine()).c_str());
+    return;
+  }
+  at::manual_seed(1);
+  const auto pixels = at::randn({1, 3, kHeight, kWidth});
+  torch::NoGradGuard no_grad;
+  body->forward(pixels);  // warm-up: the plan for this shape
+  for (auto _ : state) benchmark::DoNotOptimize(body->forward(pixels).data_ptr());
+  state.SetLabel(body->Summary());
+}
+
+void BM_DetrR50Forward(benchmark::State& state, detr::core::AttentionType type, Preparation preparation) {
+  auto loaded = Build(type, preparation);
   at::manual_seed(1);
   auto pixels = at::randn({1, 3, kHeight, kWidth});
   auto mask = at::zeros({1, kHeight, kWidth}, at::kBool);
@@ -75,6 +119,7 @@ void BM_DetrR50Forward(benchmark::State& state, detr::core::AttentionType type, 
   }
   const char* note = preparation == Preparation::kNone            ? " (no BN folding, NCHW)"
                      : preparation == Preparation::kLibTorchConvs ? " (LibTorch convolutions)"
+                     : preparation == Preparation::kInt8          ? " (int8 backbone)"
                                                                   : "";
   state.SetLabel(std::string(detr::core::ToString(type)) + note);
 }
@@ -88,6 +133,7 @@ int main(int argc, char** argv) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) g_threads = std::atoi(argv[i] + 10);
   }
   EnsureWeights();
+  EnsureCalibration();
   // As the server runs: freed activation blocks are reused, not unmapped.
   detr::core::CachingCpuAllocator allocator;
   detr::core::ScopedCpuAllocator use_allocator(allocator);
@@ -102,6 +148,10 @@ int main(int argc, char** argv) {
                                AttentionType::kSoftmax, Preparation::kLibTorchConvs);
   benchmark::RegisterBenchmark("detr_r50_800x1066/softmax_no_folding", BM_DetrR50Forward, AttentionType::kSoftmax,
                                Preparation::kNone);
+  benchmark::RegisterBenchmark("detr_r50_800x1066/softmax_int8", BM_DetrR50Forward, AttentionType::kSoftmax,
+                               Preparation::kInt8);
+  benchmark::RegisterBenchmark("r50_backbone_800x1066/float32", BM_BackboneR50, Preparation::kFull);
+  benchmark::RegisterBenchmark("r50_backbone_800x1066/int8", BM_BackboneR50, Preparation::kInt8);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

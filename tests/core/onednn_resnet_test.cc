@@ -133,14 +133,16 @@ TEST(OneDnnResNetTest, RefusedImplementationsLeaveTheLibTorchConvolutions) {
   auto body = RandomBody("resnet18", false);
   reference->PrepareForInference(/*use_onednn=*/false);
   std::vector<std::string> refused;
-  body->PrepareForInference(true, [&](const std::string& implementation) {
+  OneDnnResNet::Options options;
+  options.acceptable = [&](const std::string& implementation) {
     refused.push_back(implementation);
     return false;
-  });
+  };
+  body->PrepareForInference(true, std::move(options));
   EXPECT_EQ(body->onednn(), nullptr);
   EXPECT_FALSE(refused.empty());
   EXPECT_NE(body->engine().find("LibTorch convolutions"), std::string::npos) << body->engine();
-  EXPECT_NE(body->engine().find("stem convolution"), std::string::npos) << body->engine();
+  EXPECT_NE(body->engine().find("conv1 convolution"), std::string::npos) << body->engine();
   EXPECT_NE(body->engine().find(refused.front()), std::string::npos) << body->engine();
   torch::NoGradGuard no_grad;
   const auto images = at::randn({1, 3, 48, 64});
@@ -154,6 +156,65 @@ TEST(OneDnnResNetTest, NotReferenceRefusesOnlyReferenceCode) {
   EXPECT_TRUE(OneDnnResNet::NotReference("jit:avx2"));
   EXPECT_TRUE(OneDnnResNet::NotReference("jit_fp32_wino_2x3:avx512_core"));
   EXPECT_TRUE(OneDnnResNet::NotReference("brg:avx512_core"));
+}
+
+// Int8: ranges measured on some images, features of others within the
+// quantisation error of the float32 body, on int8 JIT code only.
+class OneDnnResNetInt8Test : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OneDnnResNetInt8Test, StaysCloseToFloat32OnOtherImages) {
+  if (!OneDnnResNet::Available()) GTEST_SKIP() << "built without oneDNN";
+  auto float32 = RandomBody(GetParam(), false);
+  auto int8 = RandomBody(GetParam(), false);
+  float32->PrepareForInference();
+  torch::NoGradGuard no_grad;
+  at::manual_seed(11);
+  const auto ranges = float32->onednn()->MeasureRanges(at::randn({4, 3, 64, 80}));
+  const auto names = float32->onednn()->ActivationNames();
+  ASSERT_EQ(ranges.size(), names.size());
+  for (const auto& name : names) EXPECT_GT(ranges.count(name), 0u) << name;
+  OneDnnResNet::Options options;
+  options.int8 = ranges;
+  int8->PrepareForInference(true, options);
+  ASSERT_TRUE(int8->onednn()->int8());
+  EXPECT_NE(int8->engine().find("int8"), std::string::npos) << int8->engine();
+  ExpectNoReferenceCode(*int8, {1, 3, 64, 80});
+  EXPECT_EQ(int8->onednn()->WeightsFingerprint(), float32->onednn()->WeightsFingerprint());
+  const auto images = at::randn({2, 3, 64, 80});
+  const auto expected = float32->forward(images);
+  const auto actual = int8->forward(images);
+  ASSERT_EQ(actual.sizes(), expected.sizes());
+  const double relative = ((actual - expected).norm() / expected.norm()).item<double>();
+  std::cout << GetParam() << " int8 against float32: relative error " << relative << "\n";
+  EXPECT_LT(relative, 0.1);
+  EXPECT_GT(relative, 0.0);  // it did run in int8
+}
+
+INSTANTIATE_TEST_SUITE_P(Backbones, OneDnnResNetInt8Test, ::testing::Values("resnet18", "resnet50"));
+
+TEST(OneDnnResNetInt8Test, RangesThatMissOrAreNotPositiveAreRefusedByName) {
+  if (!OneDnnResNet::Available()) GTEST_SKIP() << "built without oneDNN";
+  auto float32 = RandomBody("resnet18", false);
+  float32->PrepareForInference();
+  torch::NoGradGuard no_grad;
+  auto ranges = float32->onednn()->MeasureRanges(at::randn({1, 3, 64, 64}));
+  const auto expect_refused = [](OneDnnResNet::ActivationRanges bad, const std::string& named) {
+    auto body = RandomBody("resnet18", false);
+    OneDnnResNet::Options options;
+    options.int8 = std::move(bad);
+    try {
+      body->PrepareForInference(true, options);
+      ADD_FAILURE() << "accepted ranges without " << named;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(named), std::string::npos) << e.what();
+    }
+  };
+  auto missing = ranges;
+  missing.erase("layer2.0.downsample.0");
+  expect_refused(missing, "layer2.0.downsample.0");
+  auto negative = ranges;
+  negative["layer3.1"] = -1.0f;
+  expect_refused(negative, "layer3.1");
 }
 
 TEST(OneDnnResNetTest, GradientsStillFlowThroughTheLibTorchPath) {

@@ -341,7 +341,8 @@ TEST_F(ServerTest, MetricsExposeEveryFamilyWithCountsEqualToRequests) {
   EXPECT_GT(server_->Metric("detr_inference_memory_bytes_sum{model=\"beta\"}"), 0);
   EXPECT_EQ(server_->Metric("detr_queue_depth{model=\"alpha\"}"), 0);
   EXPECT_EQ(server_->Metric("detr_model_info{decoder_cross=\"optimization\",decoder_self=\"optimization\","
-                            "encoder_self=\"optimization\",model=\"beta\",random_weights=\"true\"}"),
+                            "encoder_self=\"optimization\",model=\"beta\",precision=\"float32\","
+                            "random_weights=\"true\"}"),
             1);
   EXPECT_GT(server_->Metric("detr_model_parameters{model=\"alpha\"}"),
             server_->Metric("detr_model_parameters{model=\"beta\"}"));

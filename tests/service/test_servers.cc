@@ -20,7 +20,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "server/core/model/detr_detector.h"
 #include "server/core/runtime/cpu_allocator.h"
 #include "server/core/runtime/runtime.h"
 #include "server/service/observability/log_format.h"
@@ -88,12 +87,6 @@ void ConfigureProcessOnce() {
 }
 
 }  // namespace
-
-std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry) {
-  core::ModelSpec spec{entry.config, entry.weights, entry.random_seed};
-  if (const int plans = entry.BackbonePlans()) spec.backbone_plans = plans;
-  return core::LoadDetrDetector(spec);
-}
 
 struct CapturedLog::Impl {
   std::ostringstream text;

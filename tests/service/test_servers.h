@@ -14,12 +14,13 @@
 #include <grpcpp/grpcpp.h>
 
 #include "detr/v1/detector.grpc.pb.h"
+#include "server/detector_loading.h"
 #include "server/service/server.h"
 
 namespace detr::testing {
 
 /// The model core's detector for `entry`, as detr-server loads it.
-std::unique_ptr<core::Detector> LoadDetector(const service::ModelEntry& entry);
+using detr::LoadDetector;
 
 /// GET http://host_port/path; the body, or "" on failure.
 std::string HttpGet(const std::string& host_port, const std::string& path);

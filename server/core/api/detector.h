@@ -36,6 +36,7 @@ struct DetectorInfo {
   std::int64_t parameter_count = 0;
   bool random_weights = false;          ///< no trained weights: detections are meaningless
   std::string backbone_engine;          ///< what runs the backbone's convolutions, and why
+  std::string precision = "float32";    ///< of the backbone's convolutions: float32 or int8
   std::vector<std::string> load_notes;  ///< what loading the weights reported (e.g. skipped keys)
 };
 

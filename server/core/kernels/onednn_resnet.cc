@@ -7,6 +7,8 @@
 
 #ifdef DETR_HAVE_ONEDNN
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <iterator>
 #include <list>
 #include <map>
@@ -23,7 +25,7 @@ namespace detr::core {
 
 bool OneDnnResNet::Available() { return false; }
 struct OneDnnResNet::Impl {};
-OneDnnResNet::OneDnnResNet(const ConvParams&, const std::vector<ResidualBlockParams>&, Acceptable, int) {
+OneDnnResNet::OneDnnResNet(const ConvParams&, const std::vector<ResidualBlockParams>&, Options) {
   throw Unavailable("detr-serve was built without oneDNN (libdnnl-dev)");
 }
 OneDnnResNet::~OneDnnResNet() = default;
@@ -32,6 +34,10 @@ at::Tensor OneDnnResNet::forward(const at::Tensor&) const { throw Unavailable("b
 std::vector<std::string> OneDnnResNet::Implementations(at::IntArrayRef) const { return {}; }
 std::string OneDnnResNet::Summary() const { return "built without oneDNN"; }
 ModelMemory OneDnnResNet::Memory() const { return {}; }
+bool OneDnnResNet::int8() const { return false; }
+std::vector<std::string> OneDnnResNet::ActivationNames() const { return {}; }
+OneDnnResNet::ActivationRanges OneDnnResNet::MeasureRanges(const at::Tensor&) const { return {}; }
+std::string OneDnnResNet::WeightsFingerprint() const { return {}; }
 
 #else
 
@@ -52,7 +58,22 @@ const memory::dims kProbeInput = {1, 3, 64, 64};
 
 memory::dims Dims(const at::Tensor& t) { return memory::dims(t.sizes().begin(), t.sizes().end()); }
 
-memory::desc Any(const memory::dims& dims) { return memory::desc(dims, Type::f32, Tag::any); }
+memory::desc Any(const memory::dims& dims, Type type = Type::f32) { return memory::desc(dims, type, Tag::any); }
+
+// The same layout holding another data type of the same size (u8 <-> s8) or
+// the layout to ask for in another type.
+memory::desc As(const memory::desc& desc, Type type) {
+  memory::desc retyped = desc;
+  retyped.data.data_type = memory::convert_to_c(type);
+  return retyped;
+}
+
+// An activation as a plan lays it out: its layout and data type, and the
+// real value of one unit (1 for float32; the calibrated step for int8).
+struct Planned {
+  memory::desc desc;
+  float scale = 1.0f;
+};
 
 int64_t OutputSize(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
   return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
@@ -71,11 +92,20 @@ struct ReorderedWeights {
 // Winograd's layout can depend on the input shape). Plans own their reordered
 // weights, so evicting a plan frees the layouts only it used.
 struct Conv {
-  std::string name;  // for messages: "stem", "block 3 convolution 2"
+  std::string name;  // the checkpoint's: "conv1", "layer3.1.conv2"
   ConvParams params;
+  // Int8 only (weight_scales empty for float32): the real value of one unit
+  // of its input and output activations and of each output channel's s8
+  // weights, the output's type, and the bias in the s32 accumulator's units.
+  float in_scale = 1.0f, out_scale = 1.0f;
+  Type out_type = Type::f32;
+  std::vector<float> weight_scales;
+  at::Tensor accumulator_bias;
   std::vector<std::pair<memory::desc, std::weak_ptr<const ReorderedWeights> > > reordered;  // guarded by Impl::mutex
 
   memory::dims WeightDims() const { return Dims(params.weight); }
+  bool Int8() const { return !weight_scales.empty(); }
+  Type in_type() const { return Int8() ? Type::u8 : Type::f32; }
   bool Winograd() const {
     return params.weight.size(2) == 3 && params.weight.size(3) == 3 && params.stride == 1 && params.dilation == 1;
   }
@@ -108,6 +138,7 @@ struct BlockPlan {
 struct Plan {
   memory::dims input_dims;
   Stage stem, pool;
+  std::optional<Step> quantize;  // int8: the pooled float32 activation into u8
   std::vector<BlockPlan> blocks;
   Step output;                       // the last activation into NCHW
   std::size_t scratchpad_bytes = 0;  // the largest any step needs
@@ -120,6 +151,7 @@ struct Plan {
     };
     stage(stem);
     stage(pool);
+    if (quantize) f(*quantize);
     for (const auto& block : blocks) {
       for (std::size_t i = 0; i + 1 < block.convs.size(); ++i) stage(block.convs[i]);
       if (block.downsample) stage(*block.downsample);
@@ -132,11 +164,9 @@ struct Plan {
 
 using onednn::UserScratchpad;
 
-// (B, C, H, W) float tensor with room for `desc`, from LibTorch's allocator,
-// so that the caching allocator reuses it and memory scopes count it.
-at::Tensor Buffer(const memory::desc& desc) {
-  return at::empty({static_cast<int64_t>(desc.get_size() / sizeof(float))}, at::kFloat);
-}
+// Bytes with room for `desc`, from LibTorch's allocator, so that the caching
+// allocator reuses them and memory scopes count them.
+at::Tensor Buffer(const memory::desc& desc) { return at::empty({static_cast<int64_t>(desc.get_size())}, at::kByte); }
 
 // The first implementation oneDNN offers for `pd` that `acceptable` takes;
 // false (and `offered` extended) when there is none.
@@ -159,15 +189,34 @@ std::string Joined(const std::set<std::string>& names) {
 
 }  // namespace
 
+// A residual block's convolutions, as ResidualBlockParams names them.
+struct Block {
+  std::string name;
+  std::vector<Conv> convs;
+  std::optional<Conv> downsample;
+};
+
 struct OneDnnResNet::Impl {
   const dnnl::engine& engine = onednn::Engine();
   OneDnnResNet::Acceptable acceptable;
   Conv stem;
-  std::vector<std::pair<std::vector<Conv>, std::optional<Conv> > > blocks;
+  std::vector<Block> blocks;
+  float pool_scale = 1.0f;  // int8: the real value of one unit of the quantised pooled activation
   std::size_t plan_capacity = 0;
   std::mutex mutex;
   std::list<std::shared_ptr<const Plan> > plans;  // most recently used first; guarded by mutex
   std::string summary;                            // the probe plan's implementations, for logs
+
+  bool Int8() const { return !blocks.empty() && blocks.front().convs.front().Int8(); }
+
+  template <typename F>
+  void ForEachConv(F f) const {
+    f(stem);
+    for (const auto& block : blocks) {
+      for (const auto& conv : block.convs) f(conv);
+      if (block.downsample) f(*block.downsample);
+    }
+  }
 
   // Called with mutex held (from BuildPlan, under PlanFor's lock).
   std::shared_ptr<const ReorderedWeights> Weights(Conv& conv, const memory::desc& desc) {
@@ -181,22 +230,38 @@ struct OneDnnResNet::Impl {
     auto reordered = std::make_shared<ReorderedWeights>();
     reordered->buffer = at::empty({static_cast<int64_t>(desc.get_size())}, at::kByte);
     reordered->handle = memory(desc, engine, reordered->buffer.data_ptr());
+    // Int8: each output channel's weights divided by its scale (the reorder
+    // rounds and saturates, and computes the compensation oneDNN's s8 layouts
+    // carry).
+    std::vector<float> per_channel;
+    for (float scale : conv.weight_scales) per_channel.push_back(1.0f / scale);
     dnnl::stream stream(engine);
-    Run(MakeReorder(plain.get_desc(), desc), stream, plain, reordered->handle);
+    Run(MakeReorder(plain.get_desc(), desc, per_channel), stream, plain, reordered->handle);
     stream.wait();
     cache.emplace_back(desc, reordered);
     return reordered;
   }
 
-  Step MakeReorder(const memory::desc& from, const memory::desc& to) const {
-    dnnl::reorder::primitive_desc pd(engine, from, engine, to, UserScratchpad());
+  // A reorder (layout and type) multiplying by `scales`: none = 1, one =
+  // every value, several = one per output channel of a weight.
+  Step MakeReorder(const memory::desc& from, const memory::desc& to, const std::vector<float>& scales = {}) const {
+    dnnl::primitive_attr attr = UserScratchpad();
+    if (!scales.empty()) attr.set_output_scales(scales.size() == 1 ? 0 : 1, scales);
+    dnnl::reorder::primitive_desc pd(engine, from, engine, to, attr);
     return {dnnl::reorder(pd), pd.impl_info_str(), from, to, nullptr, {}, pd.scratchpad_desc().get_size()};
   }
 
-  // `step` (a reorder from `from`) when the layouts differ.
-  std::optional<Step> ReorderIfNeeded(const memory::desc& from, const memory::desc& to) const {
-    if (from == to) return std::nullopt;
-    return MakeReorder(from, to);
+  // A reorder from `from` into `to` (its layout, type and scale) unless they
+  // are the same.
+  std::optional<Step> ReorderIfNeeded(const Planned& from, const Planned& to) const {
+    if (from.desc == to.desc && from.scale == to.scale) return std::nullopt;
+    return MakeReorder(from.desc, to.desc, Rescale(from.scale, to.scale));
+  }
+
+  // The scales of a reorder from units of `from` into units of `to`.
+  static std::vector<float> Rescale(float from, float to) {
+    if (from == to) return {};
+    return {from / to};
   }
 
   // Copies src into dst's layout (a reorder step), with its own scratchpad.
@@ -207,39 +272,60 @@ struct OneDnnResNet::Impl {
                               Args{{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad.memory}});
   }
 
-  // A convolution (+ shortcut sum) (+ ReLU) from an input in layout `src`
-  // into `dst` (a layout; none: oneDNN's choice). Tries Winograd first where it applies,
-  // and the given layouts before leaving them to oneDNN (which costs a
-  // reorder); accepts the first implementation `acceptable` takes.
-  Stage MakeConv(Conv& conv, const memory::desc& src, const std::optional<memory::desc>& dst, bool shortcut_sum,
-                 bool relu) {
+  // The output scales, residual sum and ReLU a convolution applies.
+  static dnnl::primitive_attr ConvAttributes(const Conv& conv, const std::optional<Planned>& shortcut, bool relu) {
+    dnnl::primitive_attr attr = UserScratchpad();
+    dnnl::post_ops ops;
+    if (conv.Int8()) {
+      std::vector<float> scales;
+      for (float weight_scale : conv.weight_scales) scales.push_back(conv.in_scale * weight_scale / conv.out_scale);
+      attr.set_output_scales(1 << 1, scales);  // per output channel (dimension 1 of dst)
+    }
+    if (shortcut) {
+      // The shortcut's units into the output's (1 for float32); a signed
+      // downsample output is read as s8 from the output's u8 memory.
+      const Type type = shortcut->desc.data_type();
+      ops.append_sum(shortcut->scale / conv.out_scale, type == conv.out_type ? Type::undef : type);
+    }
+    if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+    return attr;
+  }
+
+  // A convolution (+ shortcut sum) (+ ReLU) from the activation `src` into
+  // `dst` (a layout; none: oneDNN's choice). Tries Winograd first where it
+  // applies (float32), and the given layouts before leaving them to oneDNN
+  // (which costs a reorder); accepts the first implementation `acceptable`
+  // takes.
+  Stage MakeConv(Conv& conv, const Planned& src, const std::optional<memory::desc>& dst,
+                 const std::optional<Planned>& shortcut, bool relu) {
     const auto& p = conv.params;
-    const auto src_dims = src.dims();
+    const auto src_dims = src.desc.dims();
     const int64_t kh = p.weight.size(2), kw = p.weight.size(3);
     const memory::dims dst_dims = {src_dims[0], p.weight.size(0),
                                    OutputSize(src_dims[2], kh, p.stride, p.padding, p.dilation),
                                    OutputSize(src_dims[3], kw, p.stride, p.padding, p.dilation)};
-    dnnl::post_ops ops;
-    if (shortcut_sum) ops.append_sum(1.0f);
-    if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    dnnl::primitive_attr attr = UserScratchpad();
-    attr.set_post_ops(ops);
-    const memory::desc bias_desc({p.bias.size(0)}, Type::f32, Tag::a);
+    const dnnl::primitive_attr attr = ConvAttributes(conv, shortcut, relu);
+    const at::Tensor& bias = conv.Int8() ? conv.accumulator_bias : p.bias;
+    const memory::desc bias_desc({bias.size(0)}, Type::f32, Tag::a);
+    const Type weight_type = conv.Int8() ? Type::s8 : Type::f32;
 
     std::vector<dnnl::algorithm> algorithms;
-    if (conv.Winograd()) algorithms.push_back(dnnl::algorithm::convolution_winograd);
+    if (conv.Winograd() && !conv.Int8()) algorithms.push_back(dnnl::algorithm::convolution_winograd);
     algorithms.push_back(dnnl::algorithm::convolution_direct);
+    const memory::desc src_as_read = As(src.desc, conv.in_type());
     std::vector<std::pair<memory::desc, memory::desc> > layouts;
-    if (dst) layouts.emplace_back(src, *dst);
-    layouts.emplace_back(src, Any(dst_dims));
-    layouts.emplace_back(Any(src_dims), Any(dst_dims));
+    if (dst) layouts.emplace_back(src_as_read, As(*dst, conv.out_type));
+    layouts.emplace_back(src_as_read, Any(dst_dims, conv.out_type));
+    layouts.emplace_back(Any(src_dims, conv.in_type()), Any(dst_dims, conv.out_type));
 
     std::set<std::string> offered;
     for (const auto algorithm : algorithms) {
       for (const auto& [src_layout, dst_layout] : layouts) {
-        dnnl::convolution_forward::desc d(
-            dnnl::prop_kind::forward_inference, algorithm, src_layout, Any(conv.WeightDims()), bias_desc, dst_layout,
-            {p.stride, p.stride}, {p.dilation - 1, p.dilation - 1}, {p.padding, p.padding}, {p.padding, p.padding});
+        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, algorithm, src_layout,
+                                          Any(conv.WeightDims(), weight_type), bias_desc, dst_layout,
+                                          {p.stride, p.stride}, {p.dilation - 1, p.dilation - 1},
+                                          {p.padding, p.padding}, {p.padding, p.padding});
         dnnl::convolution_forward::primitive_desc pd(d, attr, engine, /*allow_empty=*/true);
         if (!FirstAcceptable(pd, acceptable, offered)) continue;
         Step step{dnnl::convolution_forward(pd),
@@ -247,15 +333,16 @@ struct OneDnnResNet::Impl {
                   pd.src_desc(),
                   pd.dst_desc(),
                   Weights(conv, pd.weights_desc()),
-                  memory(bias_desc, engine, conv.params.bias.data_ptr()),
+                  memory(bias_desc, engine, bias.data_ptr()),
                   pd.scratchpad_desc().get_size()};
-        return {ReorderIfNeeded(src, step.src), std::move(step)};
+        return {ReorderIfNeeded(src, {step.src, conv.in_scale}), std::move(step)};
       }
     }
-    throw Unavailable("oneDNN offers no acceptable implementation for the " + conv.name + " convolution (" +
-                      std::to_string(p.weight.size(1)) + "->" + std::to_string(p.weight.size(0)) + ", " +
-                      std::to_string(kh) + "x" + std::to_string(kw) + ", stride " + std::to_string(p.stride) + ") on " +
-                      onednn::EffectiveIsaName() + "; it offered: " + Joined(offered));
+    throw Unavailable("oneDNN offers no acceptable " + std::string(conv.Int8() ? "int8 " : "") +
+                      "implementation for the " + conv.name + " convolution (" + std::to_string(p.weight.size(1)) +
+                      "->" + std::to_string(p.weight.size(0)) + ", " + std::to_string(kh) + "x" + std::to_string(kw) +
+                      ", stride " + std::to_string(p.stride) + ") on " + onednn::EffectiveIsaName() +
+                      "; it offered: " + Joined(offered));
   }
 
   Stage MakePool(const memory::desc& src) {
@@ -269,41 +356,53 @@ struct OneDnnResNet::Impl {
       if (!FirstAcceptable(pd, acceptable, offered)) continue;
       Step step{dnnl::pooling_forward(pd),      pd.impl_info_str(), pd.src_desc(), pd.dst_desc(), nullptr, {},
                 pd.scratchpad_desc().get_size()};
-      return {ReorderIfNeeded(src, step.src), std::move(step)};
+      return {ReorderIfNeeded({src}, {step.src}), std::move(step)};
     }
     throw Unavailable("oneDNN offers no acceptable max-pooling on " + onednn::EffectiveIsaName() +
                       "; it offered: " + Joined(offered));
+  }
+
+  BlockPlan PlanBlock(Block& block, const Planned& x) {
+    BlockPlan plan;
+    Planned src = x;
+    auto& convs = block.convs;
+    for (std::size_t i = 0; i + 1 < convs.size(); ++i) {
+      plan.convs.push_back(MakeConv(convs[i], src, std::nullopt, std::nullopt, true));
+      src = {plan.convs.back().step.dst, convs[i].out_scale};
+    }
+    // The last convolution adds into the shortcut's memory (sum post-op), so
+    // it writes in the shortcut's layout where it can.
+    Planned shortcut = x;
+    if (block.downsample) shortcut = {As(x.desc, block.downsample->out_type), block.downsample->out_scale};
+    plan.convs.push_back(MakeConv(
+        convs.back(), src, block.downsample ? std::nullopt : std::optional<memory::desc>(x.desc), shortcut, true));
+    const memory::desc out = plan.convs.back().step.dst;
+    if (block.downsample) {
+      plan.downsample = MakeConv(*block.downsample, x, out, std::nullopt, false);
+      shortcut.desc = plan.downsample->step.dst;
+    }
+    plan.shortcut_reorder = ReorderIfNeeded(shortcut, {As(out, shortcut.desc.data_type()), shortcut.scale});
+    return plan;
   }
 
   std::shared_ptr<const Plan> BuildPlan(const memory::dims& input_dims) {
     auto plan = std::make_shared<Plan>();
     plan->input_dims = input_dims;
     const memory::desc input(input_dims, Type::f32, Tag::nchw);
-    plan->stem = MakeConv(stem, input, std::nullopt, false, true);
+    plan->stem = MakeConv(stem, {input}, std::nullopt, std::nullopt, true);
     plan->pool = MakePool(plan->stem.step.dst);
-    memory::desc x = plan->pool.step.dst;
-    for (auto& [convs, downsample] : blocks) {
-      BlockPlan block;
-      memory::desc src = x;
-      for (std::size_t i = 0; i + 1 < convs.size(); ++i) {
-        block.convs.push_back(MakeConv(convs[i], src, std::nullopt, false, true));
-        src = block.convs.back().step.dst;
-      }
-      // The last convolution adds into the shortcut's memory (sum post-op),
-      // so it writes in the shortcut's layout where it can.
-      block.convs.push_back(
-          MakeConv(convs.back(), src, downsample ? std::nullopt : std::optional<memory::desc>(x), true, true));
-      const memory::desc out = block.convs.back().step.dst;
-      memory::desc shortcut = x;
-      if (downsample) {
-        block.downsample = MakeConv(*downsample, x, out, false, false);
-        shortcut = block.downsample->step.dst;
-      }
-      block.shortcut_reorder = ReorderIfNeeded(shortcut, out);
-      plan->blocks.push_back(std::move(block));
-      x = out;
+    Planned x{plan->pool.step.dst};
+    if (Int8()) {
+      // Into the layout int8 convolutions read (channels last), once.
+      const Planned quantised{memory::desc(x.desc.dims(), Type::u8, Tag::nhwc), pool_scale};
+      plan->quantize = ReorderIfNeeded(x, quantised);
+      x = quantised;
     }
-    plan->output = MakeReorder(x, memory::desc(x.dims(), Type::f32, Tag::nchw));
+    for (auto& block : blocks) {
+      plan->blocks.push_back(PlanBlock(block, x));
+      x = {plan->blocks.back().convs.back().step.dst, block.convs.back().out_scale};
+    }
+    plan->output = MakeReorder(x.desc, memory::desc(x.desc.dims(), Type::f32, Tag::nchw), Rescale(x.scale, 1.0f));
     plan->ForEachStep(
         [&](const Step& step) { plan->scratchpad_bytes = std::max(plan->scratchpad_bytes, step.scratchpad_bytes); });
     return plan;
@@ -415,52 +514,142 @@ bool OneDnnResNet::Available() { return true; }
 namespace {
 
 Conv Copied(std::string name, const ConvParams& params) {
-  Conv conv{std::move(name), params, {}};
+  Conv conv;
+  conv.name = std::move(name);
+  conv.params = params;
   conv.params.weight = params.weight.detach().to(at::kFloat).contiguous().clone();
   conv.params.bias = params.bias.detach().to(at::kFloat).contiguous().clone();
   return conv;
 }
 
+// A range's unit in u8 (255 steps) or s8 (127). A zero range (a channel
+// never active on the calibration images) keeps a unit of 1: its values
+// quantise to 0 either way.
+float UnitOf(float range, Type type) {
+  const float steps = type == Type::s8 ? 127.0f : 255.0f;
+  return range > 0 ? range / steps : 1.0f;
+}
+
+// Quantises a convolution reading an activation of unit `in_scale` into one
+// of range `out_range`: per-output-channel weight units, and the bias in the
+// accumulator's units (oneDNN adds it before the output scales).
+void QuantiseConv(Conv& conv, float in_scale, float out_range, Type out_type) {
+  conv.in_scale = in_scale;
+  conv.out_type = out_type;
+  conv.out_scale = UnitOf(out_range, out_type);
+  const auto ranges = conv.params.weight.abs().amax({1, 2, 3});
+  conv.weight_scales.clear();
+  for (int64_t oc = 0; oc < ranges.size(0); ++oc) {
+    conv.weight_scales.push_back(UnitOf(ranges[oc].item<float>(), Type::s8));
+  }
+  const auto weight_scales = at::tensor(conv.weight_scales);
+  conv.accumulator_bias = (conv.params.bias / (weight_scales * in_scale)).contiguous();
+}
+
+// The ranges, checked: every activation named, each finite and > 0.
+void CheckRanges(const OneDnnResNet::ActivationRanges& ranges, const std::vector<std::string>& names) {
+  std::string missing, invalid;
+  for (const auto& name : names) {
+    const auto it = ranges.find(name);
+    if (it == ranges.end()) {
+      missing += (missing.empty() ? "" : ", ") + name;
+    } else if (!std::isfinite(it->second) || it->second <= 0) {
+      invalid += (invalid.empty() ? "" : ", ") + name + "=" + std::to_string(it->second);
+    }
+  }
+  if (!missing.empty()) throw std::invalid_argument("int8 ranges missing for: " + missing);
+  if (!invalid.empty()) throw std::invalid_argument("int8 ranges not finite and > 0: " + invalid);
+}
+
 }  // namespace
 
-OneDnnResNet::OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks,
-                           Acceptable acceptable, int plan_capacity)
+OneDnnResNet::OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks, Options options)
     : impl_(std::make_unique<Impl>()) {
-  impl_->acceptable = std::move(acceptable);
-  impl_->plan_capacity = static_cast<std::size_t>(std::max(plan_capacity, 1));
-  impl_->stem = Copied("stem", stem);
+  impl_->acceptable = std::move(options.acceptable);
+  impl_->plan_capacity = static_cast<std::size_t>(std::max(options.plan_capacity, 1));
+  impl_->stem = Copied("conv1", stem);
   for (std::size_t b = 0; b < blocks.size(); ++b) {
-    const std::string block = "block " + std::to_string(b + 1) + " ";
-    std::vector<Conv> convs;
+    Block block{blocks[b].name.empty() ? "block" + std::to_string(b + 1) : blocks[b].name, {}, std::nullopt};
     for (std::size_t c = 0; c < blocks[b].convs.size(); ++c) {
-      convs.push_back(Copied(block + "convolution " + std::to_string(c + 1), blocks[b].convs[c]));
+      block.convs.push_back(Copied(block.name + ".conv" + std::to_string(c + 1), blocks[b].convs[c]));
     }
-    std::optional<Conv> downsample;
-    if (blocks[b].downsample) downsample = Copied(block + "downsample", *blocks[b].downsample);
-    impl_->blocks.emplace_back(std::move(convs), std::move(downsample));
+    if (blocks[b].downsample) block.downsample = Copied(block.name + ".downsample.0", *blocks[b].downsample);
+    impl_->blocks.push_back(std::move(block));
   }
+  if (options.int8) Quantise(*options.int8);
   // The probe's plan proves every layer has an acceptable implementation
   // here, and names them for the logs; it is not kept: its weights, reordered
   // for its shape (Winograd's layouts are shape-specific, 80-180 MB for a
   // ResNet-18), would serve no request.
   std::map<std::string, int> counts;
   for (const auto& name : Implementations(kProbeInput)) ++counts[name];
-  impl_->summary = onednn::EffectiveIsaName() + ":";
+  impl_->summary = onednn::EffectiveIsaName() + (int8() ? " int8:" : ":");
   for (const auto& [name, count] : counts) impl_->summary += " " + std::to_string(count) + "x " + name + ",";
   impl_->summary.pop_back();
   impl_->plans.clear();
-  const auto plain = [&](const Conv& conv) { return conv.params.weight.nbytes() + conv.params.bias.nbytes(); };
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->CountPlans();
   impl_->memory_use.plan_capacity = static_cast<int>(impl_->plan_capacity);
-  impl_->memory_use.weight_bytes = plain(impl_->stem);
-  for (const auto& [convs, downsample] : impl_->blocks) {
-    for (const auto& conv : convs) impl_->memory_use.weight_bytes += plain(conv);
-    if (downsample) impl_->memory_use.weight_bytes += plain(*downsample);
+  impl_->ForEachConv([&](const Conv& conv) {
+    impl_->memory_use.weight_bytes += conv.params.weight.nbytes() + conv.params.bias.nbytes();
+    if (conv.Int8()) impl_->memory_use.weight_bytes += conv.accumulator_bias.nbytes();
+  });
+}
+
+void OneDnnResNet::Quantise(const ActivationRanges& ranges) {
+  CheckRanges(ranges, ActivationNames());
+  impl_->pool_scale = UnitOf(ranges.at("maxpool"), Type::u8);
+  float in_scale = impl_->pool_scale;
+  for (auto& block : impl_->blocks) {
+    const float block_in = in_scale;
+    for (std::size_t c = 0; c + 1 < block.convs.size(); ++c) {
+      QuantiseConv(block.convs[c], in_scale, ranges.at(block.convs[c].name), Type::u8);
+      in_scale = block.convs[c].out_scale;
+    }
+    QuantiseConv(block.convs.back(), in_scale, ranges.at(block.name), Type::u8);
+    if (block.downsample) QuantiseConv(*block.downsample, block_in, ranges.at(block.downsample->name), Type::s8);
+    in_scale = block.convs.back().out_scale;
   }
 }
 
 OneDnnResNet::~OneDnnResNet() = default;
+
+bool OneDnnResNet::int8() const { return impl_->Int8(); }
+
+std::vector<std::string> OneDnnResNet::ActivationNames() const {
+  std::vector<std::string> names = {"maxpool"};
+  for (const auto& block : impl_->blocks) {
+    for (std::size_t c = 0; c + 1 < block.convs.size(); ++c) names.push_back(block.convs[c].name);
+    if (block.downsample) names.push_back(block.downsample->name);
+    names.push_back(block.name);
+  }
+  return names;
+}
+
+OneDnnResNet::ActivationRanges OneDnnResNet::MeasureRanges(const at::Tensor& images) const {
+  if (int8()) throw std::logic_error("MeasureRanges needs the float32 body");
+  ActivationRanges ranges;
+  const Observer observe = [&](const std::string& name, const at::Tensor& values) {
+    auto& range = ranges[name];
+    range = std::max(range, values.abs().max().item<float>());
+  };
+  for (int64_t i = 0; i < images.size(0); ++i) ForwardChunk(images.narrow(0, i, 1), &observe);
+  return ranges;
+}
+
+std::string OneDnnResNet::WeightsFingerprint() const {
+  // Weights only: folding computes them by one correctly rounded multiply
+  // (the same bits on every instruction set); biases may differ in the last
+  // bit where a vectorised fold fuses its multiply-add.
+  std::uint64_t hash = 14695981039346656037ull;
+  impl_->ForEachConv([&](const Conv& conv) {
+    const auto* bytes = static_cast<const unsigned char*>(conv.params.weight.data_ptr());
+    for (std::size_t i = 0; i < conv.params.weight.nbytes(); ++i) hash = (hash ^ bytes[i]) * 1099511628211ull;
+  });
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
+  return text;
+}
 
 bool OneDnnResNet::NotReference(const std::string& implementation) { return implementation.rfind("ref", 0) != 0; }
 
@@ -494,7 +683,7 @@ at::Tensor OneDnnResNet::forward(const at::Tensor& images) const {
   return at::cat(features);
 }
 
-at::Tensor OneDnnResNet::ForwardChunk(const at::Tensor& images) const {
+at::Tensor OneDnnResNet::ForwardChunk(const at::Tensor& images, const Observer* observe) const {
   // oneDNN sizes its OpenMP teams by the calling thread's setting, which
   // LibTorch sets per thread on first use: make sure it has on this thread.
   at::get_num_threads();
@@ -503,21 +692,33 @@ at::Tensor OneDnnResNet::ForwardChunk(const at::Tensor& images) const {
   const at::Tensor input = images.contiguous();
   const auto plan = impl_->PlanFor(Dims(input));
   Pass pass(impl_->engine, plan->scratchpad_bytes);
+  const auto seen = [&](const std::string& name, const Pass::Activation& activation) {
+    if (observe) (*observe)(name, activation.buffer.view(at::kFloat));
+  };
   Pass::Activation x{at::Tensor(), memory({plan->input_dims, Type::f32, Tag::nchw}, impl_->engine, input.data_ptr())};
   x = pass.Apply(plan->stem, std::move(x));
   x = pass.Apply(plan->pool, std::move(x));
-  for (const auto& block : plan->blocks) {
+  seen("maxpool", x);
+  if (plan->quantize) x = pass.Reordered(*plan->quantize, x);
+  for (std::size_t b = 0; b < plan->blocks.size(); ++b) {
+    const auto& block = plan->blocks[b];
+    const auto& names = impl_->blocks[b];
     Pass::Activation src = x;
-    for (std::size_t i = 0; i + 1 < block.convs.size(); ++i) src = pass.Apply(block.convs[i], std::move(src));
+    for (std::size_t i = 0; i + 1 < block.convs.size(); ++i) {
+      src = pass.Apply(block.convs[i], std::move(src));
+      seen(names.convs[i].name, src);
+    }
     // The last convolution adds into the shortcut's memory (sum post-op):
     // the block's input itself, or its downsampled copy.
     Pass::Activation shortcut = block.downsample ? pass.Apply(*block.downsample, x) : x;
+    if (block.downsample) seen(names.downsample->name, shortcut);
     if (block.shortcut_reorder) shortcut = pass.Reordered(*block.shortcut_reorder, shortcut);
     const Stage& last = block.convs.back();
     src = pass.Input(last, std::move(src));
     x = Pass::Activation();  // no longer needed unless it is the shortcut
     pass.Run(last.step, src, shortcut);
     x = std::move(shortcut);
+    seen(names.name, x);
   }
   auto features = at::empty(plan->output.dst.dims(), at::kFloat);
   pass.Run(plan->output, x, {features, memory(plan->output.dst, impl_->engine, features.data_ptr())});

@@ -16,10 +16,23 @@
 // whose implementation is oneDNN's reference code (impl_info_str "ref:...",
 // 100x slower) is never accepted: the constructor throws Unavailable instead,
 // and the caller keeps LibTorch's convolutions.
+//
+// Int8 (Options::int8): the residual blocks run oneDNN's int8 direct
+// convolutions (u8 activations, s8 weights, s32 accumulation): weights
+// quantised per output channel (largest |weight| -> 127), every activation
+// with one scale from its calibrated range (largest |value| -> 255, or 127
+// for the signed downsample outputs). Biases, the output scale, the residual
+// sum (re-scaled from the shortcut's scale) and the ReLU are fused into each
+// convolution, so activations stay 8-bit from the first block to the last.
+// The stem (3 input channels, where rounding costs most and int8 gains least)
+// and the max-pooling stay float32; the last block's output is dequantised.
+// Why no int8 Winograd: oneDNN has it for AVX-512 only, and its transforms
+// round in the int8 domain.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -38,10 +51,11 @@ struct ConvParams {
   int64_t stride = 1, padding = 0, dilation = 1;
 };
 
-/// A residual block: its convolutions in order (ReLU after each but the last;
+/// A residual block (name: its checkpoint prefix, "layer1.0"): its convolutions in order (ReLU after each but the last;
 /// the last one adds the shortcut, then ReLU) and the optional 1x1
 /// downsample on the shortcut.
 struct ResidualBlockParams {
+  std::string name;
   std::vector<ConvParams> convs;
   std::optional<ConvParams> downsample;
 };
@@ -66,14 +80,29 @@ class OneDnnResNet {
   /// Plans kept when the caller does not size them: a few image shapes.
   static constexpr int kDefaultPlanCapacity = 6;
 
+  /// The largest |value| of each activation the body writes, by name:
+  /// "maxpool", each convolution's output ("layer1.0.conv1", ...,
+  /// "layer1.0.downsample.0") and each block's output ("layer1.0").
+  using ActivationRanges = std::map<std::string, float>;
+
+  struct Options {
+    /// plan_capacity: the most plans kept (least recently used go first); a
+    /// server with fixed canvases keeps one per canvas and batch chunk.
+    int plan_capacity = kDefaultPlanCapacity;
+    Acceptable acceptable = NotReference;
+    /// Set: the blocks run in int8, with these calibrated ranges (every name
+    /// of ActivationNames(), each finite and > 0; std::invalid_argument
+    /// otherwise).
+    std::optional<ActivationRanges> int8;
+  };
+
   /// stem: the 7x7 convolution (then ReLU and 3x3/2 max-pooling); blocks: all
   /// residual blocks of layer1..layer4 in order. Copies the weights, and plans
   /// a small probe input at once, so that a CPU on which oneDNN offers only
   /// unacceptable code throws Unavailable here, not at the first request.
-  /// plan_capacity: the most plans kept (least recently used go first); a
-  /// server with fixed canvases keeps one per canvas and batch chunk.
-  OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks,
-               Acceptable acceptable = NotReference, int plan_capacity = kDefaultPlanCapacity);
+  OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks, Options options);
+  OneDnnResNet(const ConvParams& stem, const std::vector<ResidualBlockParams>& blocks)
+      : OneDnnResNet(stem, blocks, Options()) {}
   ~OneDnnResNet();
   OneDnnResNet(const OneDnnResNet&) = delete;
   OneDnnResNet& operator=(const OneDnnResNet&) = delete;
@@ -97,10 +126,28 @@ class OneDnnResNet {
   /// weights, each counted once.
   ModelMemory Memory() const;
 
+  bool int8() const;
+
+  /// The activations an int8 body needs ranges for, in execution order.
+  std::vector<std::string> ActivationNames() const;
+
+  /// A float32 pass over `images` that returns each activation's largest
+  /// |value| (calibration; the output itself is dropped).
+  ActivationRanges MeasureRanges(const at::Tensor& images) const;
+
+  /// A fingerprint (FNV-1a, 64 bits, hex) of the folded weights and biases:
+  /// a calibration names the weights it was measured on.
+  std::string WeightsFingerprint() const;
+
  private:
   // One pass of a batch of 1, 2, 4 or 8 images (batches of other sizes run
   // in such chunks).
-  at::Tensor ForwardChunk(const at::Tensor& images) const;
+  // observe: called with each named activation (float32 bodies only).
+  using Observer = std::function<void(const std::string& name, const at::Tensor& values)>;
+  at::Tensor ForwardChunk(const at::Tensor& images, const Observer* observe = nullptr) const;
+
+  // Int8 weights, biases and scales from calibrated ranges.
+  void Quantise(const ActivationRanges& ranges);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

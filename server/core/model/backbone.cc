@@ -77,8 +77,8 @@ void BackboneImpl::UseBfloat16Training(bool enabled) {
   }
 }
 
-void BackboneImpl::PrepareForInference(bool use_onednn, int plans) {
-  body->PrepareForInference(use_onednn, OneDnnResNet::NotReference, plans);
+void BackboneImpl::PrepareForInference(bool use_onednn, OneDnnResNet::Options options) {
+  body->PrepareForInference(use_onednn, std::move(options));
   channels_last_ = true;
 }
 

@@ -20,7 +20,7 @@ class BackboneImpl : public torch::nn::Module {
   /// Returns features (B, C, h, w) and their mask (B, h, w).
   std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& pixel_values, const at::Tensor& pixel_mask);
 
-  void PrepareForInference(bool use_onednn = true, int plans = OneDnnResNet::kDefaultPlanCapacity);
+  void PrepareForInference(bool use_onednn = true, OneDnnResNet::Options options = {});
   /// Training speed: while training, run the body's convolutions in bfloat16
   /// (CPU autocast; weights and their gradients stay float32) on channels-last
   /// tensors, and hand the transformer float32 features. Eval-mode passes

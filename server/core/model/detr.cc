@@ -62,11 +62,11 @@ DetrOutput DetrImpl::forward(const at::Tensor& pixel_values, const at::Tensor& p
   return out;
 }
 
-void DetrImpl::PrepareForInference(bool onednn_backbone, int backbone_plans) {
+void DetrImpl::PrepareForInference(bool onednn_backbone, OneDnnResNet::Options backbone) {
   if (prepared_) return;
   eval();
   for (auto& p : parameters()) p.set_requires_grad(false);
-  backbone0->PrepareForInference(onednn_backbone, backbone_plans);
+  backbone0->PrepareForInference(onednn_backbone, std::move(backbone));
   prepared_ = true;
   tensor_bytes_ = TensorBytes(*this);
 }

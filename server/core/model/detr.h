@@ -40,15 +40,17 @@ class DetrImpl : public torch::nn::Module {
   /// Makes the model fast for inference: eval mode, no gradients, frozen
   /// batch-norms folded into their convolutions, channels-last backbone.
   /// Irreversible: load weights before calling it.
-  /// onednn_backbone: run the backbone through OneDnnResNet (Winograd),
-  /// keeping at most backbone_plans plans.
-  void PrepareForInference(bool onednn_backbone = true, int backbone_plans = OneDnnResNet::kDefaultPlanCapacity);
+  /// onednn_backbone: run the backbone through OneDnnResNet (Winograd, or
+  /// int8 with calibrated ranges), as `backbone` says.
+  void PrepareForInference(bool onednn_backbone = true, OneDnnResNet::Options backbone = {});
   bool prepared_for_inference() const { return prepared_; }
   /// Training speed: the backbone's convolutions in bfloat16 while training
   /// (BackboneImpl::UseBfloat16Training). Call after loading weights.
   void UseBfloat16BackboneTraining(bool enabled) { backbone0->UseBfloat16Training(enabled); }
   /// For logs: what runs the backbone's convolutions at inference, and why.
   const std::string& backbone_engine() const { return backbone0->engine(); }
+  /// The oneDNN body inference passes run through, or null.
+  const OneDnnResNet* onednn_backbone() const { return backbone0->onednn(); }
   /// What the model holds now: its parameters and buffers (each storage
   /// once; counted by PrepareForInference, after which they do not change),
   /// and the oneDNN backbone's copy of its weights and its plans. Cheap once

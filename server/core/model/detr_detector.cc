@@ -29,6 +29,8 @@ DetrDetector::DetrDetector(const ModelSpec& spec) {
   info_.parameter_count = model_->parameter_count();
   info_.random_weights = loaded.random_weights;
   info_.backbone_engine = model_->backbone_engine();
+  const auto* body = model_->onednn_backbone();
+  info_.precision = body && body->int8() ? "int8" : "float32";
   info_.load_notes = loaded.report.skipped;
   class_names_ = spec.config.ClassNames();
 }

@@ -23,6 +23,9 @@ struct ModelSpec {
   /// With onednn_backbone: the most backbone plans kept (one per input shape
   /// and batch chunk; each holds weights reordered for its shape).
   int backbone_plans = OneDnnResNet::kDefaultPlanCapacity;
+  /// Set (with optimize and onednn_backbone): the backbone's blocks run in
+  /// int8 with this calibration file (io/int8_calibration.h).
+  std::string int8_calibration = {};
 };
 
 struct LoadedModel {
@@ -33,7 +36,10 @@ struct LoadedModel {
 
 /// Builds, loads and prepares the model. Throws CheckpointError,
 /// safetensors::FormatError or std::invalid_argument with a message naming
-/// the file and the problem.
+/// the file and the problem; for int8, CalibrationError (a calibration that
+/// is missing, malformed or of other weights, naming the file) or
+/// OneDnnResNet::Unavailable (no int8 convolutions here). Never returns a
+/// model that is partly int8.
 LoadedModel BuildModel(const ModelSpec& spec);
 
 }  // namespace detr::core

@@ -134,6 +134,7 @@ at::Tensor ResNetBodyImpl::forward(const at::Tensor& x) {
     try {
       return onednn_->forward(x);
     } catch (const OneDnnResNet::Unavailable&) {
+      if (onednn_->int8()) throw;  // never float32 in an int8 model's place
       // This input shape has no acceptable oneDNN plan (the probe shape had
       // one): LibTorch's convolutions run it, on the same folded weights.
     }
@@ -146,23 +147,31 @@ at::Tensor ResNetBodyImpl::forward(const at::Tensor& x) {
   return layer4->forward(out);
 }
 
-void ResNetBodyImpl::PrepareForInference(bool use_onednn, const OneDnnResNet::Acceptable& acceptable, int plans) {
+void ResNetBodyImpl::PrepareForInference(bool use_onednn, OneDnnResNet::Options options) {
   bn1->FoldInto(*conv1);
   std::vector<ResidualBlockParams> blocks;
-  for (auto* layer : {&layer1, &layer2, &layer3, &layer4}) {
+  for (const auto& [layer_name, layer] :
+       {std::pair{"layer1", &layer1}, {"layer2", &layer2}, {"layer3", &layer3}, {"layer4", &layer4}}) {
+    const std::size_t first_block = blocks.size();
     for (auto& block : **layer) {
       auto* residual = block.ptr()->as<ResidualBlockImpl>();
       residual->FoldBatchNorms();
       blocks.push_back(residual->Params());
+      blocks.back().name = std::string(layer_name) + "." + std::to_string(blocks.size() - 1 - first_block);
     }
   }
   ToChannelsLast(*this);
   engine_ = "LibTorch convolutions (channels-last, folded batch-norm)";
+  const bool int8 = options.int8.has_value();
+  if (int8 && (!use_onednn || !OneDnnResNet::Available())) {
+    throw OneDnnResNet::Unavailable("int8 needs oneDNN's int8 convolutions; this build or call has no oneDNN backbone");
+  }
   if (!use_onednn || !OneDnnResNet::Available()) return;
   try {
-    onednn_ = std::make_shared<const OneDnnResNet>(ParamsOf(*conv1), blocks, acceptable, plans);
+    onednn_ = std::make_shared<const OneDnnResNet>(ParamsOf(*conv1), blocks, std::move(options));
     engine_ = "oneDNN " + onednn_->Summary();
   } catch (const OneDnnResNet::Unavailable& e) {
+    if (int8) throw OneDnnResNet::Unavailable("int8 cannot run here: " + std::string(e.what()));
     engine_ += ", because " + std::string(e.what());
   }
 }

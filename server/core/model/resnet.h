@@ -52,10 +52,11 @@ class ResNetBodyImpl : public torch::nn::Module {
   /// offers an implementation `acceptable` refuses for some layer (by
   /// default: its reference code); then they keep LibTorch's convolutions,
   /// and engine() says why.
-  /// plans: the most oneDNN plans kept (OneDnnResNet's plan_capacity).
-  void PrepareForInference(bool use_onednn = true,
-                           const OneDnnResNet::Acceptable& acceptable = OneDnnResNet::NotReference,
-                           int plans = OneDnnResNet::kDefaultPlanCapacity);
+  /// options: OneDnnResNet's (plans kept, implementations accepted, int8).
+  /// An int8 body never falls back to float32 convolutions: where oneDNN
+  /// cannot run it, this throws OneDnnResNet::Unavailable saying why (and
+  /// std::invalid_argument for ranges that do not fit the body).
+  void PrepareForInference(bool use_onednn = true, OneDnnResNet::Options options = {});
 
   int64_t num_channels() const { return num_channels_; }
 

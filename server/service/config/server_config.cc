@@ -144,12 +144,33 @@ BatchingConfig ParseBatching(const YamlNode& b, const std::string& source, const
   return batching;
 }
 
+// precision and calibration: an int8 model names its calibration, or has
+// one beside its weights.
+void ReadPrecision(const YamlNode& node, const std::string& source, const std::string& base_dir,
+                   const std::string& where, ModelEntry& model) {
+  ReadIf(node, "precision", model.precision, source, where);
+  if (model.precision != "float32" && model.precision != "int8") {
+    Invalid(source, where + ".precision", "is '" + model.precision + "'; expected float32 or int8");
+  }
+  if (node["calibration"].IsDefined()) {
+    if (model.precision != "int8") Invalid(source, where + ".calibration", "is for precision: int8 only");
+    model.calibration = Resolve(Read<std::string>(node["calibration"], source, where + ".calibration"), base_dir);
+  } else if (model.precision == "int8") {
+    const fs::path weights(model.weights);
+    if (weights.empty()) {
+      Invalid(source, where + ".calibration", "is required for int8 without a weights file (detr-calibrate writes it)");
+    }
+    model.calibration = fs::path(weights).replace_extension(".int8.json").string();
+  }
+  model.calibration_version = FileVersion(model.calibration);
+}
+
 ModelEntry ParseModel(const YamlNode& node, const std::string& source, const std::string& base_dir, size_t index) {
   const std::string where = "models[" + std::to_string(index) + "]";
-  CheckKeys(
-      node,
-      {"name", "model_config", "architecture", "weights", "random_seed", "attention", "preprocessing", "batching"},
-      source, where);
+  CheckKeys(node,
+            {"name", "model_config", "architecture", "weights", "random_seed", "attention", "precision", "calibration",
+             "preprocessing", "batching"},
+            source, where);
   ModelEntry model;
   if (!node["name"].IsDefined()) Invalid(source, where + ".name", "is required");
   model.name = Read<std::string>(node["name"], source, where + ".name");
@@ -160,6 +181,7 @@ ModelEntry ParseModel(const YamlNode& node, const std::string& source, const std
     model.weights_version = FileVersion(model.weights);
   }
   ReadIf(node, "random_seed", model.random_seed, source, where);
+  ReadPrecision(node, source, base_dir, where, model);
   if (node["preprocessing"].IsDefined()) {
     model.preprocessing = ParsePreprocessing(node["preprocessing"], source, where + ".preprocessing");
   }
@@ -278,7 +300,8 @@ void ParseConnections(const YamlNode& node, ServerConfig& config, const std::str
 
 bool ModelEntry::SameModelAs(const ModelEntry& other) const {
   return name == other.name && config.ToJsonText() == other.config.ToJsonText() && weights == other.weights &&
-         weights_version == other.weights_version && random_seed == other.random_seed &&
+         weights_version == other.weights_version && random_seed == other.random_seed && precision == other.precision &&
+         calibration == other.calibration && calibration_version == other.calibration_version &&
          preprocessing == other.preprocessing && batching == other.batching;
 }
 

@@ -54,6 +54,12 @@ struct ModelEntry {
   std::string weights;          // safetensors; empty = seeded random weights
   std::string weights_version;  // the weights file's size and modification time when the config was read
   std::uint64_t random_seed = 0;
+  /// "float32", or "int8": the backbone's residual blocks in int8 with the
+  /// calibration file (default: the weights' path with .int8.json for
+  /// .safetensors), docs/int8.md.
+  std::string precision = "float32";
+  std::string calibration;          // int8 only
+  std::string calibration_version;  // as weights_version
   PreprocessingConfig preprocessing;
   BatchingConfig batching;
 

@@ -73,6 +73,8 @@ v1::Model DescribeModel(const ModelRunner& runner) {
   model.set_max_batch_size(static_cast<std::uint32_t>(entry.batching.max_batch_size));
   model.set_max_queue_delay_seconds(std::chrono::duration<double>(entry.batching.max_queue_delay).count());
   for (const auto& name : entry.config.ClassNames()) model.add_class_names(name);
+  model.set_precision(runner.info().precision);
+  model.set_backbone_engine(runner.info().backbone_engine);
   return model;
 }
 

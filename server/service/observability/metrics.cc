@@ -196,8 +196,8 @@ Metrics::Metrics()
                             .Register(*registry_)),
       model_info_(prometheus::BuildGauge()
                       .Name("detr_model_info")
-                      .Help("Always 1; labels give each model's attention type per site and whether its weights are "
-                            "random.")
+                      .Help("Always 1; labels give each model's attention type per site, its backbone's precision "
+                            "and whether its weights are random.")
                       .Register(*registry_)),
       model_parameters_(prometheus::BuildGauge()
                             .Name("detr_model_parameters")
@@ -245,16 +245,16 @@ prometheus::Histogram& Metrics::ShadowAgreement(const std::string& experiment) {
   return *entry;
 }
 
-void Metrics::SetModelInfo(const std::string& model, const std::string& encoder_self, const std::string& decoder_self,
-                           const std::string& decoder_cross, double parameters, bool random_weights) {
+void Metrics::SetModelInfo(const std::string& model, const ModelDescription& description) {
   model_info_
       .Add({{"model", model},
-            {"encoder_self", encoder_self},
-            {"decoder_self", decoder_self},
-            {"decoder_cross", decoder_cross},
-            {"random_weights", random_weights ? "true" : "false"}})
+            {"encoder_self", description.encoder_self},
+            {"decoder_self", description.decoder_self},
+            {"decoder_cross", description.decoder_cross},
+            {"precision", description.precision},
+            {"random_weights", description.random_weights ? "true" : "false"}})
       .Set(1);
-  model_parameters_.Add({{"model", model}}).Set(parameters);
+  model_parameters_.Add({{"model", model}}).Set(description.parameters);
 }
 
 void Metrics::SetAllocatorSource(std::function<AllocatorFigures()> source) {

@@ -87,10 +87,16 @@ class Metrics {
   /// How far a shadow experiment's arms agree: one observation per request
   /// both arms answered. Created at zero on first use.
   prometheus::Histogram& ShadowAgreement(const std::string& experiment);
-  /// detr_model_info (value 1; labels name each site's attention) and
-  /// detr_model_parameters.
-  void SetModelInfo(const std::string& model, const std::string& encoder_self, const std::string& decoder_self,
-                    const std::string& decoder_cross, double parameters, bool random_weights);
+  /// What detr_model_info's labels and detr_model_parameters say of a model.
+  struct ModelDescription {
+    std::string encoder_self, decoder_self, decoder_cross;  // attention type per site
+    std::string precision;                                  // float32 or int8
+    double parameters = 0;
+    bool random_weights = false;
+  };
+  /// detr_model_info (value 1; labels name each site's attention, the
+  /// precision and whether the weights are random) and detr_model_parameters.
+  void SetModelInfo(const std::string& model, const ModelDescription& description);
 
   /// Where detr_allocator_*_bytes come from (read at each scrape); unset:
   /// those series are absent.

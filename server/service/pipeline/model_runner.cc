@@ -48,8 +48,8 @@ ModelRunner::ModelRunner(const ModelEntry& entry, std::unique_ptr<core::Detector
       attention_label_(AttentionLabel(attention_)),
       metrics_(metrics.ForModel(entry.name, attention_label_)) {
   const auto& info = detector_->info();
-  metrics.SetModelInfo(entry.name, attention_.encoder_self, attention_.decoder_self, attention_.decoder_cross,
-                       static_cast<double>(info.parameter_count), info.random_weights);
+  metrics.SetModelInfo(entry.name, {attention_.encoder_self, attention_.decoder_self, attention_.decoder_cross,
+                                    info.precision, static_cast<double>(info.parameter_count), info.random_weights});
   metrics_.SetQueueDepth(0);
   WarmUp();
   metrics_.SetModelMemory(detector_->memory());
