@@ -45,6 +45,31 @@ def config_text(root):
     return "\n".join(lines) + "\n"
 
 
+def draw_sets(build, work, images):
+    """Draws each held-out set into work/<set's first word>/val."""
+    for name, draw in SETS.items():
+        subprocess.run([f"{build}/bin/detr-data", "--output", str(work / name.split()[0]), "--train", "0",
+                        "--val", str(images), *draw], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+def evaluate(build, target, work, set_name, model_a, model_b):
+    """`detr-client eval` of two served models on a drawn set: figures by model."""
+    data = work / set_name.split()[0]
+    figures = work / f"{set_name.split()[0]}-{model_a}-{model_b}.json"
+    subprocess.run([f"{build}/bin/detr-client", "--target", target, "eval",
+                    "--annotations", str(data / "val.json"), "--images", str(data / "val"),
+                    "--model-a", model_a, "--model-b", model_b, "--json", str(figures)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return json.loads(figures.read_text())
+
+
+def model_hashes(root, model, *suffixes):
+    """The first 16 hex digits of the sha256 of deploy/models/default-MODEL<suffix> files."""
+    files = [f"default-{model}{suffix}" for suffix in suffixes]
+    return {f: hashlib.sha256((root / "deploy" / "models" / f).read_bytes()).hexdigest()[:16] for f in files}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("build")
@@ -54,27 +79,16 @@ def main():
     root = Path(__file__).resolve().parents[2]
     work = Path(tempfile.mkdtemp(prefix="padding-accuracy-"))
     (work / "config.yaml").write_text(config_text(root))
-    for name, draw in SETS.items():
-        subprocess.run([f"{args.build}/bin/detr-data", "--output", str(work / name.split()[0]), "--train", "0",
-                        "--val", str(args.images), *draw], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    draw_sets(args.build, work, args.images)
     with open(work / "server.log", "w") as log, \
             traffic_bench.Server(args.build, str(work / "config.yaml"), log) as server:
         target = f"127.0.0.1:{server.ports['grpc']}"
         for name in SETS:
-            data = work / name.split()[0]
             for model in MODELS:
-                figures = work / f"{name.split()[0]}-{model}.json"
-                subprocess.run([f"{args.build}/bin/detr-client", "--target", target, "eval",
-                                "--annotations", str(data / "val.json"), "--images", str(data / "val"),
-                                "--model-a", model, "--model-b", f"{model}-canvases", "--json", str(figures)],
-                               check=True, stdout=subprocess.DEVNULL)
-                result = json.loads(figures.read_text())
+                result = evaluate(args.build, target, work, name, model, f"{model}-canvases")
                 record = {"label": f"{model}, {name}", "set": name, "draw": " ".join(SETS[name]),
                           "selection_draw": SELECTION_DRAWS[name], "images": args.images, "canvases": CANVASES,
-                          "model_sha256": {
-                              f: hashlib.sha256((root / "deploy" / "models" / f).read_bytes()).hexdigest()[:16]
-                              for f in (f"default-{model}.json", f"default-{model}.safetensors")}}
+                          "model_sha256": model_hashes(root, model, ".json", ".safetensors")}
                 for variant, key in (("unpadded", model), ("canvases", f"{model}-canvases")):
                     record[variant] = {k: result[key][k] for k in ("ap", "ap50", "ap75", "ar100")}
                 record.update(traffic_bench.provenance(args.build, sys.argv))
