@@ -10,7 +10,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test serve bench bench-record bench-traffic bench-canvases bench-gpu bench-memory-limit soak fuzz train train-nonsquare ablations train-large serve-large fresh-check calibrate serve-int8 bench-int8 clean
+.PHONY: all deps configure build test serve bench bench-record bench-traffic bench-canvases bench-gpu bench-memory-limit soak fuzz train train-nonsquare ablations train-large serve-large fresh-check calibrate serve-int8 bench-int8 bench-int8-traffic clean
 
 all: build
 
@@ -66,6 +66,11 @@ bench-record: build
 # accuracy on held-out draws (about 8 minutes; records in results/).
 bench-int8: build
 	bash tests/bench/run_int8_bench.sh $(BUILD_DIR)
+
+# Served int8 against served float32 on the real-traffic mix, each with ONNX
+# Runtime round by round beside it (about 15 minutes; results/traffic_int8.jsonl).
+bench-int8-traffic: build
+	bash tests/bench/run_int8_traffic_bench.sh $(BUILD_DIR)
 
 # Real traffic (issue 35): DETR-R50 (seeded weights) at the official 800/1333
 # resize over a mix of image shapes through detr-server, padded into canvases

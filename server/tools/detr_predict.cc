@@ -2,6 +2,7 @@
 // post-processing) or on raw input tensors, without the server.
 //
 //   detr-predict --model-config C.json --weights W.safetensors --image IMG [--json OUT] [--draw OUT.png]
+//                [--int8-calibration W.int8.json]
 //   detr-predict --model-config C.json --weights W.safetensors --raw-input IN.safetensors
 //                --input-prefix P --raw-output OUT.safetensors
 #include <chrono>
@@ -32,7 +33,7 @@ namespace core = detr::core;
 namespace image = detr::image;
 
 struct Options {
-  std::string model_config, weights, image, json_path, draw_path, raw_input, input_prefix, raw_output;
+  std::string model_config, weights, image, json_path, draw_path, raw_input, input_prefix, raw_output, int8_calibration;
   std::optional<std::uint64_t> random_init;
   float threshold = 0.7f;
   int max_detections = 0;
@@ -130,6 +131,9 @@ int main(int argc, char** argv) {
   image->excludes(raw);
   app.add_option("--threads", options.threads, "intra-op threads (0 = all cores)")->capture_default_str();
   app.add_flag("--no-optimize", options.no_optimize, "skip batch-norm folding and channels-last (debugging)");
+  app.add_option("--int8-calibration", options.int8_calibration,
+                 "run the backbone's blocks in int8 with this calibration (docs/int8.md)")
+      ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   if (options.image.empty() && options.raw_input.empty()) {
@@ -146,6 +150,7 @@ int main(int argc, char** argv) {
     core::ConfigureThreads(options.threads);
     core::ModelSpec spec{core::ModelConfig::FromJsonFile(options.model_config), options.weights,
                          options.random_init.value_or(0), !options.no_optimize};
+    spec.int8_calibration = options.int8_calibration;
     auto loaded = core::BuildModel(spec);
     for (const auto& line : loaded.report.skipped) std::cerr << "note: " << line << "\n";
     if (loaded.random_weights) {

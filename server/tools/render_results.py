@@ -59,9 +59,10 @@ def table(columns, rows):
     return "| " + " | ".join(names) + " |\n| " + " | ".join(align) + " |\n" + "\n".join(rows) + "\n"
 
 
-def traffic(root):
+def traffic(root, name="traffic"):
+    """The served runs of results/NAME.jsonl, each beside its ONNX Runtime and eager runs."""
     lines = []
-    for group in runs(records(root, "traffic")):
+    for group in runs(records(root, name)):
         by_engine = {r["label"].split(" ")[0]: r for r in group}
         eager = by_engine.get("eager")
         for i, r in enumerate(group):
@@ -248,12 +249,19 @@ def int8_ratio(root, cap, part):
     return b["detr_r50_800x1066/softmax_int8"] / b["detr_r50_800x1066/softmax"]
 
 
+def served_int8_ratio(root):
+    """Served int8's warm p50 over served float32's, in the latest run of results/traffic_int8.jsonl."""
+    rows = records(root, "traffic_int8")
+    return latest(rows, label="canvases, int8")["c1_p50_ms"] / latest(rows, label="canvases, float32")["c1_p50_ms"]
+
+
 def int8_values():
     """int8_{backbone,whole}_ratio_{native,vnni,avx2} and int8_max_ap50_loss."""
     values = {}
     for name, cap in (("native", ""), ("vnni", "AVX512_CORE_VNNI"), ("avx2", "AVX2")):
         for part in ("backbone", "whole"):
             values[f"int8_{part}_ratio_{name}"] = lambda root, c=cap, p=part: f"{int8_ratio(root, c, p):.2f}×"
+    values["int8_served_p50_ratio"] = lambda root: f"{served_int8_ratio(root):.2f}×"
     values["int8_max_ap50_loss"] = lambda root: (
         f"{max(abs(r['ap50_loss']) for r in records(root, 'int8_accuracy')):.3f}")
     return values
@@ -330,6 +338,15 @@ def int8_speed(root):
     return table(columns, rows)
 
 
+def int8_r50_agreement(root):
+    rows = [f"| {run_label(r)} | {r['images']} ({r['draw']}) | {r['max_logit_difference']:.3f} "
+            f"(of {r['logit_range']:.1f}) | {r['max_probability_difference']:.4f} | {r['max_box_difference']:.4f} | "
+            f"{r['top10_agreement']:.0%} |" for r in records(root, "int8_r50_agreement")]
+    columns = ["run", "images", "largest logit difference:", "largest probability difference:",
+               "largest box difference:", "top-10 queries agreeing:"]
+    return table(columns, rows)
+
+
 def int8_accuracy(root):
     """Each int8_accuracy record: a default model in float32 and int8 on a held-out draw."""
     rows = [f"| {run_label(r)} | {r['machine'].get('onednn_max_cpu_isa') or 'none'} | {r['label']} "
@@ -349,7 +366,8 @@ def transcribed_table(record):
 
 TABLES = {"status": status, "traffic": traffic, "padding": padding, "memory_limit": memory_limit, "padding_outputs": padding_outputs,
           "canvas_sweep": canvas_sweep, "serving_overhead": serving_overhead, "int8_speed": int8_speed,
-          "int8_accuracy": int8_accuracy}
+          "int8_accuracy": int8_accuracy, "traffic_int8": lambda root: traffic(root, "traffic_int8"),
+          "int8_r50_agreement": int8_r50_agreement}
 
 
 def main():

@@ -22,3 +22,5 @@ for isa in "" AVX2; do
   echo "== accuracy, ONEDNN_MAX_CPU_ISA=${isa:-(none)}"
   ONEDNN_MAX_CPU_ISA=$isa /usr/bin/python3 tests/bench/int8_accuracy.py "$build" --out results/int8_accuracy.jsonl
 done
+echo "== DETR-R50 outputs, int8 against float32"
+/usr/bin/python3 tests/bench/int8_r50_agreement.py "$build" --out results/int8_r50_agreement.jsonl
