@@ -24,15 +24,17 @@
 #include "server/core/runtime/runtime.h"
 #include "server/image/decode.h"
 #include "server/image/preprocess.h"
+#include "server/tools/model_options.h"
 
 namespace {
 
 namespace core = detr::core;
+namespace tools = detr::tools;
 namespace image = detr::image;
 
 struct Options {
-  std::string model_config, weights, images, output, source;
-  std::optional<std::uint64_t> random_init;
+  tools::ModelOptions model;
+  std::string images, output, source;
   int count = 256;
   int threads = 0;
   image::ResizePolicy resize;
@@ -85,12 +87,7 @@ int main(int argc, char** argv) {
   core::UseFastBlasKernels(argv);  // may re-execute the program: before anything else
   Options options;
   CLI::App app{"Measures a DETR model's backbone activation ranges on images: the calibration of its int8 variant."};
-  app.add_option("--model-config", options.model_config, "model config JSON (official argument names)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  auto* weights = app.add_option("--weights", options.weights, "weights (safetensors)")->check(CLI::ExistingFile);
-  auto* random = app.add_option("--random-init", options.random_init, "no weights: seeded random initialisation");
-  weights->excludes(random);
+  tools::AddModelOptions(app, options.model);
   app.add_option("--images", options.images, "a folder of images (never the evaluation data)")
       ->required()
       ->check(CLI::ExistingDirectory);
@@ -102,19 +99,14 @@ int main(int argc, char** argv) {
   app.add_option("--source", options.source, "where the images came from, for the file (default: the folder)");
   app.add_option("--threads", options.threads, "intra-op threads (0 = all cores)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (options.weights.empty() && !options.random_init) {
-    std::cerr << "detr-calibrate: give --weights, or --random-init SEED for untrained weights\n";
-    return 2;
-  }
+  if (!tools::HasWeightsOrSeed(options.model, "detr-calibrate")) return 2;
   core::CachingCpuAllocator allocator;
   core::ScopedCpuAllocator use_allocator(allocator);
   try {
     core::ConfigureThreads(options.threads);
     const auto files = ImageFiles(options.images, options.count);
     if (files.empty()) throw std::runtime_error("no images (.png, .jpg, .bmp, .webp) in " + options.images);
-    core::ModelSpec spec{core::ModelConfig::FromJsonFile(options.model_config), options.weights,
-                         options.random_init.value_or(0)};
-    const auto loaded = core::BuildModel(spec);
+    const auto loaded = core::BuildModel(options.model.Spec());
     const auto* body = loaded.model->onednn_backbone();
     if (!body) throw std::runtime_error("the backbone does not run on oneDNN here: " + loaded.model->backbone_engine());
     core::WriteInt8Calibration(options.output, Measure(*body, files, options));

@@ -26,15 +26,17 @@
 #include "server/core/model/input_tensors.h"
 #include "server/image/decode.h"
 #include "server/image/preprocess.h"
+#include "server/tools/model_options.h"
 
 namespace {
 
 namespace core = detr::core;
+namespace tools = detr::tools;
 namespace image = detr::image;
 
 struct Options {
-  std::string model_config, weights, image, json_path, draw_path, raw_input, input_prefix, raw_output, int8_calibration;
-  std::optional<std::uint64_t> random_init;
+  tools::ModelOptions model;
+  std::string image, json_path, draw_path, raw_input, input_prefix, raw_output, int8_calibration;
   float threshold = 0.7f;
   int max_detections = 0;
   int threads = 0;
@@ -109,12 +111,7 @@ int main(int argc, char** argv) {
   core::UseFastBlasKernels(argv);  // may re-execute the program: before anything else
   Options options;
   CLI::App app{"Runs a DETR model on an image or on raw input tensors."};
-  app.add_option("--model-config", options.model_config, "model config JSON (official argument names)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  auto* weights = app.add_option("--weights", options.weights, "weights (safetensors)")->check(CLI::ExistingFile);
-  auto* random = app.add_option("--random-init", options.random_init, "no weights: seeded random initialisation");
-  weights->excludes(random);
+  tools::AddModelOptions(app, options.model);
   auto* image =
       app.add_option("--image", options.image, "image file (JPEG, PNG, BMP, WebP, ...)")->check(CLI::ExistingFile);
   app.add_option("--json", options.json_path, "write detections as JSON here (default: stdout)");
@@ -140,16 +137,13 @@ int main(int argc, char** argv) {
     std::cerr << "detr-predict: give --image or --raw-input (see --help)\n";
     return 2;
   }
-  if (options.weights.empty() && !options.random_init) {
-    std::cerr << "detr-predict: give --weights, or --random-init SEED for untrained weights\n";
-    return 2;
-  }
+  if (!tools::HasWeightsOrSeed(options.model, "detr-predict")) return 2;
   core::CachingCpuAllocator allocator;
   core::ScopedCpuAllocator use_allocator(allocator);
   try {
     core::ConfigureThreads(options.threads);
-    core::ModelSpec spec{core::ModelConfig::FromJsonFile(options.model_config), options.weights,
-                         options.random_init.value_or(0), !options.no_optimize};
+    core::ModelSpec spec = options.model.Spec();
+    spec.optimize = !options.no_optimize;
     spec.int8_calibration = options.int8_calibration;
     auto loaded = core::BuildModel(spec);
     for (const auto& line : loaded.report.skipped) std::cerr << "note: " << line << "\n";

@@ -10,10 +10,8 @@ Appends one record per model and set to --out.
 
 Usage: int8_accuracy.py BUILD_DIR [--images 200] [--out results/int8_accuracy.jsonl]
 """
-import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,15 +33,7 @@ def config_text(root):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("build")
-    parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--out", default="")
-    args = parser.parse_args()
-    root = Path(__file__).resolve().parents[2]
-    work = Path(tempfile.mkdtemp(prefix="int8-accuracy-"))
-    (work / "config.yaml").write_text(config_text(root))
-    padding_accuracy.draw_sets(args.build, work, args.images)
+    args, root, work = padding_accuracy.setup(__doc__, "int8-accuracy-", config_text)
     with open(work / "server.log", "w") as log, \
             traffic_bench.Server(args.build, str(work / "config.yaml"), log) as server:
         target = f"127.0.0.1:{server.ports['grpc']}"

@@ -45,6 +45,21 @@ def config_text(root):
     return "\n".join(lines) + "\n"
 
 
+def setup(doc, prefix, config_text):
+    """The common command line (BUILD_DIR, --images, --out), a work folder holding config.yaml
+    from config_text(root), and the held-out sets drawn into it: (args, root, work)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build")
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    root = Path(__file__).resolve().parents[2]
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    (work / "config.yaml").write_text(config_text(root))
+    draw_sets(args.build, work, args.images)
+    return args, root, work
+
+
 def draw_sets(build, work, images):
     """Draws each held-out set into work/<set's first word>/val."""
     for name, draw in SETS.items():
@@ -71,15 +86,7 @@ def model_hashes(root, model, *suffixes):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("build")
-    parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--out", default="")
-    args = parser.parse_args()
-    root = Path(__file__).resolve().parents[2]
-    work = Path(tempfile.mkdtemp(prefix="padding-accuracy-"))
-    (work / "config.yaml").write_text(config_text(root))
-    draw_sets(args.build, work, args.images)
+    args, root, work = setup(__doc__, "padding-accuracy-", config_text)
     with open(work / "server.log", "w") as log, \
             traffic_bench.Server(args.build, str(work / "config.yaml"), log) as server:
         target = f"127.0.0.1:{server.ports['grpc']}"
