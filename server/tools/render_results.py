@@ -249,9 +249,10 @@ def int8_ratio(root, cap, part):
     return b["detr_r50_800x1066/softmax_int8"] / b["detr_r50_800x1066/softmax"]
 
 
-def served_int8_ratio(root):
-    """Served int8's warm p50 over served float32's, in the latest run of results/traffic_int8.jsonl."""
-    rows = records(root, "traffic_int8")
+def served_int8_ratio(root, cap=""):
+    """Served int8's warm p50 over served float32's, in the latest run of results/traffic_int8.jsonl
+    under `cap` ("" = none)."""
+    rows = [r for r in records(root, "traffic_int8") if (r["machine"].get("onednn_max_cpu_isa") or "") == cap]
     return latest(rows, label="canvases, int8")["c1_p50_ms"] / latest(rows, label="canvases, float32")["c1_p50_ms"]
 
 
@@ -262,6 +263,7 @@ def int8_values():
         for part in ("backbone", "whole"):
             values[f"int8_{part}_ratio_{name}"] = lambda root, c=cap, p=part: f"{int8_ratio(root, c, p):.2f}×"
     values["int8_served_p50_ratio"] = lambda root: f"{served_int8_ratio(root):.2f}×"
+    values["int8_served_p50_ratio_avx2"] = lambda root: f"{served_int8_ratio(root, 'AVX2'):.2f}×"
     values["int8_max_ap50_loss"] = lambda root: (
         f"{max(abs(r['ap50_loss']) for r in records(root, 'int8_accuracy')):.3f}")
     return values
