@@ -20,6 +20,8 @@ nlohmann::json ToJson(const v1::ListModelsResponse& list) {
                               {{"encoder.self", m.attention().encoder_self()},
                                {"decoder.self", m.attention().decoder_self()},
                                {"decoder.cross", m.attention().decoder_cross()}}},
+                             {"precision", m.precision()},
+                             {"backbone_engine", m.backbone_engine()},
                              {"parameters", m.parameter_count()},
                              {"weights", m.random_weights() ? "(seeded random)" : m.weights()},
                              {"max_batch_size", m.max_batch_size()},
@@ -44,13 +46,13 @@ int NameWidth(const v1::ListModelsResponse& list) {
 
 void PrintTable(const v1::ListModelsResponse& list) {
   const int name_width = NameWidth(list);
-  std::printf("%-*s %-14s %-14s %-14s %12s %6s\n", name_width, "model", "encoder.self", "decoder.self", "decoder.cross",
-              "parameters", "batch");
+  std::printf("%-*s %-14s %-14s %-14s %-9s %12s %6s\n", name_width, "model", "encoder.self", "decoder.self",
+              "decoder.cross", "precision", "parameters", "batch");
   for (const auto& m : list.models()) {
-    std::printf("%-*s %-14s %-14s %-14s %12llu %6u\n", name_width, m.name().c_str(),
+    std::printf("%-*s %-14s %-14s %-14s %-9s %12llu %6u\n", name_width, m.name().c_str(),
                 m.attention().encoder_self().c_str(), m.attention().decoder_self().c_str(),
-                m.attention().decoder_cross().c_str(), static_cast<unsigned long long>(m.parameter_count()),
-                m.max_batch_size());
+                m.attention().decoder_cross().c_str(), m.precision().c_str(),
+                static_cast<unsigned long long>(m.parameter_count()), m.max_batch_size());
   }
   if (list.experiments_size() == 0) return;
   std::printf("\n%-*s %-8s %s\n", name_width, "experiment", "kind", "arms");

@@ -9,9 +9,11 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "server/service/config/server_config.h"
 #include "server/types/detection_agreement.h"
+#include "tests/service/shipped_models.h"
 #include "tests/service/test_servers.h"
 
 namespace detr::service {
@@ -67,6 +69,13 @@ TEST(Int8ModelsTest, TheExampleConfigServesFloat32AndInt8SideBySide) {
     EXPECT_TRUE(matched) << expected.class_name() << " at " << a[0] << "," << a[1];
   }
   EXPECT_EQ(server.Metric("detr_requests_total{code=\"OK\",model=\"softmax-int8\"}"), 1);
+  // detr-client models says which arm is which.
+  const auto listed = nlohmann::json::parse(
+      testing::CommandOutput(std::string(DETR_CLIENT_BINARY) + " models --json --target " + server.target()));
+  EXPECT_EQ(listed.at("models").at(1).at("precision"), "int8") << listed.dump();
+  EXPECT_NE(
+      testing::CommandOutput(std::string(DETR_CLIENT_BINARY) + " models --target " + server.target()).find("int8"),
+      std::string::npos);
 }
 
 // An int8 entry whose calibration is missing or truncated stops the server
