@@ -537,10 +537,10 @@ void QuantiseConv(Conv& conv, float in_scale, float out_range, Type out_type) {
   conv.in_scale = in_scale;
   conv.out_type = out_type;
   conv.out_scale = UnitOf(out_range, out_type);
-  const auto ranges = conv.params.weight.abs().amax({1, 2, 3});
+  const auto ranges = conv.params.weight.abs().amax({1, 2, 3}).contiguous();
   conv.weight_scales.clear();
-  for (int64_t oc = 0; oc < ranges.size(0); ++oc) {
-    conv.weight_scales.push_back(UnitOf(ranges[oc].item<float>(), Type::s8));
+  for (const float range : at::ArrayRef<float>(ranges.data_ptr<float>(), ranges.numel())) {
+    conv.weight_scales.push_back(UnitOf(range, Type::s8));
   }
   const auto weight_scales = at::tensor(conv.weight_scales);
   conv.accumulator_bias = (conv.params.bias / (weight_scales * in_scale)).contiguous();

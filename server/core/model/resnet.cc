@@ -163,10 +163,10 @@ void ResNetBodyImpl::PrepareForInference(bool use_onednn, OneDnnResNet::Options 
   ToChannelsLast(*this);
   engine_ = "LibTorch convolutions (channels-last, folded batch-norm)";
   const bool int8 = options.int8.has_value();
-  if (int8 && (!use_onednn || !OneDnnResNet::Available())) {
-    throw OneDnnResNet::Unavailable("int8 needs oneDNN's int8 convolutions; this build or call has no oneDNN backbone");
+  if (!use_onednn || !OneDnnResNet::Available()) {
+    if (int8) throw OneDnnResNet::Unavailable("int8 needs oneDNN's int8 convolutions; this build or call has none");
+    return;
   }
-  if (!use_onednn || !OneDnnResNet::Available()) return;
   try {
     onednn_ = std::make_shared<const OneDnnResNet>(ParamsOf(*conv1), blocks, std::move(options));
     engine_ = "oneDNN " + onednn_->Summary();

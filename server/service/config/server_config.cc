@@ -156,11 +156,10 @@ void ReadPrecision(const YamlNode& node, const std::string& source, const std::s
     if (model.precision != "int8") Invalid(source, where + ".calibration", "is for precision: int8 only");
     model.calibration = Resolve(Read<std::string>(node["calibration"], source, where + ".calibration"), base_dir);
   } else if (model.precision == "int8") {
-    const fs::path weights(model.weights);
-    if (weights.empty()) {
+    if (model.weights.empty()) {
       Invalid(source, where + ".calibration", "is required for int8 without a weights file (detr-calibrate writes it)");
     }
-    model.calibration = fs::path(weights).replace_extension(".int8.json").string();
+    model.calibration = fs::path(model.weights).replace_extension(".int8.json").string();
   }
   model.calibration_version = FileVersion(model.calibration);
 }
