@@ -15,9 +15,11 @@ records render (make test runs it). Tables known: traffic (results/traffic.jsonl
 padding (results/padding.jsonl), memory_limit (results/memory_limit.jsonl),
 padding_outputs (results/padding_outputs.jsonl), canvas_sweep
 (results/canvas_sweep.jsonl), int8_speed (results/benchmarks.jsonl's int8_r50
-records), int8_accuracy (results/int8_accuracy.jsonl), and every table of results/accuracy_tables.jsonl by its
-name: accuracy.md's tables of runs that wrote no record, transcribed once with
-each run's date, machine, commit, command and model files.
+records), int8_accuracy (results/int8_accuracy.jsonl), and every table of
+results/accuracy_tables.jsonl and results/benchmark_tables.jsonl by its name: the
+tables of runs that wrote no record (accuracy.md's, benchmarks.md's and
+platforms.md's fresh-machine checks), transcribed once with each run's date,
+machine, commit, command and, for trained models, model files.
 
 Usage: render_results.py [--check] [ROOT]
 """
@@ -28,7 +30,7 @@ import textwrap
 from pathlib import Path
 
 DOCS = ["docs/benchmarks.md", "docs/accuracy.md", "docs/serving.md", "docs/reviewer-questions.md", "docs/int8.md",
-        "README.md"]
+        "docs/platforms.md", "README.md"]
 BLOCK = re.compile(r"(<!-- results: (\w[\w-]*) -->\n)(.*?)(<!-- /results: \2 -->)", re.S)
 
 
@@ -359,11 +361,17 @@ def int8_accuracy(root):
     return table(columns, rows)
 
 
+TRANSCRIBED = ["accuracy_tables", "benchmark_tables"]
+
+
 def transcribed_table(record):
-    """A table of results/accuracy_tables.jsonl: its header and rows as recorded."""
+    """A table of results/accuracy_tables.jsonl or benchmark_tables.jsonl: its header and rows as
+    recorded, indented as the doc's list item holds it (the closing marker keeps that indent)."""
+    indent = record.get("indent", "")
+
     def line(cells):
-        return "| " + " | ".join(cells) + " |"
-    return "\n".join([line(record["header"]), line(record["separator"])] + [line(r) for r in record["rows"]]) + "\n"
+        return indent + "| " + " | ".join(cells) + " |"
+    return "\n".join([line(record["header"]), line(record["separator"])] + [line(r) for r in record["rows"]]) + "\n" + indent
 
 
 TABLES = {"status": status, "traffic": traffic, "padding": padding, "memory_limit": memory_limit, "padding_outputs": padding_outputs,
@@ -377,7 +385,7 @@ def main():
     check = "--check" in sys.argv[1:]
     root = Path(args[0]) if args else Path(__file__).resolve().parents[2]
     stale = []
-    transcribed = {r["table"]: r for r in records(root, "accuracy_tables")}
+    transcribed = {r["table"]: r for name in TRANSCRIBED for r in records(root, name)}
     for doc in DOCS:
         path = root / doc
         text = path.read_text()
