@@ -7,8 +7,9 @@
 //              [--scales 96,112,128,144,160 --max-size 213]   (the official random resize)
 //              [--crop-scales 64,80,96 --crop-size 61,96 [--crop-probability 0.5]]   (and its random crop)
 //              [--backbone-bf16]   (the backbone's convolutions in bfloat16: faster on AMX/AVX-512 BF16)
-// OUT/checkpoint.safetensors (weights), OUT/optimizer.pt, OUT/state.json; at
-// the end OUT/model.safetensors (float16 with --half) and OUT/model.json.
+// OUT/checkpoint.safetensors (weights), OUT/optimizer.pt, OUT/state.json (with
+// --keep-checkpoints also OUT/checkpoint-STEP.safetensors of each); at the end
+// OUT/model.safetensors (float16 with --half) and OUT/model.json.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -47,7 +48,7 @@ struct Options {
   double minutes = 0;
   int batch_size = 32, threads = 0, checkpoint_every = 200, log_every = 10;
   double lr = 2e-4, weight_decay = 1e-4, clip = 0.1, lr_drop_fraction = 0.85;
-  bool resume = false, freeze_stem = true, half = false, backbone_bf16 = false;
+  bool resume = false, freeze_stem = true, half = false, backbone_bf16 = false, keep_checkpoints = false;
   std::uint64_t seed = 0;
   detr::training::RandomResize resize;
   detr::training::RandomSizeCrop crop;
@@ -87,6 +88,12 @@ void SaveCheckpoint(const Options& options, detr::core::DetrImpl& model, torch::
                               detr::core::StateDict(model));
   torch::save(optimizer, (fs::path(options.output) / "optimizer.pt").string());
   std::ofstream((fs::path(options.output) / "state.json").string()) << nlohmann::json{{"step", step}}.dump() << "\n";
+  // The weights of every checkpoint, for a training curve (server/tools/training_curve.py).
+  if (options.keep_checkpoints) {
+    fs::copy_file(fs::path(options.output) / "checkpoint.safetensors",
+                  fs::path(options.output) / ("checkpoint-" + std::to_string(step) + ".safetensors"),
+                  fs::copy_options::overwrite_existing);
+  }
 }
 
 void AddOptions(CLI::App& app, Options& o, std::vector<int>& crop_size) {
@@ -105,6 +112,8 @@ void AddOptions(CLI::App& app, Options& o, std::vector<int>& crop_size) {
   app.add_option("--lr-drop-fraction", o.lr_drop_fraction, "cut the learning rate 10x after this fraction of --steps")
       ->capture_default_str();
   app.add_option("--checkpoint-every", o.checkpoint_every)->capture_default_str();
+  app.add_flag("--keep-checkpoints", o.keep_checkpoints,
+               "also keep each checkpoint's weights as OUT/checkpoint-STEP.safetensors (a training curve)");
   app.add_option("--threads", o.threads, "0 = every core")->capture_default_str();
   app.add_option("--seed", o.seed)->capture_default_str();
   app.add_option("--init-from", o.init_from, "start from these weights (e.g. a softmax model for optimization sites)");

@@ -44,8 +44,12 @@ TEST(DetrTrainTest, LossFallsResumeContinuesAndTheModelServes) {
   const std::string train = std::string(DETR_TRAIN_BINARY) + " --model-config " + kOut +
                             "/tiny-shapes.json --annotations " + data + "/train.json --images " + data +
                             "/train --output " + out + " --batch-size 8 --lr 1e-3 --threads 2";
-  auto [code, log] = RunCommand(train + " --steps 50 --checkpoint-every 25");
+  auto [code, log] = RunCommand(train + " --steps 50 --checkpoint-every 25 --keep-checkpoints");
   ASSERT_EQ(code, 0) << log;
+  // Each checkpoint's weights stay for a training curve (server/tools/training_curve.py).
+  for (const char* kept : {"/checkpoint-25.safetensors", "/checkpoint-50.safetensors"}) {
+    EXPECT_TRUE(std::filesystem::exists(out + kept)) << kept;
+  }
   const auto losses = Losses(log);
   ASSERT_EQ(losses.size(), 5u) << log;
   EXPECT_LT(losses.back(), losses.front()) << log;
