@@ -57,6 +57,9 @@ bench: build bench-record
 bench-record: build
 	/usr/bin/python3 tests/bench/record_benchmark.py $(BUILD_DIR)/bin/attention_bench --name attention \
 	  --out results/benchmarks.jsonl --filter '^(softmax|optimization_K5)/encoder.self/(850|1400)/'
+	ONEDNN_MAX_CPU_ISA=AVX2 DETR_KERNEL_MAX_ISA=AVX2 /usr/bin/python3 tests/bench/record_benchmark.py \
+	  $(BUILD_DIR)/bin/attention_bench --name attention --out results/benchmarks.jsonl \
+	  --filter '^(softmax|optimization_K5)/encoder.self/(850|1400)/'
 	/usr/bin/python3 tests/bench/record_benchmark.py $(BUILD_DIR)/bin/detr_forward_bench --name detr_r50_forward \
 	  --out results/benchmarks.jsonl --filter 'detr_r50_800x1066/(softmax|optimization)$$' \
 	  -- --weights=$(BUILD_DIR)/bench/detr-r50-seed0.safetensors
@@ -125,13 +128,16 @@ train: build
 
 # The default models for non-square images: the square ones of `make train`
 # (or, without them, the ones shipped before) fine-tuned on many aspect ratios
-# with random resize, and optimization at encoder.self swapped into that
-# softmax and fine-tuned the same way (the shipped optimization-encoder),
-# measured on square, padded 192x128 and mixed-size sets (about 2.5 hours
-# here; resumable). Copy OUT/softmax and OUT/optimization-encoder's
+# with random resize, optimization at encoder.self swapped into that softmax
+# and fine-tuned the same way (the shipped optimization-encoder), and the
+# shipped softmax (half-square sizes, two stages, the mean of the last
+# stage's checkpoints; its curves to results/training_curves.jsonl), measured
+# on square, padded 192x128 and mixed-size sets (about 3 hours here;
+# resumable). Copy OUT/softmax and OUT/optimization-encoder's
 # model.safetensors to deploy/models/default-softmax.safetensors and
-# default-optimization-encoder.safetensors afterwards (the all-sites
-# optimization row misses its target so far: docs/accuracy.md#non-square-images).
+# default-optimization-encoder.safetensors afterwards, then `make calibrate`
+# (the all-sites optimization row misses its target so far:
+# docs/accuracy.md#non-square-images).
 train-nonsquare: build
 	BUILD_DIR=$(BUILD_DIR) bash server/tools/train_nonsquare_models.sh
 

@@ -15,7 +15,9 @@ from accuracy_report import fmt, read_log  # noqa: E402
 MODELS = [
     ("square-softmax", "softmax, square training only (shipped before)", None),
     ("square-optimization", "optimization (all sites), square training only (shipped before)", None),
-    ("softmax", "softmax, fine-tuned on mixed aspect ratios + random resize", "softmax"),
+    ("softmax-resize", "softmax, fine-tuned on mixed aspect ratios + random resize (shipped until 2026-12-07)",
+     "softmax-resize"),
+    ("softmax", "softmax, fine-tuned on mixed aspect ratios, half of them square, lr 1e-4 (**shipped**)", "softmax"),
     ("optimization", "optimization (all sites), the square model fine-tuned the same way", "optimization"),
     ("optimization-encoder", "optimization at encoder.self, softmax elsewhere: the swap on the softmax above, "
      "fine-tuned the same way", "optimization-encoder"),

@@ -194,9 +194,20 @@ def served_ratios(root):
     return ratios
 
 
-def attention_ratio(root, tokens, figure="real_time_ms"):
-    """Optimization attention (K = 5) over softmax at `tokens` encoder tokens, in the latest record."""
-    a = latest(records(root, "benchmarks"), name="attention")["benchmarks"]
+def attention_record(root, cap=""):
+    """The latest attention_bench record run under `cap` ("" = none; "AVX2": ONEDNN_MAX_CPU_ISA and
+    DETR_KERNEL_MAX_ISA both AVX2)."""
+    rows = [r for r in records(root, "benchmarks") if r["name"] == "attention"
+            and (r["machine"].get("onednn_max_cpu_isa") or "") == cap and (r["machine"].get("kernel_max_isa") or "") == cap]
+    if not rows:
+        raise SystemExit(f"no attention record under cap {cap!r}")
+    return rows[-1]
+
+
+def attention_ratio(root, tokens, figure="real_time_ms", cap=""):
+    """Optimization attention (K = 5) over softmax at `tokens` encoder tokens, in the latest record
+    under `cap`."""
+    a = attention_record(root, cap)["benchmarks"]
     site = f"encoder.self/{tokens}/{tokens}"
     return a[f"optimization_K5/{site}"][figure] / a[f"softmax/{site}"][figure]
 
@@ -271,16 +282,30 @@ def int8_values():
     return values
 
 
+def held_out(root, model, held_out_set, key):
+    """A shipped model's figure on a held-out draw: the latest record of results/padding.jsonl."""
+    return latest(records(root, "padding"), label=f"{model}, {held_out_set}")["unpadded"][key]
+
+
+def held_out_values():
+    """held_out_softmax_{square,padded}_{ap,ap50}: the shipped softmax on the held-out draws."""
+    return {f"held_out_softmax_{short}_{key}": lambda root, s=held_out_set, k=key: f"{held_out(root, 'softmax', s, k):.3f}"
+            for short, held_out_set in (("square", "square"), ("padded", "padded 192x128")) for key in ("ap", "ap50")}
+
+
 # One number per fact: a figure written inline as <!-- value: NAME -->TEXT<!-- /value -->
 # is rendered from these, wherever a page states it.
 VALUES = {
     "attention_time_ratio_850": lambda root: f"{attention_ratio(root, 850):.2f}×",
     "attention_time_ratio_1400": lambda root: f"{attention_ratio(root, 1400):.2f}×",
     "attention_memory_share_1400": lambda root: f"{attention_ratio(root, 1400, 'peak_extra_MB'):.0%}",
+    "attention_time_ratio_850_avx2": lambda root: f"{attention_ratio(root, 850, cap='AVX2'):.2f}×",
+    "attention_time_ratio_1400_avx2": lambda root: f"{attention_ratio(root, 1400, cap='AVX2'):.2f}×",
     "r50_optimization_ratio": lambda root: f"{r50_ratio(root):.2f}×",
-    "benchmarks_machine": lambda root: machine_text(latest(records(root, "benchmarks"), name="attention")),
+    "benchmarks_machine": lambda root: machine_text(attention_record(root)),
     **shapes_values(),
     **int8_values(),
+    **held_out_values(),
 }
 VALUE = re.compile(r"(<!-- value: (\w+) -->)(.*?)(<!-- /value -->)")
 
@@ -296,7 +321,7 @@ def status(root):
 
     def ap(model, held_out_set, key="ap50"):
         return latest(padding, label=f"{model}, {held_out_set}")["unpadded"][key]
-    attention = latest(records(root, "benchmarks"), name="attention")
+    attention = attention_record(root)
     served = served_ratios(root)
     overhead = records(root, "serving_overhead")[-1]["rows"]
     photo, r50 = overhead["photograph JPEG, c=1"]["after_ms"], overhead["DETR-R50 800x1066 noise JPEG, c=1"]["after_ms"]
@@ -364,6 +389,22 @@ def int8_accuracy(root):
 TRANSCRIBED = ["accuracy_tables", "benchmark_tables"]
 
 
+def training_curve(root):
+    """Each record of results/training_curves.jsonl (server/tools/training_curve.py): one row per
+    checkpoint, AP and AP50 on each selection set."""
+    rows = []
+    for r in records(root, "training_curves"):
+        sets = list(r["sets"])
+        for i, point in enumerate(r["curve"]):
+            cells = [f"{run_label(r)} {r['label']}" if i == 0 else "",
+                     f"{point['step']:,}" if "step" in point else point["model"]]
+            cells += [f"{point[s]['ap']:.3f} / {point[s]['ap50']:.3f}" for s in sets]
+            rows.append("| " + " | ".join(cells) + " |")
+    first = records(root, "training_curves")[0]
+    columns = ["run", "step:"] + [f"AP / AP50, {s} ({draw}):" for s, draw in first["sets"].items()]
+    return table(columns, rows)
+
+
 def transcribed_table(record):
     """A table of results/accuracy_tables.jsonl or benchmark_tables.jsonl: its header and rows as
     recorded, indented as the doc's list item holds it (the closing marker keeps that indent)."""
@@ -377,7 +418,7 @@ def transcribed_table(record):
 TABLES = {"status": status, "traffic": traffic, "padding": padding, "memory_limit": memory_limit, "padding_outputs": padding_outputs,
           "canvas_sweep": canvas_sweep, "serving_overhead": serving_overhead, "int8_speed": int8_speed,
           "int8_accuracy": int8_accuracy, "traffic_int8": lambda root: traffic(root, "traffic_int8"),
-          "int8_r50_agreement": int8_r50_agreement}
+          "int8_r50_agreement": int8_r50_agreement, "training_curve": training_curve}
 
 
 def main():

@@ -43,15 +43,18 @@ TEST(DefaultModelsTest, EachModelFindsTheSampleImagesShapes) {
                                     {"circle", {32, 182, 68, 218}}};
   testing::InProcessServer server(ServerConfig::Default());
   ASSERT_TRUE(server.ok());
-  // The encoder-only model's boxes are looser (AP 0.49 against 0.63 on the
-  // square set): its small circle overlaps the truth by 0.65.
+  // The encoder-only model's boxes are looser (AP 0.50 against 0.76 on the
+  // held-out square draw): its small circle overlaps the truth by 0.65.
+  // Threshold 0.7, the official DETR demo's: DETR has no NMS, and the softmax
+  // shipped since 2026-12-07 adds a second box on the square at 0.55
+  // (docs/accuracy.md, "A softmax for square and non-square images").
   const std::vector<std::pair<std::string, float>> models = {
       {"softmax", 0.7f}, {"optimization", 0.7f}, {"optimization-encoder", 0.6f}};
   for (const auto& [model, min_iou] : models) {
     v1::DetectRequest request;
     request.mutable_image()->set_encoded(ReadBytes(std::string(DETR_SOURCE_DIR) + "/deploy/samples/shapes.png"));
     request.set_model(model);
-    request.set_score_threshold(0.5f);
+    request.set_score_threshold(0.7f);
     v1::DetectResponse response;
     grpc::ClientContext context;
     ASSERT_TRUE(server.Stub()->Detect(&context, request, &response).ok());
@@ -186,6 +189,18 @@ TEST(DefaultModelsTest, BuiltInConfigServesTrainedShapeDetectorsAsRecordedOnHeld
   for (const auto* figures : {&pair.at("softmax"), &pair.at("optimization"), &encoder.at("optimization-encoder")}) {
     EXPECT_GE(figures->at("ap50").get<double>(), 0.85);
   }
+  // Issue 37: the shipped softmax holds strict localisation on square images
+  // while it holds on wider ones (the padded test below).
+  EXPECT_GE(pair.at("softmax").at("ap").get<double>(), 0.75);
+}
+
+// Issue 37's other half: the same softmax on images wider than tall.
+TEST(DefaultModelsTest, TheShippedSoftmaxHoldsOnHeldOutImagesWiderThanTall) {
+  testing::InProcessServer server(ServerConfig::Default());
+  ASSERT_TRUE(server.ok());
+  const auto figures = EvalHeldOut(server, "padded 192x128", {"softmax"});
+  ExpectAsRecorded(figures.at("softmax"), "softmax", "padded 192x128");
+  EXPECT_GE(figures.at("softmax").at("ap50").get<double>(), 0.9);
 }
 
 // The default route's experiment, whatever the built-in configuration names:
