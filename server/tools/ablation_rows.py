@@ -5,8 +5,10 @@ train_ablations.sh.
     ablation_rows.py configs OUT_DIR    writes OUT_DIR/ROW.json for every row and
                                         prints "ROW STEPS INIT" per line, in the
                                         order to train them (INIT: finetune or scratch)
-    ablation_rows.py report OUT_DIR PNG prints the Markdown table and writes the
-                                        rows' fine-tuning loss curves to PNG
+    ablation_rows.py report OUT_DIR PNG [--record ablations-run]
+                                        prints the Markdown table (with --record also
+                                        a record of it in results/accuracy_tables.jsonl)
+                                        and writes the rows' fine-tuning loss curves to PNG
 
 Every row is optimization attention at all three sites, fine-tuned from the
 default softmax model for 600 steps, as docs/accuracy.md's "optimization (all
@@ -19,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_report import figure, fmt, parameter_count, read_log  # noqa: E402
+from accuracy_report import figure, fmt, parameter_count, read_log, record_option, table_rows  # noqa: E402
 from model_configs import SITES, configure, shipped  # noqa: E402
 
 SELF_SITES = SITES[:2]
@@ -111,18 +113,17 @@ def write_configs(out):
         print(spec["name"], spec["steps"], spec["init"])
 
 
-def report(out, png):
-    header = ("| group | row | params | inference p50 (ms) | inference memory p50 (MB) | AP | AP50 | AP75 | "
-              "AP S | AP M | training |")
-    print(header)
-    print("| --- " * (header.count("|") - 1) + "|")
+def report(out, png, record=None):
+    header = ["group", "row", "params", "inference p50 (ms)", "inference memory p50 (MB)", "AP", "AP50", "AP75",
+              "AP S", "AP M", "training"]
+    rows = []
     curves = []
     for spec in ROWS:
         name = spec["name"]
         weights = out / name / "model.safetensors"
         label = f"`{name}`: {spec['label']}"
         if not weights.exists() or not (out / "eval" / f"{name}.json").exists():
-            print(f"| {spec['group']} | {label} | not measured | | | | | | | | |")
+            rows.append([spec["group"], label, "not measured"] + [""] * 8)
             continue
         steps, losses, _, _ = read_log(out / name / "train.log")
         minutes = active_minutes(out / name / "train.log")
@@ -134,7 +135,8 @@ def report(out, png):
                  fmt(figure(out, name, "inference_memory_p50_bytes"), 1e-6, 2)]
         cells += [fmt(figure(out, name, k)) for k in ("ap", "ap50", "ap75", "ap_small", "ap_medium")]
         cells.append(f"{steps[-1] if steps else 0} steps, {minutes:.1f} min ({rate:.0f} img/s), {kind}")
-        print("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    table_rows(header, rows, record, [out / spec["name"] / "model.safetensors" for spec in ROWS])
 
     import matplotlib
     matplotlib.use("Agg")
@@ -157,8 +159,9 @@ def report(out, png):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "configs":
         write_configs(Path(sys.argv[2]))
-    elif len(sys.argv) == 4 and sys.argv[1] == "report":
-        report(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif len(sys.argv) in (4, 6) and sys.argv[1] == "report":
+        args, record = record_option(sys.argv[2:])
+        report(Path(args[0]), Path(args[1]), record)
     else:
         sys.exit(__doc__)
 

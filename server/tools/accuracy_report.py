@@ -2,12 +2,14 @@
 """The accuracy table (the paper's Table 1 layout) and the loss curves of a
 train_default_models.sh run.
 
-    accuracy_report.py OUT_DIR PNG
+    accuracy_report.py OUT_DIR PNG [--record accuracy-shapes]
 
 Reads OUT_DIR/eval/*.json (detr-client eval --json), OUT_DIR/ROW/train.log
 (detr-train's progress lines) and OUT_DIR/ROW/model.safetensors (for the
-parameter count); prints a Markdown table and writes the loss curves to PNG.
+parameter count); prints a Markdown table (with --record, also a record of it in
+results/accuracy_tables.jsonl) and writes the loss curves to PNG.
 """
+import hashlib
 import json
 import re
 import struct
@@ -77,14 +79,48 @@ def fmt(value, scale=1.0, digits=3):
     return "—" if value is None or value < 0 else f"{value * scale:.{digits}f}"
 
 
+def table_rows(header, rows, record=None, models=(), results=None):
+    """Prints a Markdown table (header: its cells; rows: lists of cells). With `record`, also
+    appends it to results/accuracy_tables.jsonl as that table's newest record, which
+    render_results.py renders wherever a doc names it: with the run's date, commit, machine,
+    command and the sha256 (16 hex digits) of each model file in `models` (`results`: another
+    file, for tests)."""
+    print("| " + " | ".join(header) + " |")
+    print("| " + " | ".join("---" for _ in header) + " |")
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |")
+    if not record:
+        return
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "tests" / "bench"))
+    from traffic_bench import provenance  # noqa: E402
+    entry = {"table": record, "header": list(header), "separator": ["---"] * len(header), "rows": rows,
+             "model_files": {str(m): hashlib.sha256(Path(m).read_bytes()).hexdigest()[:16] for m in models
+                             if Path(m).exists()}}
+    entry.update(provenance("", sys.argv))
+    with open(results or root / "results" / "accuracy_tables.jsonl", "a") as f:
+        f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    print(f"record '{record}' appended to results/accuracy_tables.jsonl", file=sys.stderr)
+
+
+def record_option(argv):
+    """(argv without `--record NAME`, NAME or None)."""
+    if "--record" not in argv:
+        return argv, None
+    i = argv.index("--record")
+    return argv[:i] + argv[i + 2:], argv[i + 1]
+
+
 def main():
-    out, png = Path(sys.argv[1]), Path(sys.argv[2])
-    print("| attention | params | inference p50 (ms) | AP | AP50 | AP75 | AP S | AP M | AP L | AP50 before fine-tuning | training |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    args, record = record_option(sys.argv[1:])
+    out, png = Path(args[0]), Path(args[1])
+    header = ["attention", "params", "inference p50 (ms)", "AP", "AP50", "AP75", "AP S", "AP M", "AP L",
+              "AP50 before fine-tuning", "training"]
+    rows = []
     for row, label in ROWS:
         weights = out / row / "model.safetensors"
         if not weights.exists():
-            print(f"| {label} | not trained | | | | | | | | | |")
+            rows.append([label, "not trained"] + [""] * 9)
             continue
         steps, _, minutes, _ = read_log(out / row / "train.log")
         kind = "from scratch" if row == "softmax" else "fine-tuned from softmax"
@@ -92,7 +128,8 @@ def main():
         cells += [fmt(figure(out, row, k)) for k in ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large")]
         cells.append(fmt(figure(out, f"{row}-no-finetune", "ap50")) if row not in ("softmax", "softmax-control") else "—")
         cells.append(f"{steps[-1] if steps else 0} steps, {minutes:.0f} min, {kind}")
-        print("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    table_rows(header, rows, record, [out / row / "model.safetensors" for row, _ in ROWS])
 
     import matplotlib
     matplotlib.use("Agg")

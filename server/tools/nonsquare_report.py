@@ -3,14 +3,14 @@
 measurements: each model (the square defaults and their non-square
 fine-tunings) on each validation set, through the server.
 
-    nonsquare_report.py OUT_DIR
+    nonsquare_report.py OUT_DIR [--record nonsquare-run]
 """
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_report import fmt, read_log  # noqa: E402
+from accuracy_report import fmt, read_log, record_option, table_rows  # noqa: E402
 
 MODELS = [
     ("square-softmax", "softmax, square training only (shipped before)", None),
@@ -31,10 +31,10 @@ def figures(out, data_set, name):
 
 
 def main():
-    out = Path(sys.argv[1])
+    args, record = record_option(sys.argv[1:])
+    out = Path(args[0])
     header = ["model"] + [f"AP50 / AP, {label}" for _, label in SETS] + ["inference p50 (ms), padded", "training"]
-    print("| " + " | ".join(header) + " |")
-    print("| --- " * len(header) + "|")
+    rows = []
     for name, label, run in MODELS:
         cells = [label]
         for data_set, _ in SETS:
@@ -46,7 +46,8 @@ def main():
         else:
             steps, _, minutes, rate = read_log(out / run / "train.log")
             cells.append(f"{steps[-1] if steps else 0} steps, {minutes:.0f} min ({rate:.0f} img/s)")
-        print("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    table_rows(header, rows, record, [out / run / "model.safetensors" for _, _, run in MODELS if run])
 
 
 if __name__ == "__main__":

@@ -221,7 +221,7 @@ def r50_ratio(root):
 def cell(root, table, row_starts, column):
     """A figure of a transcribed table (results/accuracy_tables.jsonl): the row whose first
     text cell starts with `row_starts`, as a number."""
-    record = next(r for r in records(root, "accuracy_tables") if r["table"] == table)
+    record = [r for r in records(root, "accuracy_tables") if r["table"] == table][-1]  # the newest run
     key = 1 if record["header"][0] == "group" else 0
     row = next(r for r in record["rows"] if r[key].startswith(row_starts))
     return float(row[record["header"].index(column)].strip("*"))

@@ -51,4 +51,4 @@ names=()
 } > "$config"
 ((${#names[@]})) || { echo "no finished row to measure" >&2; exit 1; }
 eval_models "$config" "$out/eval" "${names[@]}"
-/usr/bin/python3 server/tools/ablation_rows.py report "$out" docs/ablation-loss.png
+/usr/bin/python3 server/tools/ablation_rows.py report "$out" docs/ablation-loss.png --record ablations-run

@@ -68,4 +68,4 @@ names=(softmax softmax-control)
   done
 } > "$config"
 eval_models "$config" "$out/eval" "${names[@]}"
-/usr/bin/python3 server/tools/accuracy_report.py "$out" docs/accuracy-loss.png
+/usr/bin/python3 server/tools/accuracy_report.py "$out" docs/accuracy-loss.png --record accuracy-shapes

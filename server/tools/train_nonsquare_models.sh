@@ -126,7 +126,7 @@ for set in square padded mixed; do
   done
 done
 stop_eval_server
-/usr/bin/python3 server/tools/nonsquare_report.py "$out"
+/usr/bin/python3 server/tools/nonsquare_report.py "$out" --record nonsquare-run
 # The shipped softmax's stages, each checkpoint on the selection sets
 # (docs/accuracy.md renders them from results/training_curves.jsonl).
 selection=(--set "square=$out/data-square=detr-data --seed 7 --size 128 --max-shapes 5 (validation split)"
