@@ -84,6 +84,9 @@ config="$out/eval-server.yaml"
 } > "$config"
 start_eval_server "$config" "$out/eval-server.log"
 for row in softmax optimization; do eval_model "$row" "$out/eval"; done
+# The table as a record (results/accuracy_tables.jsonl, table large-task-run).
+/usr/bin/python3 server/tools/large_task_report.py "$out" softmax=softmax "optimization=$optimization_dir" \
+  --record large-task-run
 # The A/B the Grafana panels show: the same validation images through both.
 mapfile -t images < <(find "$shapes/val" -name '*.png' | sort | head -n 50)
 "$bin/detr-client" --target "$eval_target" ab --model-a softmax --model-b optimization --repeats 2 \
