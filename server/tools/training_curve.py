@@ -43,11 +43,12 @@ def checkpoints(run):
     return kept
 
 
-def config_text(model_config, points, preprocessing):
+def config_text(model_config, models, preprocessing):
+    """A detr-server configuration serving each (name, weights) of `models`."""
     shortest, longest = preprocessing
     lines = ["intra_op_threads: 0", "models:"]
-    for step, path in points:
-        entry = {"name": f"step-{step}", "model_config": str(Path(model_config).resolve()),
+    for name, path in models:
+        entry = {"name": name, "model_config": str(Path(model_config).resolve()),
                  "weights": str(path.resolve()), "preprocessing": {"shortest_edge": shortest, "longest_edge": longest}}
         lines.append("  - " + json.dumps(entry))
     return "\n".join(lines) + "\n"
@@ -80,17 +81,18 @@ def main():
     if not points:
         raise SystemExit(f"{args.run}: no checkpoint-*.safetensors (detr-train --keep-checkpoints) and no model")
     work = Path(tempfile.mkdtemp(prefix="training-curve-"))
-    also = [a.split("=", 1) for a in args.also]
-    served = points + [(f"also-{i}", Path(path)) for i, (_, path) in enumerate(also)]
-    (work / "config.yaml").write_text(
-        config_text(args.model_config, served, [int(v) for v in args.preprocessing.split(",")]))
+    # (served name, weights, the row's key in the curve) of every model measured.
+    served = [(f"step-{step}", path, {"step": step}) for step, path in points]
+    served += [(f"also-{i}", Path(a.split("=", 1)[1]), {"model": a.split("=", 1)[0]}) for i, a in enumerate(args.also)]
+    (work / "config.yaml").write_text(config_text(args.model_config, [(name, path) for name, path, _ in served],
+                                                  [int(v) for v in args.preprocessing.split(",")]))
     curve = []
     with open(work / "server.log", "w") as log, traffic_bench.Server(args.build, str(work / "config.yaml"), log) as server:
         target = f"127.0.0.1:{server.ports['grpc']}"
-        for step, _ in served:
-            row = {"step": step} if isinstance(step, int) else {"model": also[int(step.split("-")[1])][0]}
+        for model, _, key in served:
+            row = dict(key)
             for name, data, _ in sets:
-                row[name] = evaluate(args.build, target, Path(data), f"step-{step}", work / f"{name}-{step}.json")
+                row[name] = evaluate(args.build, target, Path(data), model, work / f"{name}-{model}.json")
             print(json.dumps(row), flush=True)
             curve.append(row)
     steps, _, minutes, rate = read_log(args.run / "train.log")
