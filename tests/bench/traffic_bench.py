@@ -129,7 +129,11 @@ def write_record(record, out):
 def provenance(build, argv, config=None):
     """Where a record came from: date, commit (and whether the tree had changes), machine, command."""
     def git(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+        # A machine without git (a fresh one, a `git archive` copy) records no commit, and still measures.
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+        except FileNotFoundError:
+            return ""
     record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "commit": git("rev-parse", "--short", "HEAD"),
               # Changes to what runs, not to the docs and records a run is for.
