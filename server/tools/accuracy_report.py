@@ -92,12 +92,11 @@ def table_rows(header, rows, record=None, models=(), results=None):
     if not record:
         return
     root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root / "tests" / "bench"))
-    from traffic_bench import provenance  # noqa: E402
+    from records import provenance
     entry = {"table": record, "header": list(header), "separator": ["---"] * len(header), "rows": rows,
              "model_files": {str(m): hashlib.sha256(Path(m).read_bytes()).hexdigest()[:16] for m in models
                              if Path(m).exists()}}
-    entry.update(provenance("", sys.argv))
+    entry.update(provenance(sys.argv))
     with open(results or root / "results" / "accuracy_tables.jsonl", "a") as f:
         f.write(json.dumps(entry, ensure_ascii=False) + "\n")
     print(f"record '{record}' appended to results/accuracy_tables.jsonl", file=sys.stderr)

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402
 import traffic_bench  # noqa: E402
 from accuracy_report import read_log  # noqa: E402
 
@@ -102,8 +103,8 @@ def main():
               "training": {"command": args.training_command, "steps": steps[-1] if steps else 0,
                            "minutes": round(minutes, 1), "images_per_second": round(rate, 1)},
               "final_model_sha256": hashlib.sha256(served[-1][1].read_bytes()).hexdigest()[:16]}
-    record.update(traffic_bench.provenance(args.build, sys.argv))
-    traffic_bench.write_record(record, args.out)
+    record.update(records.provenance(sys.argv))
+    records.write_record(record, args.out)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from traffic_bench import Server, jpeg, mix, official_size, provenance, write_record
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
+from records import provenance, write_record  # noqa: E402
+from traffic_bench import Server, jpeg, mix, official_size  # noqa: E402
 
 SHORT_SIDE = 800
 DEFAULT_LONG_SIDES = [800, 896, 992, 1088, 1184, 1280, 1344]
@@ -182,7 +184,7 @@ def main():
     current = current_canvases(args.current)
     if current:
         record["current"] = score([tuple(c) for c in current], cost, warm_up_seconds, shapes)
-    record.update(provenance(args.build, sys.argv))
+    record.update(provenance(sys.argv))
     write_record(record, args.out)
     print(f"chosen: {chosen['canvases']} (mean {chosen['mean_ms']:.0f} ms, "
           f"{chosen['padded_share']:.1%} padded, {chosen['warm_up_seconds']:.1f} s of warm-up)")

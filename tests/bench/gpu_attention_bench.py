@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from traffic_bench import provenance, write_record  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
+from records import provenance, write_record  # noqa: E402
 
 HEADS, HEAD_DIM = 8, 32
 SHAPES = [  # (site, n, m, self-attention)
@@ -228,7 +228,7 @@ def main():
     record = {"torch": torch.__version__, "device": str(device), "dtype": str(dtype).replace("torch.", ""),
               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "softmax_kernels": kernels, "rows": rows}
-    record.update(provenance("", sys.argv))
+    record.update(provenance(sys.argv))
     if args.out:
         write_record(record, args.out)
 

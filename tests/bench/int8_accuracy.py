@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
 import padding_accuracy  # noqa: E402
+import records  # noqa: E402
 import traffic_bench  # noqa: E402
 
 MODELS = padding_accuracy.MODELS
@@ -51,8 +53,8 @@ def main():
                 record["ap_loss"] = round(record["float32"]["ap"] - record["int8"]["ap"], 4)
                 print(f"{record['label']}: AP50 {record['float32']['ap50']:.3f} -> {record['int8']['ap50']:.3f}, "
                       f"AP {record['float32']['ap']:.3f} -> {record['int8']['ap']:.3f}", flush=True)
-                record.update(traffic_bench.provenance(args.build, sys.argv))
-                traffic_bench.write_record(record, args.out)
+                record.update(records.provenance(sys.argv))
+                records.write_record(record, args.out)
     log_text = (work / "server.log").read_text()
     for line in log_text.splitlines():
         if "backbone convolutions" in line and "int8" in line:

@@ -22,10 +22,9 @@ from pathlib import Path
 import torch
 import torchvision
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
 import safetensors_io  # noqa: E402
-import traffic_bench  # noqa: E402
+import records  # noqa: E402
 
 MEAN, STD = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
 
@@ -85,8 +84,8 @@ def main():
               "max_probability_difference": (probabilities[0] - probabilities[1]).abs().max().item(),
               "max_box_difference": (f["pred_boxes"] - q["pred_boxes"]).abs().max().item(),
               "top10_agreement": sum(agree) / len(agree)}
-    record.update(traffic_bench.provenance(args.build, sys.argv))
-    traffic_bench.write_record(record, args.out)
+    record.update(records.provenance(sys.argv))
+    records.write_record(record, args.out)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from traffic_bench import Server, jpeg, mix, provenance, rss_bytes, write_record  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
+from records import provenance, write_record  # noqa: E402
+from traffic_bench import Server, jpeg, mix, rss_bytes  # noqa: E402
 
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
 
@@ -203,7 +205,7 @@ def main():
     record["rss_end_bytes"] = samples[-1] if samples else 0
     budget = [line for line in log_path.read_text().splitlines() if "memory budget:" in line]
     record["budget_line"] = budget[-1][-600:] if budget else ""
-    record.update(provenance(args.build, sys.argv, config))
+    record.update(provenance(sys.argv, config))
     record["passed"] = (not record["failures"] and record["answered"] > 0 and record["server_alive"]
                         and record["rss_peak_bytes"] < limit and not record.get("oom_kills"))
     write_record(record, args.out)

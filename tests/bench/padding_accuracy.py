@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
+import records  # noqa: E402
 import traffic_bench  # noqa: E402
 
 MODELS = ["softmax", "optimization", "optimization-encoder"]
@@ -98,8 +100,8 @@ def main():
                           "model_sha256": model_hashes(root, model, ".json", ".safetensors")}
                 for variant, key in (("unpadded", model), ("canvases", f"{model}-canvases")):
                     record[variant] = {k: result[key][k] for k in ("ap", "ap50", "ap75", "ar100")}
-                record.update(traffic_bench.provenance(args.build, sys.argv))
-                traffic_bench.write_record(record, args.out)
+                record.update(records.provenance(sys.argv))
+                records.write_record(record, args.out)
 
 
 if __name__ == "__main__":

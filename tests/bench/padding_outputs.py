@@ -29,7 +29,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
 import safetensors_io  # noqa: E402
-from traffic_bench import official_size, photo, provenance, write_record  # noqa: E402
+from records import provenance, write_record  # noqa: E402
+from traffic_bench import official_size, photo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ["deploy/models/detr-r50-softmax.json", "deploy/models/detr-r50-optimization.json"]
@@ -95,7 +96,7 @@ def main():
             previous = (logits, boxes)
             print(f"{model_config}: {images[-1]}", flush=True)
         record = {"model_config": model_config, "weights": "seeded (--random-init 0)", "images": images}
-        record.update(provenance(args.build, sys.argv))
+        record.update(provenance(sys.argv))
         write_record(record, args.out)
 
 

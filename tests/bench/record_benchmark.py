@@ -2,7 +2,7 @@
 """Runs a Google Benchmark binary of this project and appends what it measured as one record.
 
 The record holds every benchmark's median real time (ms) and counters over the
-repetitions, with the command, commit, date and machine (traffic_bench.provenance),
+repetitions, with the command, commit, date and machine (server/tools/records.py),
 so that a figure a doc cites (the README's status paragraph, render_results.py)
 comes from a record and not from a copied console line.
 
@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from traffic_bench import provenance, write_record  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
+from records import provenance, write_record  # noqa: E402
 
 UNIT_TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -50,8 +50,7 @@ def main():
     report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     record = {"name": args.name, "repetitions": args.repetitions, "benchmarks": medians(report),
               "library_build_type": report.get("context", {}).get("library_build_type")}
-    build = str(Path(args.binary).resolve().parents[1])
-    record.update(provenance(build, sys.argv))
+    record.update(provenance(sys.argv))
     write_record(record, args.out)
 
 

@@ -20,12 +20,8 @@ Usage: traffic_bench.py BUILD_DIR --config CONFIG --model NAME [--rounds N]
        [--concurrency 1 4] [--out results/traffic.jsonl] [--label TEXT]
 """
 import argparse
-import datetime
-import hashlib
 import json
-import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -34,6 +30,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server" / "tools"))
+from records import provenance, write_record  # noqa: E402
 
 PHOTOS = [(480, 640), (600, 800), (768, 1024), (1200, 1600), (640, 480), (800, 600), (1024, 768), (1600, 1200)]
 RATIOS = [0.5, 0.56, 0.62, 0.67, 0.75, 0.8, 0.9, 1.0, 1.1, 1.25, 1.33, 1.5, 1.6, 1.78, 1.9, 2.0]  # width / height
@@ -91,16 +90,6 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def machine():
-    info = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"model name\s*:\s*(.*)", info).group(1)
-    flags = set(re.search(r"flags\s*:\s*(.*)", info).group(1).split())
-    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"]
-    return {"cpu": model, "cores": os.cpu_count(), "isa": [f for f in wanted if f in flags],
-            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
-            "kernel_max_isa": os.environ.get("DETR_KERNEL_MAX_ISA", "")}
-
-
 def latency_figures(sizes, seconds, round_length):
     """p50/p99 after the first round, and per size its first request and warm median, in ms.
 
@@ -116,32 +105,6 @@ def latency_figures(sizes, seconds, round_length):
     return {"c1_p50_ms": statistics.median(after_first) * 1e3, "c1_p99_ms": percentile(after_first, 99) * 1e3,
             "c1_p99_all_ms": percentile(seconds, 99) * 1e3, "first_request_ms": first,
             "warm_median_ms": {k: statistics.median(v) for k, v in warm.items()}}
-
-
-def write_record(record, out):
-    """Prints the record and appends it to `out` (JSON Lines), if given."""
-    print(json.dumps(record, indent=1))
-    if out:
-        with open(out, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-def provenance(build, argv, config=None):
-    """Where a record came from: date, commit (and whether the tree had changes), machine, command."""
-    def git(*args):
-        # A machine without git (a fresh one, a `git archive` copy) records no commit, and still measures.
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
-        except FileNotFoundError:
-            return ""
-    record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "commit": git("rev-parse", "--short", "HEAD"),
-              # Changes to what runs, not to the docs and records a run is for.
-              "tree_changed": bool(git("status", "--porcelain", "--", ".", ":!docs", ":!results")),
-              "machine": machine(), "command": " ".join([Path(argv[0]).as_posix()] + argv[1:])}
-    if config:
-        record["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()[:16]
-    return record
 
 
 class Server:
@@ -289,7 +252,7 @@ def main():
             print(f"concurrency {c}: {len(shapes) / seconds:.2f} req/s", flush=True)
         record["rss_end_mb"] = rss_bytes(pid) / 2**20
         record["metrics_end"] = server.memory_series()
-    record.update(provenance(args.build, sys.argv, args.config))
+    record.update(provenance(sys.argv, args.config))
     if beside:
         record["interleaved_with"] = args.beside
     write_record(record, args.out)
@@ -325,7 +288,7 @@ class Beside:
                   "requests_per_round": round_length, "rounds": len(self.rss),
                   "rss_after_round_1_mb": self.rss[0] / 2**20, "rss_end_mb": self.rss[-1] / 2**20}
         record.update(latency_figures(shapes * len(self.rss), self.seconds, round_length))
-        record.update(provenance(build, sys.argv))
+        record.update(provenance(sys.argv))
         return record
 
 

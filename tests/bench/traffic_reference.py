@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "server", "tools"))
+import records  # noqa: E402
 import traffic_bench  # noqa: E402
 
 
@@ -106,8 +108,8 @@ def main():
               "distinct_inputs": len(set(shapes)), "requests_per_round": len(shapes), "rounds": args.rounds,
               "rss_after_round_1_mb": rss1 / 2**20, "rss_end_mb": rss_end / 2**20}
     record.update(traffic_bench.latency_figures(shapes * args.rounds, seconds, len(shapes)))
-    record.update(traffic_bench.provenance(args.build, sys.argv))
-    traffic_bench.write_record(record, args.out)
+    record.update(records.provenance(sys.argv))
+    records.write_record(record, args.out)
 
 
 if __name__ == "__main__":
