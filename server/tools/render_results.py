@@ -421,11 +421,27 @@ TABLES = {"status": status, "traffic": traffic, "padding": padding, "memory_limi
           "int8_r50_agreement": int8_r50_agreement, "training_curve": training_curve}
 
 
+PROVENANCE = ("date", "commit", "command", "machine")
+
+
+def without_provenance(root):
+    """Records of results/ that cannot say where they came from: a field of PROVENANCE missing, or a
+    machine that is not an object (server/tools/records.py writes {cpu, cores, isa, caps}; a table
+    transcribed from a doc holds the doc's words as {description})."""
+    missing = []
+    for path in sorted((root / "results").glob("*.jsonl")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            record = json.loads(line) if line else {}
+            if line and (any(k not in record for k in PROVENANCE) or not isinstance(record["machine"], dict)):
+                missing.append(f"{path.name}:{number}")
+    return missing
+
+
 def main():
     args = [a for a in sys.argv[1:] if a != "--check"]
     check = "--check" in sys.argv[1:]
     root = Path(args[0]) if args else Path(__file__).resolve().parents[2]
-    stale = []
+    stale = [f"{where} has no provenance ({', '.join(PROVENANCE)})" for where in without_provenance(root)]
     transcribed = {r["table"]: r for name in TRANSCRIBED for r in records(root, name)}
     for doc in DOCS:
         path = root / doc

@@ -13,6 +13,7 @@ from unittest import mock
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "..", "server", "tools")
 sys.path.insert(0, TOOLS)
 import records  # noqa: E402
+import render_results  # noqa: E402
 
 
 class RecordsTest(unittest.TestCase):
@@ -49,6 +50,17 @@ class RecordsTest(unittest.TestCase):
             records.write_record({"name": "first"}, out)
             records.write_record({"name": "second"}, out)
         self.assertEqual([json.loads(line)["name"] for line in out.read_text().splitlines()], ["first", "second"])
+
+    def test_the_docs_check_names_every_record_that_cannot_say_where_it_came_from(self):
+        root = Path(tempfile.mkdtemp(prefix="records-"))
+        (root / "results").mkdir()
+        good = records.provenance(["run"])
+        lines = [json.dumps({"figure": 1, **good}),
+                 json.dumps({"figure": 2, **{k: v for k, v in good.items() if k != "machine"}}),
+                 json.dumps({"figure": 3, **good, "machine": "2 cores of something"}),
+                 json.dumps({"figure": 4, **{k: v for k, v in good.items() if k != "command"}})]
+        (root / "results" / "x.jsonl").write_text("\n".join(lines) + "\n")
+        self.assertEqual(render_results.without_provenance(root), ["x.jsonl:2", "x.jsonl:3", "x.jsonl:4"])
 
 
 if __name__ == "__main__":
