@@ -1,7 +1,6 @@
 // The compose file and the Kubernetes manifests: structure, references to
 // files in the repository, and the rendered objects' probes, resources and
 // security context. No Docker engine or cluster runs here.
-#include <cstdio>
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +14,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "server/service/config/server_config.h"
+#include "tests/command_run.h"
 
 namespace detr::service {
 namespace {
@@ -95,13 +95,9 @@ std::string InSourceTree(std::string config) {
 }
 
 std::vector<YAML::Node> Render(const std::string& dir) {
-  const std::string command = "kubectl kustomize " + kSource + "/" + dir + " 2>&1";
-  std::string output;
-  FILE* pipe = popen(command.c_str(), "r");
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
-  EXPECT_EQ(pclose(pipe), 0) << output;
-  return YAML::LoadAll(output);
+  const auto run = testing::RunCommand("kubectl kustomize " + kSource + "/" + dir + " 2>&1");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  return YAML::LoadAll(run.output);
 }
 
 const YAML::Node* Find(const std::vector<YAML::Node>& objects, const std::string& kind, const std::string& name = "") {

@@ -4,7 +4,6 @@
 // .proto) and over HTTP (curl), compared with detr.v1's answers for the same
 // image and model.
 #include <algorithm>
-#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -21,6 +20,7 @@
 #include "inference/open_inference_grpc.grpc.pb.h"
 #include "server/service/oip/inference_protocol.h"
 #include "server/service/oip/inference_json.h"
+#include "tests/command_run.h"
 #include "tests/service/test_servers.h"
 
 namespace detr::testing {
@@ -71,16 +71,6 @@ std::string WriteFile(const std::string& name, const std::string& bytes) {
   return path;
 }
 
-std::string RunCommand(const std::string& command, int* exit_status = nullptr) {
-  std::string output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  if (exit_status) *exit_status = status;
-  return output;
-}
-
 struct HttpAnswer {
   int status = 0;
   std::string body;
@@ -88,7 +78,7 @@ struct HttpAnswer {
 
 // curl with `args`: the status and the body.
 HttpAnswer Curl(const std::string& args) {
-  const auto output = RunCommand("curl -sS --max-time 60 -w '\\n%{http_code}' " + args);
+  const auto output = RunCommand("curl -sS --max-time 60 -w '\\n%{http_code}' " + args).output;
   const auto newline = output.rfind('\n');
   if (newline == std::string::npos) return {};
   return {std::atoi(output.c_str() + newline + 1), output.substr(0, newline)};
@@ -510,7 +500,7 @@ TEST_F(InferenceServerTest, HttpAnswersConfigStatisticsHeadAndExpectContinueAsTr
   EXPECT_EQ(ready["ready"], true);
 
   // HEAD: a GET's headers, no body (curl -I would wait for a body it was promised otherwise).
-  const auto head = RunCommand("curl -sS --max-time 10 -I " + url + "/v2/models/alpha");
+  const auto head = RunCommand("curl -sS --max-time 10 -I " + url + "/v2/models/alpha").output;
   EXPECT_NE(head.find("200"), std::string::npos) << head;
   EXPECT_NE(head.find("Content-Length: " + std::to_string(Curl(url + "/v2/models/alpha").body.size())),
             std::string::npos)
@@ -679,13 +669,11 @@ TEST(InferenceEndToEndTest, CurlAndPythonGrpcioGetDetrV1sDetectionsFromTheBuiltI
   const std::string http_model = http["parameters"]["model"];
   ExpectSameDetections(RowsOf(DetectV1(server, jpeg, http_model)), RowsOf(http["outputs"]), "curl, " + http_model);
 
-  int status = 0;
-  const auto output =
+  const auto client =
       RunCommand(std::string(DETR_PYTHON) + " " + DETR_SOURCE_DIR + "/tests/service/oip_grpc_client.py " +
-                     DETR_OIP_DESCRIPTOR + " " + server.target() + " ab " + path + " 2>&1",
-                 &status);
-  ASSERT_EQ(status, 0) << output;
-  const auto grpc = json::parse(output);
+                 DETR_OIP_DESCRIPTOR + " " + server.target() + " ab " + path + " 2>&1");
+  ASSERT_EQ(client.exit_code, 0) << client.output;
+  const auto grpc = json::parse(client.output);
   EXPECT_EQ(grpc["model_name"], "ab");
   const std::string grpc_model = grpc["parameters"]["model"];
   ExpectSameDetections(RowsOf(DetectV1(server, jpeg, grpc_model)), RowsOf(grpc["outputs"]), "grpcio, " + grpc_model);
@@ -714,14 +702,12 @@ TEST(InferenceEndToEndTest, PerfAnalyzersSequenceAndTritonsHttpClientsRunOnTheBu
   // Every model and experiment of the built-in configuration.
   for (const std::string model :
        {"softmax", "optimization", "optimization-encoder", "ab", "ab-all-sites-square-only", "shadow"}) {
-    int status = 0;
-    const auto output =
+    const auto replay =
         RunCommand(std::string(DETR_PYTHON) + " " + DETR_SOURCE_DIR + "/tests/service/triton_clients_replay.py " +
-                       DETR_OIP_DESCRIPTOR + " " + server.target() + " " + server.http_address() + " " + model + " " +
-                       input_data + " 2>&1",
-                   &status);
-    ASSERT_EQ(status, 0) << output;
-    const auto report = json::parse(output);
+                   DETR_OIP_DESCRIPTOR + " " + server.target() + " " + server.http_address() + " " + model + " " +
+                   input_data + " 2>&1");
+    ASSERT_EQ(replay.exit_code, 0) << replay.output;
+    const auto report = json::parse(replay.output);
     for (const char* path :
          {"perf_analyzer_grpc", "perf_analyzer_http", "tritonclient_http_all_binary", "tritonclient_http_mixed"}) {
       const auto& run = report.at(path);

@@ -20,6 +20,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/command_run.h"
 #include "tests/service/fake_detector.h"
 #include "tests/service/test_servers.h"
 
@@ -436,14 +437,9 @@ std::pair<int, std::string> RunServerExpectingFailure(const std::string& yaml, c
   const std::string dir = DETR_TEST_OUTPUT_DIR;
   const std::string path = dir + "/" + name + ".yaml";
   std::ofstream(path) << yaml;
-  const std::string command = std::string(DETR_SERVER_BINARY) + " --config " + path +
-                              " --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 2>&1";
-  std::string output;
-  FILE* pipe = popen(command.c_str(), "r");
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  auto run = RunCommand(std::string(DETR_SERVER_BINARY) + " --config " + path +
+                        " --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 2>&1");
+  return {run.exit_code, std::move(run.output)};
 }
 
 // The reviewers' baselines run in the server like the other types, per
@@ -465,13 +461,11 @@ TEST(BaselineAttentionTest, LinearAndPoolingSitesServe) {
 }
 
 TEST(ServerStartupTest, AnswersVersion) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(DETR_SERVER_BINARY " --version 2>&1", "r"), ::pclose);
-  char line[256] = {};
-  ASSERT_TRUE(std::fgets(line, sizeof line, pipe.get()));
-  const std::string version(line);
+  const auto run = RunCommand(DETR_SERVER_BINARY " --version 2>&1");
+  const std::string version = run.output.substr(0, run.output.find('\n') + 1);
   EXPECT_EQ(version.rfind("detr-server ", 0), 0u) << version;
   EXPECT_GT(version.size(), std::string("detr-server \n").size()) << version;
-  EXPECT_EQ(::pclose(pipe.release()), 0);
+  EXPECT_EQ(run.exit_code, 0);
 }
 
 TEST(ServerStartupTest, BadConfigOrWeightsStopStartUpWithAMessage) {

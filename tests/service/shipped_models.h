@@ -4,37 +4,19 @@
 // target defines DETR_DATA_BINARY and DETR_CLIENT_BINARY.
 #pragma once
 
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
-#include <memory>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/command_run.h"
 #include "tests/service/test_servers.h"
 
 namespace detr::testing {
 
-/// A shell command's exit status and its stdout and stderr, so that a failure shows what it said.
-struct CommandRun {
-  int status = -1;
-  std::string output;
-};
-
-inline CommandRun CommandResult(const std::string& command) {
-  CommandRun run;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
-  if (!pipe) return run;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe.get())) run.output += buffer;
-  run.status = pclose(pipe.release());  // its exit status, which the deleter would drop
-  return run;
-}
-
 /// stdout and stderr of a shell command.
-inline std::string CommandOutput(const std::string& command) { return CommandResult(command).output; }
+inline std::string CommandOutput(const std::string& command) { return RunCommand(command + " 2>&1").output; }
 
 /// The server lists `count` models, each with its trained weights and the
 /// shapes task's four class names.
@@ -59,13 +41,13 @@ inline nlohmann::json EvalOnFreshSet(const ServerEndpoints& server, const std::s
                                      const std::string& data_arguments, const std::string& model_flags) {
   const std::string dir = std::string(DETR_TEST_OUTPUT_DIR) + "/" + dir_name;
   const std::string make_data = std::string(DETR_DATA_BINARY) + " --output " + dir + " " + data_arguments;
-  const auto data = CommandResult(make_data);
-  EXPECT_EQ(data.status, 0) << make_data << "\n" << data.output;
+  const auto data = RunCommand(make_data + " 2>&1");
+  EXPECT_EQ(data.exit_code, 0) << make_data << "\n" << data.output;
   const std::string figures_path = dir + "/figures.json";
   const std::string eval = std::string(DETR_CLIENT_BINARY) + " --target " + server.target() + " eval --annotations " +
                            dir + "/val.json --images " + dir + "/val " + model_flags + " --json " + figures_path;
-  const auto evaluated = CommandResult(eval);
-  EXPECT_EQ(evaluated.status, 0) << eval << "\n" << evaluated.output;  // the client's error names the request
+  const auto evaluated = RunCommand(eval + " 2>&1");
+  EXPECT_EQ(evaluated.exit_code, 0) << eval << "\n" << evaluated.output;  // the client's error names the request
   std::ifstream in(figures_path);
   return nlohmann::json::parse(in);
 }
