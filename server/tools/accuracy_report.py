@@ -9,12 +9,14 @@ Reads OUT_DIR/eval/*.json (detr-client eval --json), OUT_DIR/ROW/train.log
 parameter count); prints a Markdown table (with --record, also a record of it in
 results/accuracy_tables.jsonl) and writes the loss curves to PNG.
 """
-import hashlib
 import json
 import re
 import struct
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from records import file_hash, provenance  # noqa: E402
 
 ROWS = [
     ("softmax", "softmax (all sites)"),
@@ -92,9 +94,8 @@ def table_rows(header, rows, record=None, models=(), results=None):
     if not record:
         return
     root = Path(__file__).resolve().parents[2]
-    from records import provenance
     entry = {"table": record, "header": list(header), "separator": ["---"] * len(header), "rows": rows,
-             "model_files": {str(m): hashlib.sha256(Path(m).read_bytes()).hexdigest()[:16] for m in models
+             "model_files": {str(m): file_hash(m) for m in models
                              if Path(m).exists()}}
     entry.update(provenance(sys.argv))
     with open(results or root / "results" / "accuracy_tables.jsonl", "a") as f:

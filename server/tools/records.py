@@ -34,6 +34,11 @@ def _git(*args):
         return ""
 
 
+def file_hash(path):
+    """The first 16 hex digits of a file's sha256: how records name a model or configuration file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def provenance(argv, config=None):
     """Where a record came from: date, commit (and whether the tree had changes), machine, command.
 
@@ -44,7 +49,7 @@ def provenance(argv, config=None):
               "tree_changed": bool(_git("status", "--porcelain", "--", ".", ":!docs", ":!results")),
               "machine": machine(), "command": " ".join([Path(argv[0]).as_posix()] + argv[1:])}
     if config:
-        record["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()[:16]
+        record["config_sha256"] = file_hash(config)
     return record
 
 

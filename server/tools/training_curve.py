@@ -16,7 +16,6 @@ Usage: training_curve.py BUILD_DIR RUN_DIR --model-config C.json
   that drew it, for the record.
 """
 import argparse
-import hashlib
 import json
 import re
 import subprocess
@@ -102,7 +101,7 @@ def main():
               "curve": curve,
               "training": {"command": args.training_command, "steps": steps[-1] if steps else 0,
                            "minutes": round(minutes, 1), "images_per_second": round(rate, 1)},
-              "final_model_sha256": hashlib.sha256(served[-1][1].read_bytes()).hexdigest()[:16]}
+              "final_model_sha256": records.file_hash(served[-1][1])}
     record.update(records.provenance(sys.argv))
     records.write_record(record, args.out)
 

@@ -13,7 +13,6 @@ and set to --out.
 Usage: padding_accuracy.py BUILD_DIR [--images 200] [--out results/padding.jsonl]
 """
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -84,7 +83,7 @@ def evaluate(build, target, work, set_name, model_a, model_b):
 def model_hashes(root, model, *suffixes):
     """The first 16 hex digits of the sha256 of deploy/models/default-MODEL<suffix> files."""
     files = [f"default-{model}{suffix}" for suffix in suffixes]
-    return {f: hashlib.sha256((root / "deploy" / "models" / f).read_bytes()).hexdigest()[:16] for f in files}
+    return {f: records.file_hash(root / "deploy" / "models" / f) for f in files}
 
 
 def main():
