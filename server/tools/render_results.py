@@ -321,10 +321,8 @@ def machine_text(record):
 
 def status(root):
     """The README's status paragraph: every figure from a record."""
-    padding = records(root, "padding")
-
     def ap(model, held_out_set, key="ap50"):
-        return latest(padding, label=f"{model}, {held_out_set}")["unpadded"][key]
+        return held_out(root, model, held_out_set, key)
     attention = attention_record(root)
     served = served_ratios(root)
     overhead = records(root, "serving_overhead")[-1]["rows"]
@@ -436,8 +434,10 @@ def without_provenance(root):
     missing = []
     for path in sorted((root / "results").glob("*.jsonl")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            record = json.loads(line) if line else {}
-            if line and (any(k not in record for k in PROVENANCE) or not isinstance(record["machine"], dict)):
+            if not line:
+                continue
+            record = json.loads(line)
+            if any(k not in record for k in PROVENANCE) or not isinstance(record["machine"], dict):
                 missing.append(f"{path.name}:{number}")
     return missing
 
